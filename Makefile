@@ -1,0 +1,53 @@
+# PSS rules — the two commands a newcomer runs: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+POLICIES := policies
+
+.PHONY: serve test install lint typecheck unit policy-check bundle package bench fuzz schemathesis clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "import chalice, lark, pydantic, moto, hypothesis" 
+	touch $(STAMP)
+
+install: $(STAMP)
+
+bundle: $(STAMP)
+	$(BIN)/pss bundle $(POLICIES)
+
+serve: bundle
+	$(BIN)/pss serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy chalicelib $(wildcard app.py)
+
+policy-check: $(STAMP)
+	$(BIN)/pss check $(POLICIES)
+	$(BIN)/pss test $(POLICIES) --coverage
+	$(BIN)/pss fmt --check $(POLICIES)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck policy-check unit
+
+package: bundle
+	$(BIN)/chalice package --stage prod build/package
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements-peers.txt 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m benchmarks
+
+# A longer fuzzing run than the one `make test` includes.
+fuzz: $(STAMP)
+	PSS_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest tests/dsl/test_fuzz.py -q
+
+clean:
+	rm -rf $(VENV) build chalicelib/_bundle .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,237 @@
+"""The `pss` command line: check, test, fmt, eval, bundle, serve.
+
+Exit codes: 0 ok, 1 policy or test failures, 2 usage or input errors. Every command goes
+through the same pipeline as the API (`load_policy_set`); nothing prints a traceback for bad
+input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from chalicelib.errors import NotCoveredError, PolicyError, RequestError
+
+OK, FAILED, USAGE = 0, 1, 2
+BUNDLE = Path(__file__).resolve().parent / "_bundle"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse exits 2 on usage errors: keep that
+        self.print_usage(sys.stderr)
+        self.exit(USAGE, f"pss: error: {message}\n")
+
+
+def _folder(paths: Sequence[str]) -> Path | None:
+    folder = Path(paths[0] if paths else "policies")
+    if not folder.is_dir():
+        print(f"pss: error: `{folder}` is not a policy folder", file=sys.stderr)
+        return None
+    return folder
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Parse and check a pack; print every diagnostic with its source line and caret."""
+    from chalicelib.dsl.loader import load_pack
+    from chalicelib.dsl.source import render
+
+    folder = _folder(args.paths)
+    if folder is None:
+        return USAGE
+    try:
+        loaded = load_pack(folder)
+    except PolicyError as exc:
+        print(exc.rendered, file=sys.stderr)
+        errors = sum(1 for d in exc.diagnostics if d.severity == "error")
+        print(f"{errors} error(s) in {folder}", file=sys.stderr)
+        return FAILED
+    if loaded.warnings:
+        print(render(loaded.warnings, loaded.sources), file=sys.stderr)
+    checked = loaded.checked
+    print(
+        f"{folder}: ok — {len(checked.services)} services, {len(checked.lines)} service lines, "
+        f"{len(checked.rules)} identification rules, {len(checked.policies)} policy versions, "
+        f"{len(checked.codesets)} code sets, {len(checked.tests)} tests "
+        f"({len(loaded.warnings)} warning(s))"
+    )
+    return OK
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run the pack's author tests; optionally write JUnit XML and report clause coverage."""
+    from chalicelib import load_policy_set
+    from chalicelib.testing import Coverage, all_clauses, junit_xml, run_tests
+
+    folder = _folder(args.paths)
+    if folder is None:
+        return USAGE
+    try:
+        policy_set = load_policy_set(folder)
+    except PolicyError as exc:
+        print(exc.rendered, file=sys.stderr)
+        return FAILED
+    coverage = Coverage()
+    results = run_tests(policy_set, coverage)
+    for result in results:
+        if not result.passed:
+            print(f"FAIL {result.at}: {result.name}")
+            for failure in result.failures:
+                print(f"     {failure}")
+    passed = sum(r.passed for r in results)
+    print(f"{passed}/{len(results)} tests passed")
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(results), encoding="utf-8")
+    if args.coverage:
+        clauses = all_clauses(policy_set)
+        gaps = coverage.gaps(clauses)
+        full = len(clauses) - len(gaps)
+        print(f"clause coverage: {full}/{len(clauses)} clauses seen both true and false")
+        for clause, lacking in gaps:
+            print(f"  {clause.at}: `{clause.clause}` ({clause.rule}) never seen {lacking}")
+    return OK if passed == len(results) else FAILED
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    """Format policy files canonically (or, with --check, list those that would change)."""
+    from chalicelib.dsl.formatting import format_text
+
+    folder = _folder(args.paths)
+    if folder is None:
+        return USAGE
+    changed = []
+    for file in sorted(folder.rglob("*.pss")):
+        text = file.read_text(encoding="utf-8")
+        shown = file.as_posix()
+        formatted = format_text(text, shown)
+        if isinstance(formatted, PolicyError):
+            print(formatted.rendered, file=sys.stderr)
+            return FAILED
+        if formatted != text:
+            changed.append(shown)
+            if not args.check:
+                file.write_text(formatted, encoding="utf-8")
+    verb = "would reformat" if args.check else "reformatted"
+    for shown in changed:
+        print(f"{verb} {shown}")
+    return FAILED if args.check and changed else OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Decide one referral from a JSON file and print the decision (with --explain, reasons)."""
+    from chalicelib import load_policy_set
+
+    try:
+        request = json.loads(Path(args.case).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"pss: error: cannot read `{args.case}`: {exc}", file=sys.stderr)
+        return USAGE
+    try:
+        policy_set = load_policy_set(args.policies)
+        decision = policy_set.decide(request)
+    except PolicyError as exc:
+        print(exc.rendered, file=sys.stderr)
+        return FAILED
+    except RequestError as exc:
+        for problem in exc.details:
+            print(f"{args.case}: {problem.field}: {problem.problem}", file=sys.stderr)
+        return USAGE
+    except NotCoveredError as exc:
+        print(f"{args.case}: {exc}", file=sys.stderr)
+        return USAGE
+    body = decision.to_dict()
+    if not args.explain:
+        body.pop("reasons")
+        print(json.dumps(body, indent=2))
+        return OK
+    print(json.dumps(body, indent=2))
+    print("\nwhy:")
+    for reason in body["reasons"]:
+        mark = {True: "✓", False: "✗", None: "?"}[reason["result"]]
+        print(f"  {mark} {reason['clause']}  [{reason['rule']}] {reason['at']}")
+    return OK
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    """Check the pack, then copy grammar and pack under `chalicelib/_bundle/` for Lambda."""
+    from chalicelib.dsl.loader import load_pack
+    from chalicelib.dsl.parser import GRAMMAR_CANDIDATES
+
+    folder = _folder(args.paths)
+    if folder is None:
+        return USAGE
+    try:
+        loaded = load_pack(folder)
+    except PolicyError as exc:
+        print(exc.rendered, file=sys.stderr)
+        return FAILED
+    target = Path(args.output) if args.output else BUNDLE
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy2(GRAMMAR_CANDIDATES[0], target / "pss.lark")
+    shutil.copytree(
+        folder, target / "policies", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    (target / "DIGEST").write_text(loaded.digest + "\n", encoding="utf-8")
+    print(f"bundled {folder} ({loaded.digest}) into {target}")
+    return OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the local stack (embedded DynamoDB + the API); see `chalicelib.local_stack`."""
+    import importlib
+
+    # Imported by name: the local stack pulls in moto and chalice's dev server, which only
+    # `pss serve` needs.
+    local_stack = importlib.import_module("chalicelib.local_stack")
+    code: int = local_stack.serve_main(args.rest)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every `pss` command."""
+    parser = _Parser(
+        prog="pss", description="PSS rules: policy tools for specialised commissioning"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    check = sub.add_parser("check", help="parse and check policy files")
+    check.add_argument("paths", nargs="*")
+    check.set_defaults(func=cmd_check)
+    test = sub.add_parser("test", help="run the pack's author tests")
+    test.add_argument("paths", nargs="*")
+    test.add_argument("--junit", metavar="FILE", help="write JUnit XML to FILE")
+    test.add_argument("--coverage", action="store_true", help="report clause coverage")
+    test.set_defaults(func=cmd_test)
+    fmt = sub.add_parser("fmt", help="format policy files canonically")
+    fmt.add_argument("paths", nargs="*")
+    fmt.add_argument("--check", action="store_true", help="only report files that would change")
+    fmt.set_defaults(func=cmd_fmt)
+    ev = sub.add_parser("eval", help="decide one referral from a JSON file")
+    ev.add_argument("case")
+    ev.add_argument("--explain", action="store_true", help="list every clause and its result")
+    ev.add_argument("--policies", default="policies")
+    ev.set_defaults(func=cmd_eval)
+    bundle = sub.add_parser("bundle", help="copy grammar and pack under chalicelib/_bundle")
+    bundle.add_argument("paths", nargs="*")
+    bundle.add_argument("--output", help=argparse.SUPPRESS)
+    bundle.set_defaults(func=cmd_bundle)
+    serve = sub.add_parser("serve", help="run the API locally with an embedded DynamoDB")
+    serve.add_argument("rest", nargs=argparse.REMAINDER)
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `pss`."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

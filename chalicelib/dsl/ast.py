@@ -1,0 +1,376 @@
+"""The policy language's abstract syntax tree: frozen dataclasses with source spans.
+
+Produced by `lowering` from the Lark tree, read by `checker`, `compiler`, `interpreter` and
+`printer`. Spans never take part in equality, so `parse(format(parse(text)))` equals
+`parse(text)` whenever formatting preserves meaning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.dsl.source import NOWHERE, Span
+
+# --- values ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Num:
+    """A number literal with an optional unit: `18`, `4 weeks`, `6 cm`."""
+
+    value: int | float
+    unit: str | None = None
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class DateLit:
+    """A date literal: `2025-04-01`."""
+
+    value: dt.date
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class StrLit:
+    """A string literal where a value is expected (always a type error, kept for the checker)."""
+
+    value: str
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A name where a value is expected: a fact, `age`, `decision_date`, an assessment input."""
+
+    name: str
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class BinOp:
+    """`left + right` or `left - right` over numbers, quantities and dates."""
+
+    op: str
+    left: Value
+    right: Value
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+Value = Num | DateLit | StrLit | Ref | BinOp
+
+
+# --- conditions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compare:
+    """`left OP right` with OP one of `>= <= == != > <`."""
+
+    op: str
+    left: Value
+    right: Value
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Between:
+    """`value between low and high`, both ends included."""
+
+    value: Value
+    low: Value
+    high: Value
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class IsValue:
+    """`fact is value` or `fact is not value` for enum and bool facts."""
+
+    name: str
+    value: str
+    negated: bool = False
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class InSet:
+    """`selector in CODESET`, e.g. `dominant procedure in TAVI`."""
+
+    selector: str
+    set_name: str
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class InList:
+    """`selector in ("a", "b")` or `fact in (a, b)`; `fact` is set when it names a fact."""
+
+    selector: str | None
+    fact: str | None
+    items: tuple[str, ...]
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class BoolRef:
+    """A bool fact, assessment factor or conclusion used as a condition."""
+
+    name: str
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Attested:
+    """`attested NAME`: true when the request lists the attestation, else unknown."""
+
+    name: str
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Known:
+    """`fact is known`: true when the request gives the fact (never unknown itself)."""
+
+    name: str
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Not:
+    """`not condition`."""
+
+    operand: Condition
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A combination of conditions.
+
+    `kind` is `all` or `any` (written `all of { }`/`any of { }` when `braced`, else with
+    `and`/`or`), `exactly_one`, or `at_least` with its count `n`.
+    """
+
+    kind: str
+    items: tuple[Condition, ...]
+    n: int = 0
+    braced: bool = True
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+Condition = Compare | Between | IsValue | InSet | InList | BoolRef | Attested | Known | Not | Group
+LEAF_TYPES = (Compare, Between, IsValue, InSet, InList, BoolRef, Attested, Known)
+
+
+# --- declarations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pack:
+    """The pack header: name, version and the first date it covers."""
+
+    name: str
+    version: str
+    covers_from: dt.date
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class FactType:
+    """A fact's type: bool, int, decimal, date, code or enum (with its values)."""
+
+    kind: str
+    values: tuple[str, ...] = ()
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class FactDecl:
+    """`fact NAME: TYPE [unit U] "description"` (also an assessment `input`)."""
+
+    name: str
+    type: FactType
+    unit: str | None
+    description: str
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class AttestationDecl:
+    """`attestation NAME "description"`."""
+
+    name: str
+    description: str
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CodeItem:
+    """One item of a code set: `single`, `range`, `string`, `name`, `include` or `file`."""
+
+    kind: str
+    value: str
+    high: str = ""
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CodeSetDecl:
+    """`codeset NAME: SYSTEM = items`."""
+
+    name: str
+    system: str
+    items: tuple[CodeItem, ...]
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class LineDecl:
+    """`line CODE "name"`: a service line code."""
+
+    code: str
+    name: str
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CommissionerEntry:
+    """`commissioner OUTCOME from DATE [in region|icb "a", "b"]`."""
+
+    outcome: str
+    start: dt.date
+    scope_kind: str | None = None
+    scope_values: tuple[str, ...] = ()
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ServiceDecl:
+    """A prescribed specialised service and its effective-dated commissioners."""
+
+    id: str
+    name: str
+    lines: tuple[str, ...]
+    programme: str | None
+    portfolio: str | None
+    highly_specialised: bool
+    commissioners: tuple[CommissionerEntry, ...]
+    line_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
+    field_lines: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RuleDecl:
+    """An identification rule: activity condition → service line, tried by rank."""
+
+    name: str
+    title: str
+    line: str
+    rank: int
+    when: Condition
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An eligibility and the route (form or process) via which it is sought."""
+
+    eligibility: str
+    route: str | None = None
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PolicyDecl:
+    """A clinical commissioning policy version."""
+
+    id: str
+    version: int
+    title: str
+    effective_from: dt.date | None
+    effective_to: dt.date | None
+    governs: tuple[str, ...] | None  # None: any line
+    rank: int
+    applies: Condition | None
+    criteria: Condition | None
+    met: Outcome | None
+    not_met: Outcome | None
+    field_lines: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A named factor of an assessment: a comparison of an input with its threshold."""
+
+    name: str
+    title: str
+    condition: Condition
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """`conclude NAME when condition`: a named result of an assessment."""
+
+    name: str
+    when: Condition
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class AssessmentDecl:
+    """An assessment such as the four-factor framework."""
+
+    name: str
+    title: str
+    inputs: tuple[FactDecl, ...]
+    factors: tuple[Factor, ...]
+    conclusions: tuple[Conclusion, ...]
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """`expect KEY VALUE` in an author test; VALUE is a name, string, list or None."""
+
+    key: str
+    value: str | tuple[str, ...] | None
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class TestDecl:
+    """An author test: a request (or assessment inputs) and the expected answer."""
+
+    name: str
+    assessment: str | None  # None: a decision request under `given`
+    input: Any  # the JSON object, as Python data
+    expectations: tuple[Expectation, ...]
+    span: Span = field(default=NOWHERE, compare=False, repr=False)
+
+
+Declaration = (
+    Pack
+    | FactDecl
+    | AttestationDecl
+    | CodeSetDecl
+    | LineDecl
+    | ServiceDecl
+    | RuleDecl
+    | PolicyDecl
+    | AssessmentDecl
+    | TestDecl
+)
+
+
+@dataclass(frozen=True)
+class Module:
+    """One parsed policy file: its path (as shown in diagnostics) and declarations."""
+
+    path: str
+    items: tuple[Declaration, ...]

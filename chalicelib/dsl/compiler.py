@@ -1,0 +1,364 @@
+"""Checked AST to evaluators: Python closures, never `eval` of policy text.
+
+In: a condition of a checked pack, the value types of the names it uses and the compiled code
+sets. Out: a `CompiledCondition` whose `evaluate(activity)` returns the three-valued result
+(True, False, or None for unknown) and every leaf's result, so a decision can list each clause
+with its outcome. Leaves are evaluated without short-circuit (they are cheap and the reasons
+need them all); thresholds are converted to the fact's own unit at compile time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.activity import Activity
+from chalicelib.codes import normalise
+from chalicelib.dsl import ast
+from chalicelib.dsl.codesets import CodeSet
+from chalicelib.dsl.printer import leaf_text
+from chalicelib.dsl.typecheck import SELECTOR_SYSTEMS
+from chalicelib.dsl.types import BUILTINS, UNITS, VType
+
+Tri = bool | None
+LeafFn = Callable[[Activity], Tri]
+ValueFn = Callable[[Activity], Any]
+
+OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One clause: its text, where it is written, the inputs it reads, and its evaluator."""
+
+    text: str
+    at: str
+    needs: tuple[str, ...]  # facts and attestations whose absence makes it unknown
+    fn: LeafFn
+
+
+@dataclass(frozen=True)
+class Node:
+    """The shape of a condition over its leaves: `leaf` (index), `not`, or a group kind."""
+
+    kind: str
+    index: int = -1
+    n: int = 0
+    children: tuple[Node, ...] = ()
+
+
+def combine(node: Node, results: Sequence[Tri]) -> Tri:
+    """Three-valued (Kleene) value of `node` given the leaf results."""
+    if node.kind == "leaf":
+        return results[node.index]
+    if node.kind == "not":
+        value = combine(node.children[0], results)
+        return None if value is None else not value
+    values = [combine(child, results) for child in node.children]
+    return group_value(node.kind, node.n, values)
+
+
+def group_value(kind: str, n: int, values: Sequence[Tri]) -> Tri:
+    """Combine child values: all/any (Kleene), exactly one, at least n."""
+    if kind == "all":
+        return False if False in values else (None if None in values else True)
+    if kind == "any":
+        return True if True in values else (None if None in values else False)
+    true, unknown = values.count(True), values.count(None)
+    if kind == "exactly_one":
+        n = 1
+        if true > 1:
+            return False
+    if true >= n and (kind != "exactly_one" or unknown == 0):
+        return True
+    if true + unknown < n:
+        return False
+    return None
+
+
+@dataclass(frozen=True)
+class CompiledCondition:
+    """A condition ready to evaluate: leaves, shape, and a fast combining closure."""
+
+    leaves: tuple[Leaf, ...]
+    shape: Node
+    combiner: Callable[[list[Tri]], Tri]
+
+    def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
+        """Return the condition's value and each leaf's value."""
+        results = [leaf.fn(activity) for leaf in self.leaves]
+        return self.combiner(results), results
+
+    def missing(self, activity: Activity, results: Sequence[Tri]) -> list[str]:
+        """Names whose absence leaves the condition unknown, in clause order.
+
+        Only leaves under unknown nodes count: a known part never asks for more input.
+        """
+        found: list[str] = []
+        self._collect(self.shape, activity, results, found)
+        return list(dict.fromkeys(found))
+
+    def _collect(
+        self, node: Node, activity: Activity, results: Sequence[Tri], found: list[str]
+    ) -> None:
+        if combine(node, results) is not None:
+            return
+        if node.kind == "leaf":
+            leaf = self.leaves[node.index]
+            found.extend(n for n in leaf.needs if _absent(n, activity))
+            return
+        for child in node.children:
+            self._collect(child, activity, results, found)
+
+
+def _absent(name: str, activity: Activity) -> bool:
+    if name.startswith("@"):
+        return name[1:] not in activity.attestations
+    if name in _ACTIVITY_NEEDS:
+        return getattr(activity, _ACTIVITY_NEEDS[name]) is None
+    return name not in activity.facts
+
+
+_ACTIVITY_NEEDS = {
+    "provider": "provider",
+    "region": "region",
+    "icb": "icb",
+    "treatment function": "treatment_function",
+    "sex": "sex",
+}
+
+
+class Compiler:
+    """Compiles conditions against one set of names (a pack, or an assessment's inputs)."""
+
+    def __init__(self, types: dict[str, VType], codesets: dict[str, CodeSet]) -> None:
+        self.types = types
+        self.codesets = codesets
+
+    def compile(self, cond: ast.Condition) -> CompiledCondition:
+        """Compile a checked condition."""
+        leaves: list[Leaf] = []
+        shape = self._shape(cond, leaves)
+        return CompiledCondition(tuple(leaves), shape, _combiner(shape))
+
+    def _shape(self, cond: ast.Condition, leaves: list[Leaf]) -> Node:
+        if isinstance(cond, ast.Group):
+            children = tuple(self._shape(item, leaves) for item in cond.items)
+            return Node(cond.kind, n=cond.n, children=children)
+        if isinstance(cond, ast.Not):
+            return Node("not", children=(self._shape(cond.operand, leaves),))
+        leaves.append(
+            Leaf(leaf_text(cond), cond.span.at(), _needs(cond, self.types), self.leaf(cond))
+        )
+        return Node("leaf", index=len(leaves) - 1)
+
+    def leaf(self, cond: ast.Condition) -> LeafFn:
+        """Compile one leaf condition to a closure returning True, False or None."""
+        if isinstance(cond, ast.Compare):
+            return self._compare(cond.op, cond.left, cond.right)
+        if isinstance(cond, ast.Between):
+            low = self._compare(">=", cond.value, cond.low)
+            high = self._compare("<=", cond.value, cond.high)
+            return lambda a: group_value("all", 0, (low(a), high(a)))
+        if isinstance(cond, ast.IsValue):
+            return self._is_value(cond)
+        if isinstance(cond, ast.InSet):
+            return _selector_test(cond.selector, self.codesets[cond.set_name].matcher())
+        if isinstance(cond, ast.InList):
+            return self._in_list(cond)
+        if isinstance(cond, ast.BoolRef):
+            name = cond.name
+            return lambda a: a.facts.get(name)
+        if isinstance(cond, ast.Attested):
+            attestation = cond.name
+            return lambda a: True if attestation in a.attestations else None
+        if isinstance(cond, ast.Known):
+            known = cond.name
+            return lambda a: known in a.facts
+        raise TypeError(f"not a leaf: {cond!r}")
+
+    def _is_value(self, cond: ast.IsValue) -> LeafFn:
+        getter = self._getter(cond.name)
+        wanted: Any = cond.value
+        if self.types[cond.name].kind == "bool":
+            wanted = cond.value in ("yes", "true")
+        if cond.negated:
+            return lambda a: None if (v := getter(a)) is None else v != wanted
+        return lambda a: None if (v := getter(a)) is None else v == wanted
+
+    def _in_list(self, cond: ast.InList) -> LeafFn:
+        if cond.fact is not None:
+            getter = self._getter(cond.fact)
+            values = frozenset(cond.items)
+            return lambda a: None if (v := getter(a)) is None else v in values
+        selector = cond.selector or ""
+        system = SELECTOR_SYSTEMS.get(selector)
+        if system is not None:
+            keys = [normalise(system, item) or item for item in cond.items]
+            return _selector_test(selector, CodeSet.build("(list)", system, keys).matcher())
+        return _selector_test(selector, frozenset(cond.items).__contains__)
+
+    def _getter(self, name: str) -> ValueFn:
+        if name == "age":
+            return lambda a: a.age
+        if name == "decision_date":
+            return lambda a: a.date
+        if name == "sex":
+            return lambda a: a.sex
+        return lambda a: a.facts.get(name)
+
+    def _type(self, value: ast.Value) -> VType:
+        if isinstance(value, ast.Num):
+            if value.unit is None:
+                return VType("number")
+            dim, scale = UNITS[value.unit]
+            return VType("number", dim, scale)
+        if isinstance(value, ast.DateLit):
+            return VType("date")
+        if isinstance(value, ast.Ref):
+            return self.types.get(value.name) or BUILTINS[value.name]
+        if isinstance(value, ast.BinOp):
+            left, right = self._type(value.left), self._type(value.right)
+            if left.kind == right.kind == "date":
+                return VType("number", "days", 1)
+            return left if left.kind == "date" or left.dim else right
+        return VType("string")
+
+    def _compare(self, op: str, left: ast.Value, right: ast.Value) -> LeafFn:
+        test = OPS[op]
+        lt, rt = self._type(left), self._type(right)
+        # Fast path: a name against a literal; the threshold is converted to the name's unit.
+        if isinstance(left, ast.Ref) and isinstance(right, ast.Num) and lt.kind == "number":
+            getter = self._getter(left.name)
+            threshold = _in_units(right, lt.scale)
+            return lambda a: None if (v := getter(a)) is None else test(v, threshold)
+        lf = self.value(left, rt.scale if lt.dim is None else 1)
+        rf = self.value(right, lt.scale if rt.dim is None else 1)
+
+        def compare(a: Activity) -> Tri:
+            x = lf(a)
+            if x is None:
+                return None
+            y = rf(a)
+            return None if y is None else test(x, y)
+
+        return compare
+
+    def value(self, value: ast.Value, adopt: float = 1) -> ValueFn:
+        """Compile a value to a closure giving it in base units (None when unknown).
+
+        `adopt` is the scale a bare number takes from what it is compared or combined with.
+        """
+        if isinstance(value, ast.Num):
+            constant = float(value.value) * (UNITS[value.unit][1] if value.unit else adopt)
+            return lambda a: constant
+        if isinstance(value, ast.DateLit):
+            day = value.value
+            return lambda a: day
+        if isinstance(value, ast.Ref):
+            getter = self._getter(value.name)
+            scale = self._type(value).scale
+            if scale == 1:
+                return getter
+            return lambda a: None if (v := getter(a)) is None else v * scale
+        if isinstance(value, ast.BinOp):
+            return self._binop(value, adopt)
+        text = value.value
+        return lambda a: text
+
+    def _binop(self, value: ast.BinOp, adopt: float) -> ValueFn:
+        lt, rt = self._type(value.left), self._type(value.right)
+        lf = self.value(value.left, rt.scale if lt.dim is None else adopt)
+        rf = self.value(value.right, lt.scale if rt.dim is None else adopt)
+        if lt.kind == "date" and rt.kind == "date":
+            return lambda a: None if (x := lf(a)) is None or (y := rf(a)) is None else (x - y).days
+        if lt.kind == "date":
+            sign = 1 if value.op == "+" else -1
+
+            def shift(a: Activity) -> dt.date | None:
+                x, y = lf(a), rf(a)
+                if x is None or y is None:
+                    return None
+                result: dt.date = x + dt.timedelta(days=sign * round(y))
+                return result
+
+            return shift
+        combine_op = operator.add if value.op == "+" else operator.sub
+        return lambda a: None if (x := lf(a)) is None or (y := rf(a)) is None else combine_op(x, y)
+
+
+def _in_units(num: ast.Num, scale: float) -> float:
+    if num.unit is None:
+        return num.value
+    value = float(num.value) * UNITS[num.unit][1] / scale
+    return int(value) if value.is_integer() else value
+
+
+def _selector_test(selector: str, match: Callable[[str], bool]) -> LeafFn:
+    if selector == "dominant procedure":
+        return lambda a: bool(a.procedures) and match(a.procedures[0])
+    if selector == "primary diagnosis":
+        return lambda a: bool(a.diagnoses) and match(a.diagnoses[0])
+    if selector == "any procedure":
+        return lambda a: any(map(match, a.procedures))
+    if selector == "any diagnosis":
+        return lambda a: any(map(match, a.diagnoses))
+    if selector == "any drug":
+        return lambda a: any(map(match, a.drugs))
+    attribute = {"treatment function": "treatment_function"}.get(selector, selector)
+    return lambda a: None if (v := getattr(a, attribute)) is None else match(v)
+
+
+def _needs(cond: ast.Condition, types: dict[str, VType]) -> tuple[str, ...]:
+    if isinstance(cond, ast.Attested):
+        return (f"@{cond.name}",)
+    if isinstance(cond, ast.InSet | ast.InList) and cond.selector in _ACTIVITY_NEEDS:
+        return (cond.selector,)
+    names: list[str] = []
+    if isinstance(cond, ast.IsValue | ast.BoolRef | ast.Known):
+        names.append(cond.name)
+    elif isinstance(cond, ast.InList) and cond.fact:
+        names.append(cond.fact)
+    elif isinstance(cond, ast.Compare):
+        names.extend(_refs(cond.left) + _refs(cond.right))
+    elif isinstance(cond, ast.Between):
+        names.extend(_refs(cond.value) + _refs(cond.low) + _refs(cond.high))
+    return tuple(n for n in dict.fromkeys(names) if n not in ("age", "decision_date"))
+
+
+def _refs(value: ast.Value) -> list[str]:
+    if isinstance(value, ast.Ref):
+        return [value.name]
+    if isinstance(value, ast.BinOp):
+        return _refs(value.left) + _refs(value.right)
+    return []
+
+
+def _combiner(shape: Node) -> Callable[[list[Tri]], Tri]:
+    """Build a closure combining leaf results for `shape`, specialised for common shapes."""
+    if shape.kind == "leaf":
+        index = shape.index
+        return lambda r: r[index]
+    if shape.kind in ("all", "any") and all(c.kind == "leaf" for c in shape.children):
+        indexes = [c.index for c in shape.children]
+        if indexes == list(range(indexes[0], indexes[0] + len(indexes))):
+            start, stop = indexes[0], indexes[0] + len(indexes)
+            if shape.kind == "all":
+                return lambda r: group_value("all", 0, r[start:stop])
+            return lambda r: group_value("any", 0, r[start:stop])
+    parts = [_combiner(child) for child in shape.children]
+    kind, n = shape.kind, shape.n
+    if kind == "not":
+        inner = parts[0]
+        return lambda r: None if (v := inner(r)) is None else not v
+    return lambda r: group_value(kind, n, [p(r) for p in parts])

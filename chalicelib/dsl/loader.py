@@ -1,0 +1,116 @@
+"""A folder of `.pss` files to a checked pack: read → parse → lower → check.
+
+In: the pack folder (or texts held in memory). Out: a `CheckedPack` and its digest, or
+`PolicyError` carrying every diagnostic (rendered with source lines and carets). Paths in
+diagnostics and reasons are shown as `<folder name>/<relative path>`, e.g.
+`policies/cardiac.pss`, wherever the folder lives (repository or Lambda bundle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from chalicelib.dsl import ast
+from chalicelib.dsl.checker import CheckedPack, check
+from chalicelib.dsl.lowering import lower
+from chalicelib.dsl.parser import grammar_path, parse_text
+from chalicelib.dsl.source import Diagnostic, SourceMap, Span, render
+from chalicelib.errors import PolicyError
+
+
+@dataclass(frozen=True)
+class LoadedPack:
+    """A checked pack with its digest, warnings and source texts."""
+
+    checked: CheckedPack
+    digest: str
+    warnings: tuple[Diagnostic, ...]
+    sources: SourceMap
+
+
+def pack_files(folder: Path) -> list[Path]:
+    """Every `.pss` file under `folder`, in a stable order."""
+    return sorted(p for p in folder.rglob("*.pss") if p.is_file())
+
+
+def parse_sources(texts: dict[str, str]) -> tuple[list[ast.Module], list[Diagnostic]]:
+    """Parse and lower each (shown path, text); syntax errors come back as diagnostics."""
+    modules: list[ast.Module] = []
+    diagnostics: list[Diagnostic] = []
+    for shown, text in texts.items():
+        tree = parse_text(text, shown)
+        if isinstance(tree, Diagnostic):
+            diagnostics.append(tree)
+        else:
+            modules.append(lower(tree, shown))
+    return modules, diagnostics
+
+
+def check_sources(
+    texts: dict[str, str], read_file: Callable[[str], str] | None = None
+) -> tuple[CheckedPack | None, list[Diagnostic]]:
+    """Parse and check a pack held in memory: (checked pack or None, every diagnostic)."""
+
+    def no_files(relative: str) -> str:
+        raise OSError(f"no file {relative}")
+
+    modules, diagnostics = parse_sources(texts)
+    if diagnostics:
+        # A file that does not parse hides its declarations: checking the rest would report
+        # every use of them as unknown. Syntax errors first, then everything else.
+        return None, diagnostics
+    return check(modules, read_file or no_files)
+
+
+def _read_files(folder: Path, files: list[Path]) -> tuple[dict[str, str], list[Diagnostic]]:
+    texts: dict[str, str] = {}
+    problems: list[Diagnostic] = []
+    for file in files:
+        shown = f"{folder.name}/{file.relative_to(folder).as_posix()}"
+        try:
+            texts[shown] = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = f"cannot read file: {exc.__class__.__name__}"
+            problems.append(Diagnostic("error", problem, Span(shown, 1, 1)))
+    return texts, problems
+
+
+def load_pack(folder: str | Path) -> LoadedPack:
+    """Load and check the pack in `folder`; raise `PolicyError` listing every error."""
+    root = Path(folder)
+    if not root.is_dir():
+        missing = Diagnostic(
+            "error", f"policy folder `{root}` does not exist", Span(str(root), 0, 0)
+        )
+        raise PolicyError([missing], missing.headline())
+    files = pack_files(root)
+    texts, diagnostics = _read_files(root, files)
+    sources = SourceMap(dict(texts))
+
+    def read_file(relative: str) -> str:
+        target = (root / relative).resolve()
+        if root.resolve() not in target.parents:
+            raise OSError("code files must live inside the policy folder")
+        return target.read_text(encoding="utf-8")
+
+    checked, found = check_sources(texts, read_file)
+    diagnostics.extend(found)
+    if checked is None or any(d.severity == "error" for d in diagnostics):
+        raise PolicyError(diagnostics, render(diagnostics, sources))
+    warnings = tuple(d for d in diagnostics if d.severity == "warning")
+    return LoadedPack(checked, _digest(root, files), warnings, sources)
+
+
+def _digest(root: Path, files: list[Path]) -> str:
+    """sha256 over the grammar and every file of the pack (`.pss` and code CSVs)."""
+    digest = hashlib.sha256()
+    digest.update(grammar_path().read_bytes())
+    extra = sorted(p for p in root.rglob("*.csv") if p.is_file())
+    for file in sorted({*files, *extra}):
+        digest.update(file.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(file.read_bytes())
+    return "sha256:" + digest.hexdigest()

@@ -1,0 +1,136 @@
+"""Decisions: what the engine answers, frozen, and its JSON form (design section 4).
+
+`Decision.to_dict()` is the response body minus `decision_id`, `version` and `recorded`, which
+only the decision store can give.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+Tri = bool | None
+
+
+@dataclass(frozen=True)
+class ClauseSource:
+    """Where a reason comes from: the rule or policy, the clause text, and `file:line`."""
+
+    rule: str
+    clause: str
+    at: str
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """The identified service and service line."""
+
+    id: str
+    line: str
+    name: str
+    programme: str | None
+    highly_specialised: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the `service` object of the response."""
+        return {
+            "id": self.id,
+            "line": self.line,
+            "name": self.name,
+            "programme": self.programme,
+            "highly_specialised": self.highly_specialised,
+        }
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """The clinical commissioning policy (version) applied."""
+
+    id: str
+    version: int
+    title: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the `policy` object of the response."""
+        return {"id": self.id, "version": self.version, "title": self.title}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One answer: commissioner, service, policy, eligibility, and every reason."""
+
+    policy_set_version: str
+    policy_set_digest: str
+    commissioner: str
+    service: ServiceInfo | None
+    policy: PolicyInfo | None
+    eligibility: str
+    route: str | None
+    missing: tuple[str, ...]
+    reasons: tuple[tuple[ClauseSource, Tri], ...]
+    evaluated_at: dt.datetime
+
+    def reason_dicts(self) -> list[dict[str, Any]]:
+        """Return the reasons as the response lists them."""
+        return [
+            {"rule": src.rule, "clause": src.clause, "result": result, "at": src.at}
+            for src, result in self.reasons
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the response JSON of design section 4, minus id, version and recorded."""
+        return {
+            "policy_set": {"version": self.policy_set_version, "digest": self.policy_set_digest},
+            "commissioner": self.commissioner,
+            "service": self.service.to_dict() if self.service else None,
+            "policy": self.policy.to_dict() if self.policy else None,
+            "eligibility": self.eligibility,
+            "route": self.route,
+            "missing": list(self.missing),
+            "reasons": self.reason_dicts(),
+            "evaluated_at": self.evaluated_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+
+@dataclass(frozen=True)
+class FactorResult:
+    """One factor of an assessment: its value, threshold and whether it was met."""
+
+    name: str
+    title: str
+    clause: str
+    value: Any
+    threshold: str
+    met: Tri
+    at: str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The result of an assessment such as the four factors."""
+
+    name: str
+    conclusions: dict[str, Tri]
+    factors: tuple[FactorResult, ...]
+    missing: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form: conclusions, then each factor."""
+        return {
+            "assessment": self.name,
+            **self.conclusions,
+            "factors": [
+                {
+                    "name": f.name,
+                    "title": f.title,
+                    "clause": f.clause,
+                    "value": f.value,
+                    "threshold": f.threshold,
+                    "met": f.met,
+                    "at": f.at,
+                }
+                for f in self.factors
+            ],
+            "missing": list(self.missing),
+        }

@@ -1,0 +1,275 @@
+"""The decision request at the edge: pydantic shape checks, then the pack's vocabulary.
+
+In: the JSON of `POST /v1/decisions` as Python data, and the pack's facts and attestations.
+Out: an `Activity` with canonical codes and typed facts, or `RequestError` listing every bad
+field as (`patient.nhs_number`, problem). Nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+from chalicelib.activity import Activity
+from chalicelib.codes import normalise
+from chalicelib.dsl.source import did_you_mean
+from chalicelib.dsl.types import REGIONS, VType
+from chalicelib.errors import Problem, RequestError
+
+MAX_CODES = 50
+
+
+def _iso_date(value: Any) -> Any:
+    """Accept only `YYYY-MM-DD` strings (or dates), not numbers pydantic would coerce."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"`{value}` is not a real date written YYYY-MM-DD") from None
+
+
+def nhs_number_valid(number: str) -> bool:
+    """Modulus 11 check of a 10-digit NHS number (check digit 10 is never valid)."""
+    if len(number) != 10 or not number.isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(number[9])
+
+
+class PatientIn(BaseModel):
+    """The patient: age or birth date, sex, NHS number (hashed before storage), ICB, region."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    age: StrictInt | None = Field(default=None, ge=0, le=130, description="age in whole years")
+    birth_date: dt.date | None = None
+    sex: Literal["female", "male", "indeterminate", "unknown"] | None = None
+    nhs_number: StrictStr | None = Field(default=None, description="10 digits, modulus 11")
+    icb: StrictStr | None = Field(
+        default=None,
+        pattern=r"^[A-Z0-9]{3,5}$",
+        description="ODS code of the patient's ICB, e.g. QWE",
+    )
+    region: StrictStr | None = Field(default=None, description="NHS England region")
+
+    _birth = field_validator("birth_date", mode="before")(_iso_date)
+
+    @field_validator("nhs_number")
+    @classmethod
+    def _nhs(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = value.replace(" ", "").replace("-", "")
+        if not nhs_number_valid(digits):
+            raise ValueError("is not a valid NHS number (10 digits, modulus 11 check)")
+        return digits
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and value not in REGIONS:
+            hint = did_you_mean(value, REGIONS)
+            raise ValueError(f"unknown region `{value}`" + (f"; {hint}" if hint else ""))
+        return value
+
+
+class ProviderIn(BaseModel):
+    """The provider organisation, by ODS code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ods_code: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9]{3,6}$")
+
+
+class DecisionRequest(BaseModel):
+    """The body of `POST /v1/decisions`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    referral_id: StrictStr | None = Field(default=None, max_length=128)
+    date: dt.date = Field(description="the date the decision is for; selects policy versions")
+    patient: PatientIn
+    provider: ProviderIn | None = None
+    procedures: list[StrictStr] = Field(
+        default_factory=list,
+        max_length=MAX_CODES,
+        description="OPCS-4; the first is the dominant one",
+    )
+    diagnoses: list[StrictStr] = Field(
+        default_factory=list,
+        max_length=MAX_CODES,
+        description="ICD-10; the first is the primary one",
+    )
+    drugs: list[StrictStr] = Field(default_factory=list, max_length=MAX_CODES)
+    treatment_function: StrictStr | None = Field(default=None, pattern=r"^[0-9]{3}$")
+    facts: dict[str, Any] = Field(default_factory=dict)
+    attestations: list[StrictStr] = Field(default_factory=list, max_length=MAX_CODES)
+
+    _date = field_validator("date", mode="before")(_iso_date)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _pydantic_problems(exc: ValidationError) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "missing":
+            message = "is required"
+        problems.append(Problem(_loc(tuple(err["loc"])), message))
+    return problems
+
+
+def parse_request(
+    raw: Any, fact_types: Mapping[str, VType], attestations: Mapping[str, Any] | set[str]
+) -> tuple[DecisionRequest, Activity]:
+    """Validate a request against the shape and the pack's vocabulary; build its `Activity`."""
+    if not isinstance(raw, dict):
+        raise RequestError([Problem("body", "must be a JSON object")])
+    try:
+        request = DecisionRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestError(_pydantic_problems(exc)) from None
+    problems: list[Problem] = []
+    age = _age(request, problems)
+    codes = {
+        name: _codes(system, name, getattr(request, name), problems)
+        for name, system in (("procedures", "opcs4"), ("diagnoses", "icd10"), ("drugs", "drug"))
+    }
+    facts = _facts(request.facts, fact_types, problems)
+    for i, name in enumerate(request.attestations):
+        if name not in attestations:
+            hint = did_you_mean(name, attestations)
+            problems.append(
+                Problem(
+                    f"attestations[{i}]",
+                    f"unknown attestation `{name}`" + (f"; {hint}" if hint else ""),
+                )
+            )
+    if problems:
+        raise RequestError(problems)
+    activity = Activity(
+        date=request.date,
+        age=age,
+        sex=request.patient.sex,
+        procedures=codes["procedures"],
+        diagnoses=codes["diagnoses"],
+        drugs=codes["drugs"],
+        treatment_function=request.treatment_function,
+        provider=request.provider.ods_code.upper()
+        if request.provider and request.provider.ods_code
+        else None,
+        region=request.patient.region,
+        icb=request.patient.icb,
+        facts=facts,
+        attestations=frozenset(request.attestations),
+    )
+    return request, activity
+
+
+def _age(request: DecisionRequest, problems: list[Problem]) -> int | None:
+    patient = request.patient
+    if patient.birth_date is None:
+        if patient.age is None:
+            problems.append(Problem("patient", "give `age` or `birth_date`"))
+        return patient.age
+    born = patient.birth_date
+    if born > request.date:
+        problems.append(Problem("patient.birth_date", "is after the decision date"))
+        return None
+    years = (
+        request.date.year
+        - born.year
+        - ((request.date.month, request.date.day) < (born.month, born.day))
+    )
+    if patient.age is not None and patient.age != years:
+        problems.append(
+            Problem(
+                "patient.age",
+                f"does not match birth_date (age {years} on {request.date.isoformat()})",
+            )
+        )
+    return years
+
+
+def _codes(system: str, field: str, raw: list[str], problems: list[Problem]) -> tuple[str, ...]:
+    out = []
+    label = {"opcs4": "OPCS-4 code", "icd10": "ICD-10 code", "drug": "drug name"}[system]
+    for i, code in enumerate(raw):
+        canonical = normalise(system, code)
+        if canonical is None:
+            problems.append(Problem(f"{field}[{i}]", f"`{code}` is not a valid {label}"))
+        else:
+            out.append(canonical)
+    return tuple(out)
+
+
+def _facts(
+    raw: Mapping[str, Any], fact_types: Mapping[str, VType], problems: list[Problem]
+) -> dict[str, Any]:
+    facts: dict[str, Any] = {}
+    for name, value in raw.items():
+        vtype = fact_types.get(name)
+        if vtype is None or name in ("age", "decision_date", "sex"):
+            hint = did_you_mean(name, [n for n in fact_types if n not in ("age", "sex")])
+            problems.append(
+                Problem(f"facts.{name}", "unknown fact" + (f"; {hint}" if hint else ""))
+            )
+            continue
+        if value is None:
+            continue  # an explicit null is the same as not giving the fact
+        typed = _typed(value, vtype)
+        if isinstance(typed, Problem):
+            problems.append(Problem(f"facts.{name}", typed.problem))
+        else:
+            facts[name] = typed
+    return facts
+
+
+def _typed(value: Any, vtype: VType) -> Any:
+    kind = vtype.kind
+    if kind == "bool":
+        return value if isinstance(value, bool) else Problem("", "must be true or false")
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return Problem("", "must be a number")
+        if vtype.integer and not (isinstance(value, int) or value.is_integer()):
+            return Problem("", "must be a whole number")
+        return int(value) if vtype.integer else value
+    if kind == "enum":
+        if value not in vtype.values:
+            return Problem("", "must be one of: " + ", ".join(vtype.values))
+        return value
+    if kind == "date":
+        try:
+            return _iso_date(value)
+        except ValueError as exc:
+            return Problem("", str(exc))
+    return value if isinstance(value, str) and value else Problem("", "must be a string")
+
+
+__all__ = ["DecisionRequest", "parse_request"]

@@ -1,0 +1,113 @@
+"""The `pss` commands: exit codes, diagnostics with carets, JUnit XML, fmt --check, eval."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from chalicelib.cli import main
+from tests.dsl.test_semantics import PACK
+
+HEADER = 'pack "p" version "1" covers from 2013-04-01\n'
+TESTS = """
+test "TAVI in 2020" {
+  given {"date": "2020-06-01", "patient": {"age": 81}, "procedures": ["K26.2", "Y53.1"]}
+  expect commissioner nhs_england
+  expect line NCBPS13A
+}
+test "wrong on purpose" {
+  given {"date": "2020-06-01", "patient": {"age": 81}, "procedures": ["W37.1"]}
+  expect commissioner nhs_england
+}
+"""
+
+
+@pytest.fixture
+def pack(tmp_path: Path) -> Path:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "pack.pss").write_text(HEADER + PACK, encoding="utf-8")
+    return folder
+
+
+def test_check_ok(pack: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(pack)]) == 0
+    assert "ok — 3 services" in capsys.readouterr().out
+
+
+def test_check_broken_file_exits_1_with_position_caret_and_hint(
+    pack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (pack / "broken.pss").write_text(
+        'rule r "r" {\n  line NCBPS13A\n  rank 9\n  when primary diagnosis in COLORECTL\n}\n',
+        encoding="utf-8",
+    )
+    assert main(["check", str(pack)]) == 1
+    err = capsys.readouterr().err
+    assert "policies/broken.pss:4:8: error: unknown code set `COLORECTL`" in err
+    assert "^^^^" in err and "hint: did you mean `COLORECTAL`?" in err
+
+
+def test_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+    assert main(["check", str(tmp_path / "nope")]) == 2
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["frobnicate"])
+    assert caught.value.code == 2
+
+
+def test_test_reports_failures_and_writes_junit(
+    pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (pack / "tests.pss").write_text(TESTS, encoding="utf-8")
+    junit = tmp_path / "junit.xml"
+    assert main(["test", str(pack), "--junit", str(junit), "--coverage"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL policies/tests.pss:7: wrong on purpose" in out
+    assert "expected commissioner nhs_england, got icb_core" in out
+    assert "1/2 tests passed" in out and "clause coverage:" in out
+    suite = ET.parse(junit).getroot()
+    assert (suite.tag, suite.get("tests"), suite.get("failures")) == ("testsuite", "2", "1")
+    assert len(suite.findall("testcase/failure")) == 1
+
+
+def test_fmt_check_then_fix(pack: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (pack / "messy.pss").write_text('fact   x : int "x"', encoding="utf-8")
+    assert main(["fmt", "--check", str(pack)]) == 1
+    assert main(["fmt", str(pack)]) == 0
+    assert (pack / "messy.pss").read_text(encoding="utf-8") == 'fact x: int "x"\n'
+    assert main(["fmt", "--check", str(pack)]) == 0
+
+
+def test_eval_explains(pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case = tmp_path / "case.json"
+    case.write_text(
+        json.dumps(
+            {
+                "date": "2025-06-01",
+                "patient": {"age": 70},
+                "drugs": ["cetuximab"],
+                "diagnoses": ["C18.7"],
+                "facts": {"ras_status": "mutant"},
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert main(["eval", str(case), "--policies", str(pack), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert '"eligibility": "not_eligible"' in out
+    assert "✗ ras_status is wild_type  [CET5]" in out
+
+
+def test_eval_bad_request_is_a_usage_error(
+    pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = tmp_path / "case.json"
+    case.write_text('{"date": "2025-13-01", "patient": {"age": 1}}', encoding="utf-8")
+    assert main(["eval", str(case), "--policies", str(pack)]) == 2
+    assert "date:" in capsys.readouterr().err
