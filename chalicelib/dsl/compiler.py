@@ -93,6 +93,7 @@ class CompiledCondition:
     leaves: tuple[Leaf, ...]
     shape: Node
     combiner: Callable[[list[Tri]], Tri]
+    predicate: LeafFn  # the same answer, short-circuiting, without per-leaf results
 
     def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
         """Return the condition's value and each leaf's value."""
@@ -149,7 +150,8 @@ class Compiler:
         """Compile a checked condition."""
         leaves: list[Leaf] = []
         shape = self._shape(cond, leaves)
-        return CompiledCondition(tuple(leaves), shape, _combiner(shape))
+        fns = [leaf.fn for leaf in leaves]
+        return CompiledCondition(tuple(leaves), shape, _combiner(shape), _predicate(shape, fns))
 
     def _shape(self, cond: ast.Condition, leaves: list[Leaf]) -> Node:
         if isinstance(cond, ast.Group):
@@ -362,3 +364,54 @@ def _combiner(shape: Node) -> Callable[[list[Tri]], Tri]:
         inner = parts[0]
         return lambda r: None if (v := inner(r)) is None else not v
     return lambda r: group_value(kind, n, [p(r) for p in parts])
+
+
+def _predicate(shape: Node, fns: list[LeafFn]) -> LeafFn:
+    """Build a short-circuiting closure for `shape`: Kleene logic, leaves called lazily."""
+    if shape.kind == "leaf":
+        return fns[shape.index]
+    parts = [_predicate(child, fns) for child in shape.children]
+    if shape.kind == "not":
+        inner = parts[0]
+        return lambda a: None if (v := inner(a)) is None else not v
+    if shape.kind == "all" and len(parts) == 2:
+        first, second = parts
+
+        def both(a: Activity) -> Tri:
+            x = first(a)
+            if x is False:
+                return False
+            y = second(a)
+            if y is False:
+                return False
+            return None if x is None or y is None else True
+
+        return both
+    if shape.kind == "all":
+        return lambda a: _all_lazy(parts, a)
+    if shape.kind == "any":
+        return lambda a: _any_lazy(parts, a)
+    kind, n = shape.kind, shape.n
+    return lambda a: group_value(kind, n, [p(a) for p in parts])
+
+
+def _all_lazy(parts: list[LeafFn], a: Activity) -> Tri:
+    unknown = False
+    for part in parts:
+        value = part(a)
+        if value is False:
+            return False
+        if value is None:
+            unknown = True
+    return None if unknown else True
+
+
+def _any_lazy(parts: list[LeafFn], a: Activity) -> Tri:
+    unknown = False
+    for part in parts:
+        value = part(a)
+        if value is True:
+            return True
+        if value is None:
+            unknown = True
+    return None if unknown else False

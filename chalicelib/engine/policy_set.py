@@ -238,16 +238,18 @@ class PolicySet:
         rules = self.rule_index.rules
         for position in self.rule_index.candidates(activity):
             rule = rules[position]
-            value, results = rule.condition.evaluate(activity)
-            if value is True:
+            # The short-circuiting predicate finds the rule; only the winner is re-run
+            # clause by clause for its reasons.
+            if rule.condition.predicate(activity) is True:
+                _, results = rule.condition.evaluate(activity)
                 reasons.extend(zip(rule.sources, results, strict=True))
                 return rule
         reasons.append(
             (
                 ClauseSource(
                     "identification",
-                    "no identification rule matches the "
-                    "activity: not a prescribed specialised service",
+                    "no identification rule matches the activity: "
+                    "not a prescribed specialised service",
                     "",
                 ),
                 False,
@@ -291,8 +293,8 @@ class PolicySet:
                 continue
             if policy.applies is None:
                 return policy
-            value, results = policy.applies.evaluate(activity)
-            if value is True:
+            if policy.applies.predicate(activity) is True:
+                _, results = policy.applies.evaluate(activity)
                 reasons.extend(zip(policy.applies_sources, results, strict=True))
                 return policy
         return None

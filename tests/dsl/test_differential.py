@@ -160,6 +160,7 @@ def test_compiled_agrees_with_interpreter(cond: ast.Condition, cases: list[Activ
     for activity in cases:
         value, leaves = compiled.evaluate(activity)
         assert value == reference.evaluate(cond, activity), activity
+        assert compiled.predicate(activity) == value
         assert len(leaves) == len(compiled.leaves)
         # An unknown answer always names what is missing (a fact, attestation or field).
         if value is None:
