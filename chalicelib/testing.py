@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.activity import Activity
 from chalicelib.dsl import ast
 from chalicelib.engine.decision import ClauseSource, Decision
 from chalicelib.engine.policy_set import PolicySet
@@ -47,11 +48,28 @@ class Coverage:
             if source.at:
                 self.seen[source].add(result)
 
+    def record_all(self, policy_set: PolicySet, activity: Activity) -> None:
+        """Add the result of every identification rule's clauses and of every applicability
+        clause of the policies in force, as if each were tried: a rule clause seen false in
+        some test counts even when another rule won."""
+        for rule in policy_set.rule_index.rules:
+            _, results = rule.condition.evaluate(activity)
+            for source, result in zip(rule.sources, results, strict=True):
+                self.seen[source].add(result)
+        for policy in policy_set.policies:
+            if policy.applies is not None and policy.start <= activity.date <= policy.end:
+                _, results = policy.applies.evaluate(activity)
+                for source, result in zip(policy.applies_sources, results, strict=True):
+                    self.seen[source].add(result)
+
     def gaps(self, clauses: Iterable[ClauseSource]) -> list[tuple[ClauseSource, str]]:
         """Clauses never seen true or never seen false, with what is lacking."""
         out = []
         for clause in clauses:
             results = self.seen.get(clause, set())
+            if clause.clause.startswith("attested ") and None in results:
+                # An attestation is given or not: "not given" (unknown) is its false side.
+                results = {*results, False}
             lacking = [
                 name for value, name in ((True, "true"), (False, "false")) if value not in results
             ]
@@ -92,7 +110,8 @@ def _run_one(policy_set: PolicySet, test: ast.TestDecl, coverage: Coverage | Non
                 if _TRI.get(e.value if isinstance(e.value, str) or e.value is None else "")
                 != actual.get(e.key)
             ]
-        decision = policy_set.decide(test.input)
+        activity = policy_set.parse(test.input)
+        decision = policy_set.decide_activity(activity)
     except RequestError as exc:
         return [
             "the test's request is invalid: "
@@ -102,6 +121,7 @@ def _run_one(policy_set: PolicySet, test: ast.TestDecl, coverage: Coverage | Non
         return [str(exc)]
     if coverage is not None:
         coverage.record(decision)
+        coverage.record_all(policy_set, activity)
     return [msg for e in test.expectations if (msg := _check(e, decision))]
 
 

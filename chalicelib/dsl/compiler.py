@@ -105,21 +105,27 @@ class CompiledCondition:
 
         Only leaves under unknown nodes count: a known part never asks for more input.
         """
-        found: list[str] = []
-        self._collect(self.shape, activity, results, found)
+        _, found = self._unknowns(self.shape, activity, results)
         return list(dict.fromkeys(found))
 
-    def _collect(
-        self, node: Node, activity: Activity, results: Sequence[Tri], found: list[str]
-    ) -> None:
-        if combine(node, results) is not None:
-            return
+    def _unknowns(
+        self, node: Node, activity: Activity, results: Sequence[Tri]
+    ) -> tuple[Tri, list[str]]:
+        """One bottom-up pass: the node's value and, if unknown, the inputs it lacks."""
         if node.kind == "leaf":
-            leaf = self.leaves[node.index]
-            found.extend(n for n in leaf.needs if _absent(n, activity))
-            return
-        for child in node.children:
-            self._collect(child, activity, results, found)
+            value = results[node.index]
+            if value is not None:
+                return value, []
+            return None, [n for n in self.leaves[node.index].needs if _absent(n, activity)]
+        children = [self._unknowns(child, activity, results) for child in node.children]
+        if node.kind == "not":
+            inner = children[0][0]
+            value = None if inner is None else not inner
+        else:
+            value = group_value(node.kind, node.n, [v for v, _ in children])
+        if value is not None:
+            return value, []
+        return None, [name for v, names in children if v is None for name in names]
 
 
 def _absent(name: str, activity: Activity) -> bool:
