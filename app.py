@@ -1,0 +1,132 @@
+"""PSS rules HTTP API on Chalice: routes only.
+
+Each route names itself, picks one use case from `chalicelib.api.wiring` and lets
+`chalicelib.api.http.Endpoint` turn the reply (or error) into JSON and one access-log line.
+Every route but health, the OpenAPI document (and CDS discovery) sits behind the API-key
+authorizer. Wrong methods get a 405 with the design's error body from routes registered here,
+because API Gateway itself would answer 403 `Missing Authentication Token`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chalice.app import AuthRequest, AuthResponse, Chalice, Response
+
+from chalicelib.api import wiring
+from chalicelib.api.auth import API_KEY_HEADER
+from chalicelib.api.http import HttpRequest, method_not_allowed
+from chalicelib.api.local_auth import install_if_local
+from chalicelib.api.openapi import document
+from chalicelib.api.replies import Reply
+from chalicelib.api.schemas import OpenApiDocument
+
+app = Chalice(app_name="pss-rules")
+install_if_local()  # under `chalice local` / chalice.test: read `x-api-key` as API Gateway does
+
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _answer(route: str, use_case: Callable[[HttpRequest], Reply]) -> Response:
+    request = app.current_request
+    assert request is not None  # Chalice sets it before calling any route
+    return wiring.current().endpoint(route, request, use_case)
+
+
+@app.authorizer(ttl_seconds=300, header=API_KEY_HEADER)
+def api_key(auth_request: AuthRequest) -> AuthResponse:
+    """Allow every route to the client owning the key; `Unauthorized` (401) otherwise."""
+    client = wiring.current().authenticate(auth_request.token)
+    return AuthResponse(routes=["*"], principal_id=client, context={"client_id": client})
+
+
+@app.route("/v1/decisions", methods=["POST"], authorizer=api_key)
+def create_decision() -> Response:
+    """Decide a referral; record it unless `?dry_run=true`."""
+    return _answer("POST /v1/decisions", lambda r: wiring.current().decisions.decide(
+        r.json(), r.client_id, r.header("Idempotency-Key"), r.flag("dry_run")))
+
+
+@app.route("/v1/decisions/{decision_id}", methods=["GET"], authorizer=api_key)
+def get_decision(decision_id: str) -> Response:
+    """The latest version of a decision."""
+    return _answer("GET /v1/decisions/{id}",
+                   lambda r: wiring.current().decisions.latest(decision_id))
+
+
+@app.route("/v1/decisions/{decision_id}/versions", methods=["GET"], authorizer=api_key)
+def list_decision_versions(decision_id: str) -> Response:
+    """Every version of a decision."""
+    return _answer("GET /v1/decisions/{id}/versions",
+                   lambda r: wiring.current().decisions.versions(decision_id))
+
+
+@app.route("/v1/decisions/{decision_id}/versions", methods=["POST"], authorizer=api_key)
+def redecide(decision_id: str) -> Response:
+    """Re-decide as a new immutable version."""
+    return _answer("POST /v1/decisions/{id}/versions", lambda r: wiring.current().decisions
+                   .redecide(decision_id, r.json(), r.client_id))
+
+
+@app.route("/v1/decisions/{decision_id}/versions/{version}", methods=["GET"],
+           authorizer=api_key)
+def get_decision_version(decision_id: str, version: str) -> Response:
+    """One version of a decision."""
+    return _answer("GET /v1/decisions/{id}/versions/{n}",
+                   lambda r: wiring.current().decisions.version(decision_id, version))
+
+
+@app.route("/v1/services/assess", methods=["POST"], authorizer=api_key)
+def assess_service() -> Response:
+    """The four-factor assessment."""
+    return _answer("POST /v1/services/assess",
+                   lambda r: wiring.current().catalogue.assess(r.json()))
+
+
+@app.route("/v1/policies", methods=["GET"], authorizer=api_key)
+def list_policies() -> Response:
+    """Every policy version."""
+    return _answer("GET /v1/policies", lambda r: wiring.current().catalogue.policies())
+
+
+@app.route("/v1/policies/{policy_id}", methods=["GET"], authorizer=api_key)
+def get_policy(policy_id: str) -> Response:
+    """Every version of one policy."""
+    return _answer("GET /v1/policies/{id}",
+                   lambda r: wiring.current().catalogue.policy(policy_id))
+
+
+@app.route("/v1/policy-set", methods=["GET"], authorizer=api_key)
+def get_policy_set() -> Response:
+    """The policy set in use."""
+    return _answer("GET /v1/policy-set", lambda r: wiring.current().catalogue.policy_set_info())
+
+
+@app.route("/v1/health", methods=["GET"])
+def health() -> Response:
+    """Liveness; no key needed."""
+    return _answer("GET /v1/health", lambda r: wiring.current().catalogue.health())
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi() -> Response:
+    """The OpenAPI document; no key needed."""
+    return _answer("GET /openapi.json",
+                   lambda r: Reply(200, OpenApiDocument.model_validate(document())))
+
+
+def _register_method_not_allowed() -> None:
+    """Answer 405 on every path for the methods it lacks (no key needed to learn that)."""
+    allowed = {path: set(entries) for path, entries in app.routes.items()}
+    for path, methods in allowed.items():
+        others = [m for m in ALL_METHODS if m not in methods]
+        allow = ", ".join(sorted(methods))
+
+        def not_allowed(allow: str = allow, path: str = path, **_: str) -> Response:
+            return _answer("* " + path, method_not_allowed(allow))
+
+        not_allowed.__name__ = "not_allowed_" + "".join(c if c.isalnum() else "_" for c in path)
+        app.route(path, methods=others)(not_allowed)
+
+
+_register_method_not_allowed()

@@ -1,0 +1,134 @@
+"""The HTTP edge: a Chalice request in, a use case called, a Chalice response out.
+
+In: the current Chalice request, a route label and a use case `HttpRequest -> Reply`. Out: a
+JSON `Response` (the reply's model, or the error body of design section 4) and one access-log
+line. Size limits, JSON parsing and query flags are checked here, before any use case runs.
+
+INVARIANT: every answer has a JSON body; an unexpected exception is logged by type only (its
+message could quote the request) and answered 500 with the error body.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalice.app import Request, Response
+
+from chalicelib.api.logs import AccessLog
+from chalicelib.api.replies import ApiError, Reply, bad_request
+from chalicelib.errors import Problem
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"`{name}` is not valid JSON")
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """What a use case may read from an HTTP request; headers are lower-cased."""
+
+    method: str
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    client_id: str = "anonymous"
+    request_id: str | None = None
+
+    def json(self) -> Any:
+        """The body as JSON data; 400 (field `body`) when empty, not UTF-8 or not JSON."""
+        if not self.body.strip():
+            raise bad_request([Problem("body", "is required: a JSON object")])
+        try:
+            return json.loads(self.body.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise bad_request([Problem("body", f"is not valid JSON: {_short(exc)}")]) from None
+
+    def header(self, name: str) -> str | None:
+        """A header value by case-insensitive name."""
+        return self.headers.get(name.lower())
+
+    def flag(self, name: str) -> bool:
+        """A boolean query parameter: absent or `false` is False, `true` is True, else 400."""
+        value = self.query.get(name)
+        if value is None or value == "false":
+            return False
+        if value == "true":
+            return True
+        raise bad_request([Problem(name, "must be `true` or `false`")])
+
+
+def _short(exc: Exception) -> str:
+    # json's messages hold only positions, never the input text; keep them short anyway.
+    return str(exc).split("\n", 1)[0][:200]
+
+
+def from_chalice(request: Request) -> HttpRequest:
+    """Copy what the use cases need out of Chalice's request."""
+    context: dict[str, Any] = request.context or {}
+    authorizer = context.get("authorizer") or {}
+    raw = request.raw_body or b""
+    return HttpRequest(
+        method=request.method,
+        body=raw if isinstance(raw, bytes) else raw.encode(),
+        headers={k.lower(): v for k, v in (request.headers or {}).items()},
+        query=dict(request.query_params or {}),
+        params=dict(request.uri_params or {}),
+        client_id=str(authorizer.get("client_id") or authorizer.get("principalId")
+                      or "anonymous"),
+        request_id=context.get("requestId"),
+    )
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Runs use cases for routes, turning replies and errors into responses and log lines."""
+
+    log: AccessLog
+    timer: Callable[[], float] = time.perf_counter
+
+    def __call__(self, route: str, request: Request,
+                 use_case: Callable[[HttpRequest], Reply]) -> Response:
+        """Answer `request` with `use_case`, logging one line."""
+        started = self.timer()
+        http = from_chalice(request)
+        status, body, headers, decision_id, code = self._run(http, use_case)
+        self.log.request(route=route, method=http.method, status=status,
+                         latency_ms=(self.timer() - started) * 1000, decision_id=decision_id,
+                         client=http.client_id if http.client_id != "anonymous" else None,
+                         error_code=code, request_id=http.request_id)
+        return Response(body=json.dumps(body, separators=(",", ":")), status_code=status,
+                        headers={"Content-Type": "application/json", **headers})
+
+    @staticmethod
+    def _run(http: HttpRequest, use_case: Callable[[HttpRequest], Reply]
+             ) -> tuple[int, dict[str, Any], Mapping[str, str], str | None, str | None]:
+        try:
+            if len(http.body) > MAX_BODY_BYTES:
+                raise ApiError(413, "payload_too_large",
+                               f"the body is over {MAX_BODY_BYTES // 1024} KiB",
+                               [Problem("body", f"must be at most {MAX_BODY_BYTES} bytes")])
+            reply = use_case(http)
+            body = reply.body.model_dump(mode="json")
+            return reply.status, body, reply.headers, reply.decision_id, None
+        except ApiError as exc:
+            return exc.status, exc.error_body(), exc.headers, exc.decision_id, exc.code
+        except Exception as exc:
+            internal = ApiError(500, "internal_error", f"unexpected {type(exc).__name__}")
+            return 500, internal.error_body(), {}, None, internal.code
+
+
+def method_not_allowed(allowed: str) -> Callable[[HttpRequest], Reply]:
+    """A use case answering 405 with the `Allow` header."""
+
+    def answer(_: HttpRequest) -> Reply:
+        raise ApiError(405, "method_not_allowed", f"this route allows {allowed}",
+                       headers={"Allow": allowed})
+
+    return answer

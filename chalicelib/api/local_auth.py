@@ -1,0 +1,74 @@
+"""Run the API-key authorizer under `chalice local` and `chalice.test.Client` as on AWS.
+
+Chalice's local gateway always reads the `Authorization` header and answers failures with its
+own bodies; API Gateway reads the header the authorizer names (`x-api-key`) and, through the
+gateway responses of the CloudFormation template, answers with the design's error body. This
+module makes the local gateway behave like the deployed one. It is never imported on Lambda.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+UNAUTHORIZED_BODY = json.dumps({"error": {
+    "code": "unauthorized", "message": "a valid `x-api-key` header is required",
+    "details": []}}).encode()
+FORBIDDEN_BODY = json.dumps({"error": {
+    "code": "forbidden", "message": "this API key may not call this route",
+    "details": []}}).encode()
+
+
+def install_if_local() -> bool:
+    """Install the local authorizer unless running on Lambda; True when installed."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return False
+    try:
+        import chalice.local as local
+    except ImportError:  # only chalice's runtime is deployed; nothing to patch there
+        return False
+    local.LocalGatewayAuthorizer = _local_authorizer_class(local)  # type: ignore[misc, assignment]
+    return True
+
+
+def _local_authorizer_class(local: Any) -> type:
+    from chalice.app import ChaliceAuthorizer
+
+    base = local.LocalGatewayAuthorizer
+    if getattr(base, "pss_api_key_aware", False):
+        return base  # type: ignore[no-any-return]
+
+    class HeaderAuthorizer(base):  # type: ignore[misc, valid-type]
+        """Reads the authorizer's own header; failures carry the design's error body."""
+
+        pss_api_key_aware = True
+
+        def authorize(self, raw_path: str, lambda_event: dict[str, Any],
+                      lambda_context: Any) -> tuple[dict[str, Any], Any]:
+            route = self._route_for_event(lambda_event)
+            authorizer = route.authorizer if route else None
+            if not isinstance(authorizer, ChaliceAuthorizer):
+                return super().authorize(  # type: ignore[no-any-return]
+                    raw_path, lambda_event, lambda_context)
+            error_headers = {"x-amzn-RequestId": lambda_context.aws_request_id,
+                             "Content-Type": "application/json"}
+            headers = {k.lower(): v for k, v in (lambda_event.get("headers") or {}).items()}
+            token = headers.get(authorizer.config.header.lower())
+            if not token:
+                raise local.NotAuthorizedError(error_headers, UNAUTHORIZED_BODY)
+            arn = self._arn_builder.build_arn(lambda_event["requestContext"]["httpMethod"],
+                                              raw_path)
+            event = {**lambda_event, "type": "TOKEN", "authorizationToken": token,
+                     "methodArn": arn}
+            try:
+                result = authorizer(event, lambda_context)
+            except Exception as exc:
+                if str(exc) == "Unauthorized":
+                    raise local.NotAuthorizedError(error_headers, UNAUTHORIZED_BODY) from None
+                raise
+            if not self._check_can_invoke_view_function(arn, result):
+                raise local.ForbiddenError(error_headers, FORBIDDEN_BODY)
+            return self._update_lambda_event(lambda_event, result), lambda_context
+
+    return HeaderAuthorizer

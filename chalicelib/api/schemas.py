@@ -1,0 +1,224 @@
+"""Pydantic models of every request and response of the HTTP API (design section 4).
+
+In: JSON data. Out: validated models; `api.openapi` turns them into the OpenAPI document, so
+the document and the code cannot drift. The decision request itself is the engine's
+`DecisionRequest` (it also checks the pack's vocabulary); the models here add only what the
+HTTP API adds: ids, versions, listings, errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
+
+from chalicelib.engine.request import DecisionRequest
+
+Commissioner = Literal["nhs_england", "icb_delegated", "icb_core"]
+Eligibility = Literal["eligible", "not_eligible", "prior_approval", "ifr_required",
+                      "incomplete", "not_applicable"]
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
+
+
+class ErrorDetail(BaseModel):
+    """One bad field: its JSON path (e.g. `patient.nhs_number`) and what is wrong."""
+
+    field: str
+    problem: str
+
+
+class ErrorInfo(BaseModel):
+    """A stable machine code, a message for people, and the bad fields."""
+
+    code: str = Field(examples=["invalid_request"])
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx and 5xx answer."""
+
+    error: ErrorInfo
+
+
+class PolicySetRef(BaseModel):
+    """The policy set that made a decision."""
+
+    version: str
+    digest: str = Field(pattern=r"^sha256:")
+
+
+class ServiceOut(BaseModel):
+    """The identified prescribed service and service line."""
+
+    id: str
+    line: str
+    name: str
+    programme: str | None
+    highly_specialised: bool
+
+
+class PolicyRef(BaseModel):
+    """The clinical commissioning policy version applied."""
+
+    id: str
+    version: int
+    title: str
+
+
+class ReasonOut(BaseModel):
+    """One clause the decision rests on, its three-valued result and its source line."""
+
+    rule: str
+    clause: str
+    result: bool | None
+    at: str
+
+
+class DecisionOut(BaseModel):
+    """A decision. Dry runs have `decision_id` and `version` null and `recorded` false."""
+
+    decision_id: str | None = Field(description="ULID; null for a dry run")
+    version: int | None = Field(ge=1, description="1 for a new decision; null for a dry run")
+    recorded: bool = Field(description="true only once the decision store confirmed the write")
+    policy_set: PolicySetRef
+    commissioner: Commissioner
+    service: ServiceOut | None
+    policy: PolicyRef | None
+    eligibility: Eligibility
+    route: str | None
+    missing: list[str]
+    reasons: list[ReasonOut]
+    evaluated_at: str = Field(description="UTC, e.g. 2025-06-01T10:00:00Z",
+                              pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+class DecisionVersionsOut(BaseModel):
+    """Every version of a decision, oldest first."""
+
+    decision_id: str
+    versions: list[DecisionOut]
+
+
+class RedecideRequest(BaseModel):
+    """The body of `POST /v1/decisions/{id}/versions`: facts and attestations to add.
+
+    Facts given here replace earlier values of the same name (null removes one); an empty
+    body re-decides the same inputs under the current policy set.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    facts: dict[str, Scalar] = Field(default_factory=dict)
+    attestations: list[StrictStr] = Field(default_factory=list, max_length=50)
+
+
+class FactorOut(BaseModel):
+    """One factor of the four-factor assessment."""
+
+    name: str
+    title: str
+    clause: str
+    value: Scalar
+    threshold: str
+    met: bool | None
+    at: str
+
+
+class AssessmentOut(BaseModel):
+    """The four-factor assessment: its conclusions (e.g. `prescribed`) and each factor."""
+
+    model_config = ConfigDict(extra="allow")
+
+    assessment: str
+    prescribed: bool | None = None
+    highly_specialised: bool | None = None
+    factors: list[FactorOut]
+    missing: list[str]
+
+
+class OutcomeOut(BaseModel):
+    """What a policy answers when its criteria are met, or not met."""
+
+    eligibility: Eligibility
+    route: str | None
+
+
+class PolicyOut(BaseModel):
+    """One version of a clinical commissioning policy."""
+
+    id: str
+    version: int
+    title: str
+    effective_from: dt.date | None
+    effective_to: dt.date | None
+    governs: list[str] | None = Field(description="service lines; null means every line")
+    when_met: OutcomeOut
+    when_not_met: OutcomeOut
+
+
+class PolicyListOut(BaseModel):
+    """Every policy version in the policy set."""
+
+    policies: list[PolicyOut]
+
+
+class PolicyVersionsOut(BaseModel):
+    """Every version of one policy, oldest first."""
+
+    id: str
+    versions: list[PolicyOut]
+
+
+class PolicySetOut(BaseModel):
+    """The policy set this deployment decides with."""
+
+    name: str
+    version: str
+    digest: str
+    covers_from: dt.date
+
+
+class HealthOut(BaseModel):
+    """Liveness: the process is up and its policy set compiled."""
+
+    status: Literal["ok"]
+    stage: str
+    policy_set: PolicySetRef
+
+
+class AssessRequest(BaseModel):
+    """The inputs of the four-factor assessment, named as in the pack (e.g. `patients`)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={
+        "additionalProperties": {"type": ["number", "string", "boolean", "null"]}})
+
+
+__all__ = [
+    "AssessRequest",
+    "AssessmentOut",
+    "DecisionOut",
+    "DecisionRequest",
+    "DecisionVersionsOut",
+    "ErrorBody",
+    "HealthOut",
+    "PolicyListOut",
+    "PolicyOut",
+    "PolicySetOut",
+    "PolicyVersionsOut",
+    "RedecideRequest",
+]
+
+
+class OpenApiDocument(RootModel[dict[str, Any]]):
+    """The OpenAPI document itself, as JSON data."""

@@ -1,0 +1,141 @@
+"""The composition root: the only place settings, store, policy set, clock and ids are built.
+
+In: the environment (or overrides from tests and `pss serve`). Out: lazily built collaborators,
+once per Lambda container: nothing is built at import, so `import app` needs no AWS
+credentials, no network and no table; a dry run never builds the store at all.
+
+A collaborator that fails to build (bad settings, a pack that does not compile) answers 503 and
+is tried again on the next request: `cached_property` does not cache exceptions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from chalicelib.api.auth import authenticate
+from chalicelib.api.catalogue import Catalogue
+from chalicelib.api.http import Endpoint
+from chalicelib.api.ids import UlidFactory
+from chalicelib.api.logs import AccessLog, stdout_emitter
+from chalicelib.api.privacy import Pseudonymiser
+from chalicelib.api.replies import unavailable
+from chalicelib.api.service import DecisionService
+from chalicelib.decisions.store import DecisionStore
+from chalicelib.errors import PolicyError
+from chalicelib.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from chalicelib.engine.policy_set import PolicySet
+
+Clock = Callable[[], dt.datetime]
+
+
+def system_clock() -> dt.datetime:
+    """The wall clock in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Wiring:
+    """Builds each collaborator on first use; pass any of them in to replace it."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, *,
+                 settings: Settings | None = None, policy_set: PolicySet | None = None,
+                 store: DecisionStore | None = None, clock: Clock | None = None,
+                 entropy: Callable[[int], bytes] | None = None,
+                 emit: Callable[[str], None] | None = None) -> None:
+        self._env = os.environ if env is None else env
+        self._given_settings = settings
+        self._given_policy_set = policy_set
+        self._given_store = store
+        self.clock: Clock = clock or system_clock
+        self._entropy = entropy or os.urandom
+        self._emit = emit
+
+    @cached_property
+    def settings(self) -> Settings:
+        """Settings from the environment; 503 when they are malformed."""
+        if self._given_settings is not None:
+            return self._given_settings
+        try:
+            return Settings.from_env(self._env)
+        except SettingsError as exc:
+            raise unavailable(f"the service is misconfigured: {exc}", 60, "misconfigured") from None
+
+    @cached_property
+    def policy_set(self) -> PolicySet:
+        """The compiled pack; 503 when it does not compile."""
+        if self._given_policy_set is not None:
+            return self._given_policy_set
+        from chalicelib import load_policy_set
+
+        try:
+            return load_policy_set(self.settings.policy_dir, clock=self.clock)
+        except PolicyError as exc:
+            raise unavailable(f"the policy set does not load: {exc}", 60,
+                              "policy_set_unavailable") from None
+
+    @cached_property
+    def store(self) -> DecisionStore:
+        """The DynamoDB store; its boto3 client is made here, on the first recorded decision."""
+        if self._given_store is not None:
+            return self._given_store
+        import boto3
+        from botocore.config import Config
+
+        from chalicelib.decisions.dynamodb import DynamoDBDecisionStore
+
+        settings = self.settings
+        client = boto3.session.Session().client(
+            "dynamodb", region_name=settings.region, endpoint_url=settings.dynamodb_endpoint,
+            # Fail fast: the client retries throttling itself, then we answer 503.
+            config=Config(connect_timeout=2, read_timeout=5,
+                          retries={"max_attempts": 3, "mode": "standard"}))
+        return DynamoDBDecisionStore(client, settings.table_name)
+
+    @cached_property
+    def decisions(self) -> DecisionService:
+        """The decision use cases."""
+        return DecisionService(policy_set=self.policy_set, store=lambda: self.store,
+                               clock=self.clock, new_id=UlidFactory(self.clock, self._entropy),
+                               pseudonymiser=Pseudonymiser(self.settings.pseudonym_key))
+
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        """The read-only policy-set use cases."""
+        return Catalogue(self.policy_set, self.settings.stage)
+
+    @cached_property
+    def endpoint(self) -> Endpoint:
+        """Runs use cases for routes and writes the access log."""
+        return Endpoint(AccessLog(self._emit or stdout_emitter()), time.perf_counter)
+
+    def authenticate(self, token: str | None) -> str:
+        """The client id owning an API key; `auth.Unauthorized` otherwise (also when the
+        settings are broken: no key can be checked then)."""
+        try:
+            keys = self.settings.keys_by_client()
+        except Exception:
+            keys = {}
+        return authenticate(token, keys)
+
+
+_current: Wiring | None = None
+
+
+def current() -> Wiring:
+    """The wiring of this process, created on first use."""
+    global _current
+    if _current is None:
+        _current = Wiring()
+    return _current
+
+
+def install(wiring: Wiring | None) -> None:
+    """Replace the process's wiring (tests, `pss serve`); None goes back to the default."""
+    global _current
+    _current = wiring

@@ -1,0 +1,73 @@
+"""Settings, ids, keyed hashes and key checks: the small parts the API rests on."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from chalicelib.api.auth import Unauthorized, authenticate
+from chalicelib.api.ids import UlidFactory, is_ulid, ulid
+from chalicelib.api.privacy import Pseudonymiser
+from chalicelib.settings import DEV_PSEUDONYM_KEY, Settings, SettingsError, parse_api_keys
+from tests.support.api import Clock, Entropy
+
+
+def test_settings_defaults_and_overrides() -> None:
+    default = Settings.from_env({})
+    assert (default.stage, default.table_name, default.region) == ("dev", "pss-decisions-dev",
+                                                                   "eu-west-2")
+    assert default.dynamodb_endpoint is None and default.pseudonym_key == DEV_PSEUDONYM_KEY.encode()
+    custom = Settings.from_env({"PSS_STAGE": "prod", "PSS_PSEUDONYM_KEY": "s",
+                                "PSS_DYNAMODB_ENDPOINT": "http://127.0.0.1:1",
+                                "PSS_API_KEYS": "a:1, b:2"})
+    assert custom.table_name == "pss-decisions-prod"
+    assert custom.keys_by_client() == {"a": "1", "b": "2"}
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    text = repr(Settings.from_env({"PSS_API_KEYS": "a:topsecret", "PSS_PSEUDONYM_KEY": "pk1"}))
+    assert "topsecret" not in text and "pk1" not in text
+
+
+@pytest.mark.parametrize("env", [{"PSS_STAGE": "test"}, {"PSS_STAGE": "prod"},
+                                 {"PSS_API_KEYS": "nocolon"}, {"PSS_API_KEYS": "a:"}])
+def test_bad_settings_are_rejected(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert "nocolon" not in str(caught.value)
+
+
+def test_parse_api_keys_skips_blanks() -> None:
+    assert parse_api_keys(" a:1 ,, b:x:y ") == (("a", "1"), ("b", "x:y"))
+
+
+def test_authenticate() -> None:
+    keys = {"epr": "k1", "lab": "k2"}
+    assert authenticate("k2", keys) == "lab"
+    for token in (None, "", "k3", "k1 "):
+        with pytest.raises(Unauthorized) as caught:
+            authenticate(token, keys)
+        assert str(caught.value) == "Unauthorized"
+    with pytest.raises(Unauthorized):
+        authenticate("", {"empty": ""})
+
+
+def test_ulids_sort_by_time_and_are_distinct() -> None:
+    clock = Clock()
+    make = UlidFactory(clock, Entropy())
+    first, second = make(), make()
+    clock.advance(milliseconds=1)
+    third = make()
+    assert first != second and all(is_ulid(i) for i in (first, second, third))
+    assert first[:10] == second[:10] and third > second
+    assert ulid(dt.datetime(1970, 1, 1, tzinfo=dt.UTC), bytes(10)) == "0" * 26
+    with pytest.raises(ValueError):
+        ulid(clock(), b"short")
+
+
+def test_keyed_hashes_depend_on_the_key_not_on_key_order() -> None:
+    one, two = Pseudonymiser(b"one"), Pseudonymiser(b"two")
+    assert one.nhs_number("9434765919") != two.nhs_number("9434765919")
+    assert one.digest({"a": 1, "b": [1, 2]}) == one.digest({"b": [1, 2], "a": 1})
+    assert one.digest({"a": 1}) != one.digest({"a": 2})
