@@ -184,13 +184,11 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the local stack (embedded DynamoDB + the API); see `chalicelib.local_stack`."""
-    import importlib
-
-    # Imported by name: the local stack pulls in moto and chalice's dev server, which only
+    # Imported here: the local stack pulls in moto and chalice's dev server, which only
     # `pss serve` needs.
-    local_stack = importlib.import_module("chalicelib.local_stack")
-    code: int = local_stack.serve_main(args.rest)
-    return code
+    from chalicelib.local_stack import serve_main
+
+    return serve_main(args.rest)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -113,6 +114,9 @@ def _wait(stop: threading.Event) -> None:
 def embedded_dynamodb(host: str, port: int) -> Iterator[str]:
     """Start moto's DynamoDB server on `host:port` in this process; yield its endpoint URL."""
     from moto.server import ThreadedMotoServer
+
+    # moto's werkzeug server would log every DynamoDB call beside our own access log.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
