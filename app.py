@@ -115,6 +115,34 @@ def openapi() -> Response:
                    lambda r: Reply(200, OpenApiDocument.model_validate(document())))
 
 
+@app.route("/cds-services", methods=["GET"], cors=True)
+def cds_discovery() -> Response:
+    """CDS Hooks discovery; public, as the specification expects."""
+    return _answer("GET /cds-services", lambda r: wiring.current().hooks.discover())
+
+
+@app.route("/cds-services/{service_id}", methods=["POST"], authorizer=api_key, cors=True)
+def cds_call(service_id: str) -> Response:
+    """A CDS Hooks call (order-select or order-sign): one card per draft order."""
+    return _answer("POST /cds-services/{id}", lambda r: wiring.current().hooks.call(
+        service_id, r.body, r.client_id, _base_url()))
+
+
+def _base_url() -> str:
+    """The API's own address, for links in cards (empty when unknown)."""
+    request = app.current_request
+    headers = request.headers if request is not None else {}
+    host = headers.get("host")
+    if not host:
+        return ""
+    scheme = headers.get("x-forwarded-proto", "http" if host.startswith("127.") else "https")
+    stage = ""
+    context = request.context if request is not None else {}
+    if context.get("stage") and "amazonaws.com" in host:
+        stage = "/" + str(context["stage"])
+    return f"{scheme}://{host}{stage}"
+
+
 def _register_method_not_allowed() -> None:
     """Answer 405 on every path for the methods it lacks (no key needed to learn that)."""
     allowed = {path: set(entries) for path, entries in app.routes.items()}

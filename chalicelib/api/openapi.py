@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib.api.auth import API_KEY_HEADER
+from chalicelib.api.hooks import DiscoveryOut
 from chalicelib.api.schemas import (
     AssessmentOut,
     AssessRequest,
@@ -29,6 +30,7 @@ from chalicelib.api.schemas import (
     PolicyVersionsOut,
     RedecideRequest,
 )
+from chalicelib.cds.models import HookRequest, HookResponse
 
 Response = tuple[str, type[BaseModel] | None]
 
@@ -113,6 +115,14 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: ("healthy", HealthOut)}, (503,), authenticated=False),
     Operation("GET", "/openapi.json", "openapi", "This document",
               {200: ("the OpenAPI document", None)}, authenticated=False),
+    Operation("GET", "/cds-services", "cdsDiscovery",
+              "CDS Hooks discovery: the order-select and order-sign services",
+              {200: ("the services", DiscoveryOut)}, authenticated=False),
+    Operation("POST", "/cds-services/{service_id}", "cdsCall",
+              "A CDS Hooks call: one card per draft order, decisions recorded",
+              {200: ("cards and system actions", HookResponse)}, (400, 401, 404, 413, 503),
+              HookRequest, (_path("service_id", "pss-order-select or pss-order-sign"),),
+              headers={503: ("Retry-After",)}),
 )
 
 

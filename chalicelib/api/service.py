@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -62,7 +62,7 @@ class DecisionService:
     # --- POST /v1/decisions ---------------------------------------------------------------
 
     def decide(self, raw: Any, client_id: str, idempotency_key: str | None,
-               dry_run: bool) -> Reply:
+               dry_run: bool, hook_instance: str | None = None) -> Reply:
         """Decide a request; record it as version 1 unless `dry_run`.
 
         Returns 201 with the new decision, 200 for a dry run or an idempotent replay.
@@ -87,6 +87,8 @@ class DecisionService:
                 return self._replay(store, held, digest)
         first = self._version(self.new_id(), 1, client_id, now, digest, request, decision,
                               request.referral_id, self._nhs_hash(request))
+        if hook_instance is not None:
+            first = replace(first, hook_instance=hook_instance)
         claim = None if idempotency_key is None else IdempotencyClaim(
             client_id, idempotency_key, digest, first.decision_id,
             _epoch(now + IDEMPOTENCY_TTL))

@@ -30,6 +30,7 @@ from chalicelib.errors import PolicyError
 from chalicelib.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from chalicelib.api.hooks import HookService
     from chalicelib.engine.policy_set import PolicySet
 
 Clock = Callable[[], dt.datetime]
@@ -103,6 +104,13 @@ class Wiring:
         return DecisionService(policy_set=self.policy_set, store=lambda: self.store,
                                clock=self.clock, new_id=UlidFactory(self.clock, self._entropy),
                                pseudonymiser=Pseudonymiser(self.settings.pseudonym_key))
+
+    @cached_property
+    def hooks(self) -> HookService:
+        """The CDS Hooks use cases (they record through `decisions`)."""
+        from chalicelib.api.hooks import HookService
+
+        return HookService(self.decisions, self.clock)
 
     @cached_property
     def catalogue(self) -> Catalogue:

@@ -218,6 +218,8 @@ def _version_item(v: DecisionVersion) -> Item:
         item["policy_version"] = {"N": str(policy["version"])}
     if v.nhs_number_hash:
         item["nhs_number_hash"] = {"S": v.nhs_number_hash}
+    if v.hook_instance:
+        item["hook_instance"] = {"S": v.hook_instance}
     if v.referral_id:
         item["referral_id"] = {"S": v.referral_id}
         item["GSI1PK"] = {"S": _referral_pk(v.client_id, v.referral_id)}
@@ -253,6 +255,7 @@ def _version_from(item: Item) -> DecisionVersion:
         result=json.loads(item["result"]["S"]),
         referral_id=text("referral_id"),
         nhs_number_hash=text("nhs_number_hash"),
+        hook_instance=text("hook_instance"),
     )
 
 

@@ -61,6 +61,7 @@ class DecisionVersion:
     result: Mapping[str, Any]
     referral_id: str | None = None
     nhs_number_hash: str | None = None
+    hook_instance: str | None = None  # the CDS Hooks call that asked, for claims and audit
 
     def body(self) -> dict[str, Any]:
         """The response JSON of design section 4 for this version."""

@@ -1,0 +1,70 @@
+"""CDS Hooks use cases: the HTTP edge of `chalicelib.cds`, recording through the API.
+
+In: the raw body of `POST /cds-services/{id}` and the calling client. Out: a `Reply` whose body
+is the CDS Hooks response (cards and system actions), or an `ApiError` carrying the same error
+body as the rest of the API. Every order decided is recorded as a decision with the call's
+`hookInstance`, so a later claim or audit can find it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib.api.replies import ApiError, Reply
+from chalicelib.api.service import DecisionService
+from chalicelib.cds.http_fetch import make_fetch
+from chalicelib.cds.models import HookResponse
+from chalicelib.cds.service import discovery, handle
+from chalicelib.errors import NotCoveredError, Problem, RequestError
+
+
+class DiscoveryOut(BaseModel):
+    """The CDS Hooks discovery document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    services: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class HookService:
+    """Answers CDS Hooks calls by deciding and recording each draft order."""
+
+    decisions: DecisionService
+    clock: Callable[[], dt.datetime]
+
+    def discover(self) -> Reply:
+        """`GET /cds-services`."""
+        return Reply(200, DiscoveryOut.model_validate(discovery()))
+
+    def call(self, service_id: str, body: bytes, client_id: str, base_url: str) -> Reply:
+        """`POST /cds-services/{id}`: cards for every order, or the error body."""
+
+        def decide(request: dict[str, Any], hook_instance: str) -> dict[str, Any]:
+            try:
+                reply = self.decisions.decide(request, client_id, None, False,
+                                              hook_instance=hook_instance)
+            except ApiError as exc:
+                # The adapter turns invalid orders into cards; it needs the engine's errors.
+                if exc.status == 400:
+                    raise RequestError(exc.details) from None
+                if exc.status == 422:
+                    raise NotCoveredError(exc.message) from None
+                raise
+            decided: dict[str, Any] = reply.body.model_dump(mode="json")
+            return decided
+
+        status, answer = handle(service_id, body, decide=decide, fetch=make_fetch(),
+                                today=self.clock().date(), base_url=base_url)
+        if status >= 400:
+            error = answer.get("error", {})
+            details = [Problem(d.get("field", ""), d.get("problem", ""))
+                       for d in error.get("details", [])]
+            raise ApiError(status, error.get("code", "invalid_request"),
+                           error.get("message", "invalid CDS Hooks request"), details)
+        return Reply(status, HookResponse.model_validate(answer))
