@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, RootModel
 
 from chalicelib.api.replies import ApiError, Reply
 from chalicelib.api.service import DecisionService
@@ -21,6 +21,11 @@ from chalicelib.cds.http_fetch import make_fetch
 from chalicelib.cds.models import HookResponse
 from chalicelib.cds.service import discovery, handle
 from chalicelib.errors import NotCoveredError, Problem, RequestError
+
+
+class CdsAnswer(RootModel[dict[str, Any]]):
+    """A CDS Hooks response already validated as `HookResponse`, with absent optional fields
+    left out rather than sent as null (the specification's cards omit what they lack)."""
 
 
 class DiscoveryOut(BaseModel):
@@ -67,4 +72,5 @@ class HookService:
                        for d in error.get("details", [])]
             raise ApiError(status, error.get("code", "invalid_request"),
                            error.get("message", "invalid CDS Hooks request"), details)
-        return Reply(status, HookResponse.model_validate(answer))
+        checked = HookResponse.model_validate(answer)
+        return Reply(status, CdsAnswer(checked.model_dump(mode="json", exclude_none=True)))
