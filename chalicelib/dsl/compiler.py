@@ -94,38 +94,58 @@ class CompiledCondition:
     shape: Node
     combiner: Callable[[list[Tri]], Tri]
     predicate: LeafFn  # the same answer, short-circuiting, without per-leaf results
+    probe: Probe  # finds the missing inputs of an unknown answer
 
     def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
         """Return the condition's value and each leaf's value."""
         results = [leaf.fn(activity) for leaf in self.leaves]
         return self.combiner(results), results
 
-    def missing(self, activity: Activity, results: Sequence[Tri]) -> list[str]:
+    def missing(self, activity: Activity, results: list[Tri]) -> list[str]:
         """Names whose absence leaves the condition unknown, in clause order.
 
-        Only leaves under unknown nodes count: a known part never asks for more input.
+        Only leaves under unknown nodes count: a known part never asks for more input. The
+        walk descends only into subtrees that hold an unknown leaf and are unknown themselves.
         """
-        _, found = self._unknowns(self.shape, activity, results)
+        probe = self.probe
+        if probe.value(results) is not None:
+            return []
+        found: list[str] = []
+        self._walk(probe, activity, results, found)
         return list(dict.fromkeys(found))
 
-    def _unknowns(
-        self, node: Node, activity: Activity, results: Sequence[Tri]
-    ) -> tuple[Tri, list[str]]:
-        """One bottom-up pass: the node's value and, if unknown, the inputs it lacks."""
-        if node.kind == "leaf":
-            value = results[node.index]
-            if value is not None:
-                return value, []
-            return None, [n for n in self.leaves[node.index].needs if _absent(n, activity)]
-        children = [self._unknowns(child, activity, results) for child in node.children]
-        if node.kind == "not":
-            inner = children[0][0]
-            value = None if inner is None else not inner
-        else:
-            value = group_value(node.kind, node.n, [v for v, _ in children])
-        if value is not None:
-            return value, []
-        return None, [name for v, names in children if v is None for name in names]
+    def _walk(self, probe: Probe, activity: Activity, results: list[Tri],
+              found: list[str]) -> None:
+        if probe.leaf >= 0:
+            found.extend(n for n in self.leaves[probe.leaf].needs if _absent(n, activity))
+            return
+        for child in probe.children:
+            if child.leaf >= 0:  # leaves inline: most children are leaves
+                if results[child.leaf] is None:
+                    found.extend(n for n in self.leaves[child.leaf].needs
+                                 if _absent(n, activity))
+            elif None in results[child.lo : child.hi] and child.value(results) is None:
+                self._walk(child, activity, results, found)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A node of a condition for the missing-input walk: its leaves are `lo..hi-1`."""
+
+    lo: int
+    hi: int
+    value: Callable[[list[Tri]], Tri]
+    children: tuple[Probe, ...] = ()
+    leaf: int = -1
+
+
+def _probe(shape: Node) -> Probe:
+    """Build the probe tree (leaves are numbered depth-first, so subtrees are ranges)."""
+    value = _combiner(shape)
+    if shape.kind == "leaf":
+        return Probe(shape.index, shape.index + 1, value, (), shape.index)
+    children = tuple(_probe(child) for child in shape.children)
+    return Probe(children[0].lo, children[-1].hi, value, children)
 
 
 def _absent(name: str, activity: Activity) -> bool:
@@ -157,7 +177,9 @@ class Compiler:
         leaves: list[Leaf] = []
         shape = self._shape(cond, leaves)
         fns = [leaf.fn for leaf in leaves]
-        return CompiledCondition(tuple(leaves), shape, _combiner(shape), _predicate(shape, fns))
+        return CompiledCondition(
+            tuple(leaves), shape, _combiner(shape), _predicate(shape, fns), _probe(shape)
+        )
 
     def _shape(self, cond: ast.Condition, leaves: list[Leaf]) -> Node:
         if isinstance(cond, ast.Group):
