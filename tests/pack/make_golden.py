@@ -19,20 +19,13 @@ import random
 from pathlib import Path
 from typing import Any
 
+from chalicelib.dsl.types import REGIONS
+
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden.json")
 POLICIES = ROOT / "policies"
 SEED = 20250601
 
-REGIONS = (
-    "East of England",
-    "London",
-    "Midlands",
-    "North East and Yorkshire",
-    "North West",
-    "South East",
-    "South West",
-)
 DATES = (
     "2013-04-01",
     "2014-03-31",
