@@ -39,7 +39,12 @@ unit: $(STAMP)
 test: lint typecheck policy-check unit
 
 package: bundle
-	$(BIN)/chalice package --stage prod build/package
+	AWS_DEFAULT_REGION=eu-west-2 $(BIN)/chalice package --stage prod \
+		--merge-template .chalice/decisions-table.json build/package
+
+# A longer, randomised schemathesis run than the fixed one in `make test`.
+schemathesis: $(STAMP)
+	PSS_SCHEMATHESIS_EXAMPLES=500 $(BIN)/python -m pytest tests/e2e/test_schemathesis.py -q
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements-peers.txt 2>&1 | grep -v "is ignored" || true

@@ -10,6 +10,7 @@ because API Gateway itself would answer 403 `Missing Authentication Token`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from chalice.app import AuthRequest, AuthResponse, Chalice, Response
 
@@ -113,6 +114,37 @@ def openapi() -> Response:
     """The OpenAPI document; no key needed."""
     return _answer("GET /openapi.json",
                    lambda r: Reply(200, OpenApiDocument.model_validate(document())))
+
+
+@app.route("/v1/what-if", methods=["POST"], authorizer=api_key)
+def what_if() -> Response:
+    """Decide cases under the served pack and under it with some files changed."""
+    return _answer("POST /v1/what-if", lambda r: wiring.current().what_if.run(r.json()))
+
+
+@app.lambda_function(name="classify_upload")
+def classify_upload(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Classify activity CSVs uploaded under `incoming/` into `classified/` (S3 events).
+
+    A plain Lambda function rather than `@app.on_s3_event`: `chalice package` refuses S3
+    event handlers for CloudFormation, so the bucket and its notification to this function
+    are declared in the merge template under `.chalice/`.
+    """
+    from urllib.parse import unquote_plus
+
+    from chalicelib.batch.s3_handler import classify_s3_object
+
+    current = wiring.current()
+    summaries = []
+    for record in event.get("Records", []):
+        s3 = record.get("s3", {})
+        bucket, key = s3.get("bucket", {}).get("name"), s3.get("object", {}).get("key")
+        if not bucket or not key:
+            continue
+        summary = classify_s3_object(current.s3, bucket, unquote_plus(key), current.policy_set)
+        current.log_event("s3_batch", {k: summary.get(k) for k in ("input", "error", "skipped")})
+        summaries.append(summary)
+    return {"classified": len(summaries)}
 
 
 @app.route("/cds-services", methods=["GET"], cors=True)

@@ -11,7 +11,7 @@ import argparse
 import json
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     """Check the pack, then copy grammar and pack under `chalicelib/_bundle/` for Lambda."""
-    from chalicelib.dsl.loader import load_pack
+    from chalicelib.dsl.loader import load_pack, write_ast_cache
     from chalicelib.dsl.parser import GRAMMAR_CANDIDATES
 
     folder = _folder(args.paths)
@@ -178,6 +178,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         folder, target / "policies", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
     (target / "DIGEST").write_text(loaded.digest + "\n", encoding="utf-8")
+    write_ast_cache(target / "policies")
     print(f"bundled {folder} ({loaded.digest}) into {target}")
     return OK
 
@@ -189,6 +190,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from chalicelib.local_stack import serve_main
 
     return serve_main(args.rest)
+
+
+def _batch_command(name: str) -> Callable[[argparse.Namespace], int]:
+    """Run `pss synth|batch|diff`: they live in `chalicelib.batch` and parse their own options."""
+
+    def run(args: argparse.Namespace) -> int:
+        from chalicelib.batch import cli as batch_cli
+
+        entry = {"synth": batch_cli.synth_main, "batch": batch_cli.batch_main,
+                 "diff": batch_cli.diff_main}[name]
+        return entry(args.rest)
+
+    return run
+
+
+_DELEGATED = {
+    "synth": _batch_command("synth"),
+    "batch": _batch_command("batch"),
+    "diff": _batch_command("diff"),
+    "serve": cmd_serve,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("paths", nargs="*")
     bundle.add_argument("--output", help=argparse.SUPPRESS)
     bundle.set_defaults(func=cmd_bundle)
+    for name, text in (
+        ("synth", "generate synthetic SUS-like activity (--rows N --seed S -o FILE.csv)"),
+        ("batch", "classify an activity CSV (IN.csv -o OUT.csv), all cores"),
+        ("diff", "what-if impact between two policy sets (--base REF_OR_DIR [--head DIR] CASES)"),
+    ):
+        command = sub.add_parser(name, help=text, add_help=False)
+        command.add_argument("rest", nargs=argparse.REMAINDER)
+        command.set_defaults(func=_batch_command(name))
     serve = sub.add_parser("serve", help="run the API locally with an embedded DynamoDB")
     serve.add_argument("rest", nargs=argparse.REMAINDER)
     serve.set_defaults(func=cmd_serve)
@@ -226,7 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `pss`."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # These commands parse their own options (argparse's REMAINDER would refuse a leading
+    # `--rows`), so they are handed everything after their name.
+    if arguments and arguments[0] in _DELEGATED:
+        return _DELEGATED[arguments[0]](argparse.Namespace(rest=arguments[1:]))
+    args = build_parser().parse_args(arguments)
     code: int = args.func(args)
     return code
 

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, RootModel
 
 from chalicelib.api.replies import ApiError, Reply
 from chalicelib.api.service import DecisionService
-from chalicelib.cds.http_fetch import make_fetch
 from chalicelib.cds.models import HookResponse
 from chalicelib.cds.service import discovery, handle
 from chalicelib.errors import NotCoveredError, Problem, RequestError
@@ -63,6 +62,9 @@ class HookService:
                 raise
             decided: dict[str, Any] = reply.body.model_dump(mode="json")
             return decided
+
+        # Imported on first use: urllib's HTTP stack is not needed to answer anything else.
+        from chalicelib.cds.http_fetch import make_fetch
 
         status, answer = handle(service_id, body, decide=decide, fetch=make_fetch(),
                                 today=self.clock().date(), base_url=base_url)

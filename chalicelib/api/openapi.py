@@ -30,6 +30,7 @@ from chalicelib.api.schemas import (
     PolicyVersionsOut,
     RedecideRequest,
 )
+from chalicelib.api.whatif import WhatIfOut, WhatIfRequest
 from chalicelib.cds.models import HookRequest, HookResponse
 
 Response = tuple[str, type[BaseModel] | None]
@@ -115,6 +116,10 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: ("healthy", HealthOut)}, (503,), authenticated=False),
     Operation("GET", "/openapi.json", "openapi", "This document",
               {200: ("the OpenAPI document", None)}, authenticated=False),
+    Operation("POST", "/v1/what-if", "whatIf",
+              "Decide cases under the served pack and under it with some files changed",
+              {200: ("what moved between the two packs", WhatIfOut)}, (400, 401, 413, 503),
+              WhatIfRequest),
     Operation("GET", "/cds-services", "cdsDiscovery",
               "CDS Hooks discovery: the order-select and order-sign services",
               {200: ("the services", DiscoveryOut)}, authenticated=False),

@@ -11,11 +11,12 @@ is tried again on the next request: `cached_property` does not cache exceptions.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.api.auth import authenticate
 from chalicelib.api.catalogue import Catalogue
@@ -31,6 +32,7 @@ from chalicelib.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from chalicelib.api.hooks import HookService
+    from chalicelib.api.whatif import WhatIfService
     from chalicelib.engine.policy_set import PolicySet
 
 Clock = Callable[[], dt.datetime]
@@ -111,6 +113,25 @@ class Wiring:
         from chalicelib.api.hooks import HookService
 
         return HookService(self.decisions, self.clock)
+
+    @cached_property
+    def s3(self) -> Any:
+        """The S3 client of the batch handler, made on its first event."""
+        import boto3
+
+        return boto3.session.Session().client("s3", region_name=self.settings.region)
+
+    def log_event(self, event: str, fields: Mapping[str, Any]) -> None:
+        """Write one JSON log line for a non-HTTP event (no personal data in `fields`)."""
+        emit = self._emit or stdout_emitter()
+        emit(json.dumps({"event": event, **fields}, default=str))
+
+    @cached_property
+    def what_if(self) -> WhatIfService:
+        """The what-if use case (never changes the served pack)."""
+        from chalicelib.api.whatif import WhatIfService
+
+        return WhatIfService(self.policy_set, self.settings.policy_dir)
 
     @cached_property
     def catalogue(self) -> Catalogue:

@@ -9,6 +9,7 @@ diagnostics and reasons are shown as `<folder name>/<relative path>`, e.g.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,37 @@ def check_sources(
     return check(modules, read_file or no_files)
 
 
+# `pss bundle` writes the lowered AST of the pack beside it, so a Lambda cold start skips
+# building the parser and parsing (most of its cost). The cache is our own build artifact,
+# keyed by the digest of the sources it came from; any other digest means it is stale and the
+# pack is parsed as usual.
+AST_CACHE = ".ast-cache.pickle"
+
+
+def write_ast_cache(folder: Path) -> Path:
+    """Parse the pack in `folder` and store its modules, keyed by the sources' digest."""
+    files = pack_files(folder)
+    texts, problems = _read_files(folder, files)
+    modules, diagnostics = parse_sources(texts)
+    if problems or diagnostics:
+        raise PolicyError(problems + diagnostics, "cannot cache a pack that does not parse")
+    target = folder / AST_CACHE
+    payload = (_digest(folder, files), tuple(modules))
+    target.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+    return target
+
+
+def _cached_modules(folder: Path, digest: str) -> list[ast.Module] | None:
+    cache = folder / AST_CACHE
+    if not cache.is_file():
+        return None
+    try:
+        cached_digest, modules = pickle.loads(cache.read_bytes())  # our own build artifact
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError):
+        return None
+    return list(modules) if cached_digest == digest else None
+
+
 def _read_files(folder: Path, files: list[Path]) -> tuple[dict[str, str], list[Diagnostic]]:
     texts: dict[str, str] = {}
     problems: list[Diagnostic] = []
@@ -96,12 +128,17 @@ def load_pack(folder: str | Path) -> LoadedPack:
             raise OSError("code files must live inside the policy folder")
         return target.read_text(encoding="utf-8")
 
-    checked, found = check_sources(texts, read_file)
+    digest = _digest(root, files)
+    cached = None if diagnostics else _cached_modules(root, digest)
+    if cached is not None:
+        checked, found = check(cached, read_file)
+    else:
+        checked, found = check_sources(texts, read_file)
     diagnostics.extend(found)
     if checked is None or any(d.severity == "error" for d in diagnostics):
         raise PolicyError(diagnostics, render(diagnostics, sources))
     warnings = tuple(d for d in diagnostics if d.severity == "warning")
-    return LoadedPack(checked, _digest(root, files), warnings, sources)
+    return LoadedPack(checked, digest, warnings, sources)
 
 
 def _digest(root: Path, files: list[Path]) -> str:

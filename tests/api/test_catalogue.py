@@ -85,7 +85,7 @@ def test_openapi_document_is_valid_and_complete(client: Client) -> None:
     assert served == document()
     validate(served)
     ops = {(m.upper(), p) for p, item in served["paths"].items() for m in item}
-    assert len(ops) == len(OPERATIONS) == 13
+    assert len(ops) == len(OPERATIONS) == 14
     post_decision = served["paths"]["/v1/decisions"]["post"]
     assert set(post_decision["responses"]) == {"200", "201", "400", "401", "409", "413",
                                                "422", "503"}

@@ -111,3 +111,18 @@ def test_eval_bad_request_is_a_usage_error(
     case.write_text('{"date": "2025-13-01", "patient": {"age": 1}}', encoding="utf-8")
     assert main(["eval", str(case), "--policies", str(pack)]) == 2
     assert "date:" in capsys.readouterr().err
+
+
+def test_bundle_caches_the_ast_and_a_stale_cache_is_ignored(pack: Path, tmp_path: Path) -> None:
+    from chalicelib.dsl.loader import AST_CACHE, load_pack
+
+    target = tmp_path / "bundle"
+    assert main(["bundle", str(pack), "--output", str(target)]) == 0
+    bundled = target / "policies"
+    assert (target / "pss.lark").is_file() and (bundled / AST_CACHE).is_file()
+    assert (target / "DIGEST").read_text().strip() == load_pack(bundled).digest
+    # Edit a policy after bundling: the cached AST no longer matches and must not be used.
+    source = bundled / "pack.pss"
+    source.write_text(source.read_text().replace("rank 2 when", "rank 7 when"), encoding="utf-8")
+    ranks = {r.name: r.rank for r in load_pack(bundled).checked.rules}
+    assert ranks["tavi"] == 7

@@ -1,0 +1,169 @@
+"""`pss synth`, `pss batch` and `pss diff`: argument parsing, files, exit codes.
+
+Each `*_main(argv) -> int` takes the arguments after the sub-command. Exit codes: 0 ok,
+1 failures, 2 usage or input errors (unreadable file, wrong columns, bad encoding, missing git
+ref, a pack that fails `pss check`) — always one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+OK, FAILED, USAGE = 0, 1, 2
+
+
+class _Usage(Exception):
+    """Raised by the parser instead of exiting, so `*_main` can return 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise _Usage(message)
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"pss {command}: error: {message}", file=sys.stderr)
+    return USAGE
+
+
+def _workers(value: int | None) -> int:
+    if value is not None:
+        return max(1, value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace | None:
+    try:
+        return parser.parse_args(argv)
+    except _Usage as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return None
+
+
+def synth_main(argv: Sequence[str] | None = None) -> int:
+    """`pss synth --rows N --seed S -o FILE.csv`: write synthetic SUS-like activity."""
+    from chalicelib.batch.synth import write_csv
+
+    parser = _Parser(prog="pss synth", description="write synthetic SUS-like activity as CSV")
+    parser.add_argument("--rows", type=int, required=True, help="number of data rows")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    parser.add_argument("--bad-share", type=float, default=0.005, help="share of malformed rows")
+    parser.add_argument("-o", "--output", required=True, help="CSV file to write (- for stdout)")
+    args = _parse(parser, argv)
+    if args is None:
+        return USAGE
+    if args.rows < 0 or not 0 <= args.bad_share <= 1:
+        return _fail("synth", "--rows must be >= 0 and --bad-share between 0 and 1")
+    try:
+        if args.output == "-":
+            write_csv(sys.stdout, args.rows, args.seed, args.bad_share)
+        else:
+            with Path(args.output).open("w", encoding="utf-8", newline="") as out:
+                write_csv(out, args.rows, args.seed, args.bad_share)
+    except OSError as exc:
+        return _fail("synth", f"cannot write `{args.output}`: {exc.strerror or exc}")
+    return OK
+
+
+def batch_main(argv: Sequence[str] | None = None) -> int:
+    """`pss batch IN.csv -o OUT.csv`: classify every row; rejects and summary beside it."""
+    import json
+
+    from chalicelib.batch.classify import InputError, Progress, classify_stream
+    from chalicelib.batch.diff import load_pack
+
+    parser = _Parser(prog="pss batch", description="classify an activity CSV with the pack")
+    parser.add_argument("input", help="activity CSV (columns: see `pss synth`)")
+    parser.add_argument("-o", "--output", required=True, help="classified CSV to write")
+    parser.add_argument("--rejects", help="rejects CSV (default: OUT.rejects.csv)")
+    parser.add_argument("--summary", help="also write the summary as JSON to this file")
+    parser.add_argument("--policies", default="policies", help="policy folder")
+    parser.add_argument("--workers", type=int, help="processes (default: every core)")
+    args = _parse(parser, argv)
+    if args is None:
+        return USAGE
+    source, output = Path(args.input), Path(args.output)
+    rejects = Path(args.rejects) if args.rejects else output.with_suffix(".rejects.csv")
+    try:
+        policy_set = load_pack(Path(args.policies), "the")
+        size = source.stat().st_size
+        with source.open("rb") as src, output.open("wb") as out, rejects.open("wb") as rej:
+            summary = classify_stream(
+                src, out, rej, policy_set, _workers(args.workers), Progress(size)
+            )
+        if args.summary:
+            Path(args.summary).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    except InputError as exc:
+        return _fail("batch", f"{args.input}: {exc}")
+    except OSError as exc:
+        return _fail("batch", f"cannot use `{exc.filename or args.input}`: {exc.strerror or exc}")
+    print(summary.table())
+    print(f"classified: {output}  rejects: {rejects}")
+    return OK
+
+
+def diff_main(argv: Sequence[str] | None = None) -> int:
+    """`pss diff --base REF_OR_DIR [--head DIR] CASES`: what moves between two packs."""
+    import json
+
+    from chalicelib.batch.classify import InputError, Progress
+    from chalicelib.batch.diff import (
+        TOP,
+        diff_csv,
+        diff_requests,
+        extract_base,
+        load_pack,
+        read_case_folder,
+        text_report,
+    )
+    from chalicelib.batch.report import html_report
+
+    parser = _Parser(prog="pss diff", description="compare two policy sets over the same cases")
+    parser.add_argument("--base", required=True, help="a policy folder, or a git ref")
+    parser.add_argument("--head", default="policies", help="policy folder (default: policies)")
+    parser.add_argument("cases", help="activity CSV, or a folder of referral *.json files")
+    parser.add_argument("--html", default="pss-diff.html", help="HTML report to write")
+    parser.add_argument("--json", help="also write the diff as JSON to this file")
+    parser.add_argument("--top", type=int, default=TOP, help="changed cases to list")
+    parser.add_argument("--workers", type=int, help="processes (default: every core)")
+    args = _parse(parser, argv)
+    if args is None:
+        return USAGE
+    head_dir, cases = Path(args.head), Path(args.cases)
+    try:
+        if not head_dir.is_dir():
+            raise InputError(f"head `{head_dir}` is not a policy folder")
+        if not cases.exists():
+            raise InputError(f"cases `{cases}` do not exist")
+        with tempfile.TemporaryDirectory(prefix="pss-diff-") as tmp:
+            base_dir = Path(args.base)
+            if not base_dir.is_dir():
+                base_dir = extract_base(args.base, head_dir, Path(tmp))
+            base, head = load_pack(base_dir, "base"), load_pack(head_dir, "head")
+        if cases.is_dir():
+            tally = diff_requests(read_case_folder(cases), base, head, args.top)
+        else:
+            with cases.open("rb") as src:
+                tally = diff_csv(src, base, head, _workers(args.workers), args.top, Progress(None))
+        base_label, head_label = f"{args.base} ({base.version})", f"{head_dir} ({head.version})"
+        Path(args.html).write_text(html_report(tally, base_label, head_label), encoding="utf-8")
+        if args.json:
+            body: dict[str, Any] = tally.to_dict()
+            Path(args.json).write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    except InputError as exc:
+        return _fail("diff", str(exc))
+    except OSError as exc:
+        return _fail("diff", f"cannot use `{exc.filename or args.cases}`: {exc.strerror or exc}")
+    print(text_report(tally, base_label, head_label))
+    print(f"\nreport: {args.html}")
+    return OK

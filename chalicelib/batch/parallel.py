@@ -1,0 +1,111 @@
+"""Streaming a CSV in blocks of whole records, and running a job over them on every core.
+
+In: anything with `read(n) -> bytes` (a file, an S3 body). Out: blocks of complete CSV records
+(never cut inside a quoted field), then the job's results in input order. At most a few blocks
+are in flight at once, so memory stays constant whatever the file size.
+
+Workers are forked: they inherit the compiled policy sets already in memory (compiled packs
+hold closures, which do not pickle), and only bytes and small results cross process lines.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Protocol, TypeVar
+
+BLOCK_SIZE = 1 << 20
+# A quoted field may hold newlines; a block boundary waits for the quote to close. Past this
+# size the quote is taken to be unbalanced and the block is cut anyway (the CSV reader then
+# rejects the broken record) rather than reading the rest of the file into memory.
+_MAX_CARRY = 16 << 20
+
+R = TypeVar("R")
+Job = Callable[[bytes, int], R]
+
+
+class Readable(Protocol):
+    """A binary source: a file opened "rb", a botocore StreamingBody."""
+
+    def read(self, size: int = ..., /) -> bytes:
+        """Up to `size` bytes; b"" at the end."""
+        ...
+
+
+def iter_blocks(source: Readable, size: int = BLOCK_SIZE) -> Iterator[bytes]:
+    """Yield the source as blocks that end at a record boundary (the last may lack a newline)."""
+    carry = b""
+    while True:
+        data = source.read(size)
+        if not data:
+            if carry:
+                yield carry
+            return
+        buf = carry + data if carry else data
+        cut = buf.rfind(b"\n")
+        # An odd number of quotes before the cut means it falls inside a quoted field.
+        if cut < 0 or (buf.count(b'"', 0, cut) % 2 and len(buf) < _MAX_CARRY):
+            carry = buf
+            continue
+        yield buf[: cut + 1]
+        carry = buf[cut + 1 :]
+
+
+def split_header(blocks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
+    """The first line (the header, without its line end) and the blocks that follow it."""
+    for block in blocks:
+        end = block.find(b"\n")
+        if end < 0:
+            return block.rstrip(b"\r"), blocks
+        rest = block[end + 1 :]
+
+        def chained(first: bytes = rest) -> Iterator[bytes]:
+            if first:
+                yield first
+            yield from blocks
+
+        return block[:end].rstrip(b"\r"), chained()
+    return b"", iter(())
+
+
+_JOB: Callable[[bytes, int], object] | None = None
+
+
+def _call(block: bytes, first_line: int) -> object:
+    assert _JOB is not None, "worker started without a job"
+    return _JOB(block, first_line)
+
+
+def run_blocks(
+    blocks: Iterator[bytes], job: Job[R], workers: int, first_line: int = 2
+) -> Iterator[R]:
+    """Run `job(block, first line number)` over every block; results come back in order."""
+    numbered = _numbered(blocks, first_line)
+    if workers <= 1:
+        for block, line in numbered:
+            yield job(block, line)
+        return
+    global _JOB
+    _JOB = job  # inherited by the forked workers
+    # Move what exists now out of the collector's reach: forked workers then do not
+    # touch (and copy) every inherited page on their first collection.
+    gc.freeze()
+    context = multiprocessing.get_context("fork")
+    pending: deque[multiprocessing.pool.AsyncResult[R]] = deque()
+    with context.Pool(workers) as pool:
+        for block, line in numbered:
+            pending.append(pool.apply_async(_call, (block, line)))  # type: ignore[arg-type]
+            if len(pending) > 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+    _JOB = None
+
+
+def _numbered(blocks: Iterator[bytes], first_line: int) -> Iterator[tuple[bytes, int]]:
+    line = first_line
+    for block in blocks:
+        yield block, line
+        line += block.count(b"\n")

@@ -1,0 +1,399 @@
+"""The SUS-like activity CSV: its columns, and one row to a request or an `Activity`.
+
+In: a CSV row as a list of strings, laid out by a header naming at least `COLUMNS` (any order;
+other columns are carried through untouched). Out: either the request JSON of
+`POST /v1/decisions` (`row_request`, the reference: `PolicySet.parse` validates it) or, on the
+hot path, an `Activity` built by hand (`FastRows.activity`), or a `RowError` with the reason.
+
+Layout (nhs-domain.md §1.2: SUS carries a dominant procedure and a primary diagnosis):
+
+* lists (`secondary_diagnoses`, `other_procedures`, `drugs`, `attestations`) are `|`-separated;
+  empty items are ignored;
+* `sex` is the NHS Data Dictionary code (1 male, 2 female, 9 indeterminate, 0 not known) or the
+  API's word;
+* `facts` is `name=value;name=value` (`true`/`false`, whole and decimal numbers are typed, every
+  other value is a string, e.g. a date `2025-01-31`).
+
+The fast path accepts a row only when it is sure `PolicySet.parse` would accept the same request
+and build the same `Activity`; on any doubt (and for rows with facts or attestations, whose
+vocabulary belongs to the pack) it answers None and the caller takes the reference path, so
+decisions and reject reasons are those of the API by construction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.activity import Activity
+from chalicelib.codes import normalise
+from chalicelib.dsl.types import REGIONS
+from chalicelib.engine.decision import Decision
+from chalicelib.engine.policy_set import PolicySet, RuleIndex
+from chalicelib.engine.request import MAX_CODES
+from chalicelib.errors import NotCoveredError, RequestError
+
+COLUMNS = (
+    "record_id",
+    "setting",
+    "activity_date",
+    "provider_code",
+    "age",
+    "sex",
+    "region",
+    "icb",
+    "treatment_function",
+    "primary_diagnosis",
+    "secondary_diagnoses",
+    "dominant_procedure",
+    "other_procedures",
+    "drugs",
+    "facts",
+    "attestations",
+)
+# What `pss batch` appends to every classified row.
+RESULT_COLUMNS = (
+    "commissioner",
+    "service_id",
+    "service_line",
+    "policy_id",
+    "policy_version",
+    "eligibility",
+    "route",
+    "missing",
+)
+SEX_CODES = {"1": "male", "2": "female", "9": "indeterminate", "0": "unknown"}
+_SEX_FAST = {**SEX_CODES, **{v: v for v in SEX_CODES.values()}}
+_REGIONS = frozenset(REGIONS)
+# A cell value pydantic would reject: the row takes the reference path to get its reason.
+_BAD: Any = object()
+_INT = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")
+_ICB = re.compile(r"[A-Z0-9]{3,5}")
+_ODS = re.compile(r"[A-Za-z0-9]{3,6}")
+_TF = re.compile(r"[0-9]{3}")
+_MAX_REFERRAL_ID = 128
+# Distinct codes in a year of activity number in the tens of thousands; the cache stops
+# growing past this so memory stays constant whatever the file.
+_CODE_CACHE_LIMIT = 200_000
+
+
+class RowError(Exception):
+    """A row cannot be classified; the message is the reason written to the rejects file."""
+
+
+class HeaderError(Exception):
+    """The header lacks required columns (an input error: exit 2, nothing classified)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each required column sits in the file's header."""
+
+    header: tuple[str, ...]
+    index: dict[str, int]
+
+    @classmethod
+    def from_header(cls, header: Sequence[str]) -> Layout:
+        """Map `COLUMNS` to positions; raise `HeaderError` naming what is missing."""
+        names = [h.strip().lstrip("\ufeff") for h in header]
+        missing = [c for c in COLUMNS if c not in names]
+        if missing:
+            raise HeaderError("missing column(s): " + ", ".join(missing))
+        return cls(tuple(names), {c: names.index(c) for c in COLUMNS})
+
+
+def _split(text: str) -> list[str]:
+    return [item for item in text.split("|") if item] if text else []
+
+
+def _fact_value(raw: str) -> Any:
+    if raw in ("true", "false"):
+        return raw == "true"
+    if _INT.fullmatch(raw):
+        return int(raw)
+    if _DECIMAL.fullmatch(raw):
+        return float(raw)
+    return raw
+
+
+def parse_facts(text: str) -> dict[str, Any]:
+    """`name=value;name=value` to a facts object; `RowError` on a malformed pair."""
+    facts: dict[str, Any] = {}
+    for pair in text.split(";"):
+        if not pair:
+            continue
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise RowError(f"facts: `{pair}` is not written name=value")
+        if name in facts:
+            raise RowError(f"facts: `{name}` is given twice")
+        facts[name] = _fact_value(value)
+    return facts
+
+
+def row_request(fields: Sequence[str], layout: Layout) -> dict[str, Any]:
+    """The request JSON for a row (the reference conversion); `RowError` for CSV-level faults."""
+    if len(fields) != len(layout.header):
+        raise RowError(f"row: has {len(fields)} fields, the header has {len(layout.header)}")
+    cell = {name: fields[i] for name, i in layout.index.items()}
+    patient: dict[str, Any] = {k: cell[k] for k in ("region", "icb") if cell[k]}
+    if cell["age"]:
+        patient["age"] = int(cell["age"]) if _INT.fullmatch(cell["age"]) else cell["age"]
+    if cell["sex"]:
+        patient["sex"] = SEX_CODES.get(cell["sex"], cell["sex"])
+    request: dict[str, Any] = {"date": cell["activity_date"], "patient": patient}
+    optional = {"referral_id": cell["record_id"], "treatment_function": cell["treatment_function"]}
+    request.update((k, v) for k, v in optional.items() if v)
+    if cell["provider_code"]:
+        request["provider"] = {"ods_code": cell["provider_code"]}
+    request.update(_lists(cell))
+    if cell["facts"]:
+        request["facts"] = parse_facts(cell["facts"])
+    return request
+
+
+def _lists(cell: dict[str, str]) -> dict[str, list[str]]:
+    lists: dict[str, list[str]] = {}
+    for first, rest, key in (
+        ("dominant_procedure", "other_procedures", "procedures"),
+        ("primary_diagnosis", "secondary_diagnoses", "diagnoses"),
+    ):
+        others = _split(cell[rest])
+        if others and not cell[first]:
+            # The first code is the dominant/primary one: promoting a subsidiary code would
+            # classify the row on the wrong code.
+            raise RowError(f"{first}: is empty but {rest} are given")
+        codes = ([cell[first]] if cell[first] else []) + others
+        if codes:
+            lists[key] = codes
+    for name in ("drugs", "attestations"):
+        items = _split(cell[name])
+        if items:
+            lists[name] = items
+    return lists
+
+
+def reject_reason(exc: Exception) -> str:
+    """One line saying why a row was rejected."""
+    if isinstance(exc, RequestError):
+        return "; ".join(f"{p.field}: {p.problem}" for p in exc.details)
+    if isinstance(exc, NotCoveredError):
+        return f"activity_date: {exc}"
+    return str(exc)
+
+
+def decide_reference(fields: Sequence[str], layout: Layout, policy_set: PolicySet) -> Decision:
+    """Decide a row through the API's own validation; raises `RowError` with the reason."""
+    try:
+        return policy_set.decide(row_request(fields, layout))
+    except (RequestError, NotCoveredError) as exc:
+        raise RowError(reject_reason(exc)) from None
+
+
+def result_fields(decision: Decision) -> tuple[str, ...]:
+    """The `RESULT_COLUMNS` values of a decision."""
+    service, policy = decision.service, decision.policy
+    return (
+        decision.commissioner,
+        service.id if service else "",
+        service.line if service else "",
+        policy.id if policy else "",
+        str(policy.version) if policy else "",
+        decision.eligibility,
+        decision.route or "",
+        "|".join(decision.missing),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Unreached:
+    """A valid row none of whose codes reaches an identification rule: no service line.
+
+    `RuleIndex.candidates` would return nothing for it, so `decide_activity` would answer
+    `icb_core` / `not_applicable` (or `NotCoveredError` before the pack's first date); the
+    caller answers that without building an `Activity` or a `Decision`.
+    """
+
+    date: dt.date
+
+
+# Which RuleIndex dimensions each code list is looked up in (see RuleIndex.candidates).
+_DIMENSIONS = {
+    "opcs4": ("dominant procedure", "any procedure"),
+    "icd10": ("primary diagnosis", "any diagnosis"),
+    "drug": ("any drug",),
+    "tf": ("treatment function",),
+}
+_Cell = tuple[tuple[str, ...], bool] | None  # (canonical codes, reaches a rule) or None: unsure
+
+
+class FastRows:
+    """Reads rows straight into `Activity`s, skipping pydantic, for rows it is sure about.
+
+    In: the layout and the rule indexes of the policy sets the rows will be decided under
+    (one for `pss batch`, two for `pss diff`). Out, per row: an `Activity`, an `Unreached`
+    (valid, and no rule of any of those sets can match it), or None (take the reference path).
+    Cells repeat a great deal in activity data, so each distinct cell is normalised and
+    looked up in the indexes once.
+    """
+
+    def __init__(self, layout: Layout, indexes: Sequence[RuleIndex]) -> None:
+        self.width = len(layout.header)
+        self.pick = operator.itemgetter(*(layout.index[c] for c in COLUMNS))
+        # A rule with no code test is a candidate for every row: no row is then unreached.
+        self.shortcut = all(not i.unindexed for i in indexes)
+        self.tables = {
+            system: [(i.index[d], sorted(i.lengths[d])) for i in indexes for d in dims]
+            for system, dims in _DIMENSIONS.items()
+        }
+        self.cells: dict[tuple[str, str, str], _Cell] = {}
+        self.dates: dict[str, Unreached | None] = {}
+        self.ages: dict[str, Any] = {}
+        self.sexes: dict[str, Any] = {}
+        self.regions: dict[str, Any] = {}
+        self.icbs: dict[str, Any] = {}
+        self.providers: dict[str, Any] = {}
+
+    def _reaches(self, system: str, code: str) -> bool:
+        for table, lengths in self.tables[system]:
+            for n in lengths:
+                if code[:n] in table:
+                    return True
+        return False
+
+    def _cell(self, system: str, first: str, rest: str) -> _Cell:
+        key = (system, first, rest)
+        try:
+            return self.cells[key]
+        except KeyError:
+            pass
+        found: _Cell = None
+        raw = ([first] if first else []) + _split(rest)
+        if not (rest and not first) and len(raw) <= MAX_CODES:
+            if system == "tf":
+                found = ((first,), self._reaches(system, first)) if _TF.fullmatch(first) else None
+            else:
+                codes = [normalise(system, item) for item in raw]
+                if None not in codes:
+                    canonical = tuple(c for c in codes if c is not None)
+                    found = (canonical, any(self._reaches(system, c) for c in canonical))
+        if len(self.cells) < _CODE_CACHE_LIMIT:
+            self.cells[key] = found
+        return found
+
+    @staticmethod
+    def _date(text: str) -> Unreached | None:
+        try:
+            return Unreached(dt.date.fromisoformat(text)) if len(text) == 10 else None
+        except ValueError:
+            return None
+
+    def read(self, fields: Sequence[str]) -> Activity | Unreached | None:
+        """The row as an `Activity` or `Unreached`, or None when the reference path must run."""
+        if len(fields) != self.width:
+            return None
+        (rid, _setting, date_s, provider, age_s, sex_s, region, icb, tf, diag1, diags, proc1,
+         procs, drugs_s, facts, attestations) = self.pick(fields)  # fmt: skip
+        if facts or attestations or len(rid) > _MAX_REFERRAL_ID:
+            return None
+        try:
+            day, age, sex = self.dates[date_s], self.ages[age_s], self.sexes[sex_s]
+            region_v, icb_v, provider_v = (
+                self.regions[region],
+                self.icbs[icb],
+                self.providers[provider],
+            )
+        except KeyError:
+            self._learn(date_s, age_s, sex_s, region, icb, provider)
+            return self.read(fields)
+        if day is None or _BAD in (age, sex, region_v, icb_v, provider_v):
+            return None
+        procedures = self._cell("opcs4", proc1, procs)
+        diagnoses = self._cell("icd10", diag1, diags)
+        drugs = self._cell("drug", "", drugs_s) if drugs_s else ((), False)
+        tfs = self._cell("tf", tf, "") if tf else ((), False)
+        if procedures is None or diagnoses is None or drugs is None or tfs is None:
+            return None
+        if self.shortcut and not (procedures[1] or diagnoses[1] or drugs[1] or tfs[1]):
+            return day
+        return Activity(
+            date=day.date,
+            age=age,
+            sex=sex,
+            procedures=procedures[0],
+            diagnoses=diagnoses[0],
+            drugs=drugs[0],
+            treatment_function=tf or None,
+            provider=provider_v,
+            region=region_v,
+            icb=icb_v,
+        )
+
+    def _learn(
+        self, date_s: str, age_s: str, sex_s: str, region: str, icb: str, provider: str
+    ) -> None:
+        """Judge each of these cells once: its value, or `_BAD` when pydantic would object."""
+        caches = (self.dates, self.ages, self.sexes, self.regions, self.icbs, self.providers)
+        if sum(len(c) for c in caches) > _CODE_CACHE_LIMIT:  # bounded memory: start afresh
+            for cache in caches:
+                cache.clear()
+        self.dates[date_s] = self._date(date_s)
+        self.ages[age_s] = (
+            int(age_s) if age_s.isascii() and age_s.isdigit() and int(age_s) <= 130 else _BAD
+        )
+        self.sexes[sex_s] = _SEX_FAST.get(sex_s, _BAD) if sex_s else None
+        self.regions[region] = (region if region in _REGIONS else _BAD) if region else None
+        self.icbs[icb] = (icb if _ICB.fullmatch(icb) else _BAD) if icb else None
+        self.providers[provider] = (
+            (provider.upper() if _ODS.fullmatch(provider) else _BAD) if provider else None
+        )
+
+    def activity(self, fields: Sequence[str]) -> Activity | None:
+        """The row's `Activity` (never `Unreached`), or None when the reference path must run."""
+        found = self.read(fields)
+        if isinstance(found, Unreached):
+            shortcut, self.shortcut = self.shortcut, False
+            try:
+                return self.activity(fields)
+            finally:
+                self.shortcut = shortcut
+        return found
+
+
+class RowDecider:
+    """Decides rows under one policy set: the fast path when sure, the API's path otherwise.
+
+    `decide(fields)` returns the `RESULT_COLUMNS` values or raises `RowError` with the reason.
+    """
+
+    def __init__(self, policy_set: PolicySet, layout: Layout, fast: FastRows | None = None):
+        self.policy_set = policy_set
+        self.layout = layout
+        self.fast = fast or FastRows(layout, [policy_set.rule_index])
+        self.covers_from = policy_set.covers_from
+        # What any activity no rule can reach is decided as, asked of the engine itself.
+        self.unreached = result_fields(policy_set.decide_activity(Activity(self.covers_from)))
+
+    def decide_read(
+        self, fields: Sequence[str], found: Activity | Unreached | None
+    ) -> tuple[str, ...]:
+        """Decide a row already read by `FastRows.read`; `RowError` with the reason if bad."""
+        try:
+            if isinstance(found, Unreached):
+                if found.date >= self.covers_from:
+                    return self.unreached
+                return result_fields(self.policy_set.decide_activity(Activity(found.date)))
+            if found is not None:
+                return result_fields(self.policy_set.decide_activity(found))
+        except NotCoveredError as exc:
+            raise RowError(reject_reason(exc)) from None
+        return result_fields(decide_reference(fields, self.layout, self.policy_set))
+
+    def decide(self, fields: Sequence[str]) -> tuple[str, ...]:
+        """The row's result columns, or `RowError` with the reason."""
+        return self.decide_read(fields, self.fast.read(fields))

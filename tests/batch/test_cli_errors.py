@@ -1,0 +1,71 @@
+"""Bad input: exit 2 and one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chalicelib.batch.cli import batch_main, synth_main
+from chalicelib.batch.rows import COLUMNS
+from tests.batch.conftest import PACK_DIR
+
+
+def _batch(tmp_path: Path, source: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    code = batch_main([str(source), "-o", str(tmp_path / "out.csv"), "--policies", str(PACK_DIR), "--workers", "1", *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _batch(tmp_path, tmp_path / "nope.csv", capsys)
+    assert err.count("\n") == 1 and "No such file or directory" in err
+
+
+def test_wrong_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id,date,code\n1,2024-01-01,K26.2\n")
+    err = _batch(tmp_path, source, capsys)
+    assert err.count("\n") == 1 and "missing column(s): record_id, setting" in err
+
+
+def test_bad_encoding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes((",".join(COLUMNS) + "\n").encode("utf-16"))
+    err = _batch(tmp_path, source, capsys)
+    assert err.count("\n") == 1 and "not UTF-8" in err
+
+
+def test_empty_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"")
+    assert "the file is empty" in _batch(tmp_path, source, capsys)
+
+
+def test_unwritable_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(",".join(COLUMNS) + "\n")
+    code = batch_main([str(source), "-o", str(tmp_path / "no" / "out.csv"), "--policies", str(PACK_DIR)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_pack_failing_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "policies"
+    bad.mkdir()
+    (bad / "p.pss").write_text("pack oops\n")
+    source = tmp_path / "in.csv"
+    source.write_text(",".join(COLUMNS) + "\n")
+    code = batch_main([str(source), "-o", str(tmp_path / "out.csv"), "--policies", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "fails `pss check`" in err
+
+
+def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert batch_main([]) == 2
+    assert synth_main(["--rows", "ten", "-o", str(tmp_path / "x.csv")]) == 2
+    assert synth_main(["--rows", "10", "--bad-share", "2", "-o", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error:" in err
