@@ -145,7 +145,9 @@ CHILD = textwrap.dedent("""
     from chalice.test import Client
 
     unzipped, repo, referral = (Path(a).resolve() for a in sys.argv[1:4])
-    sys.path[:] = [p for p in sys.path if not Path(p or ".").resolve().is_relative_to(repo)]
+    # Drop the repository from sys.path, but keep a virtualenv that lives inside it (`.venv`).
+    sys.path[:] = [p for p in sys.path if "site-packages" in p
+                   or not Path(p or ".").resolve().is_relative_to(repo)]
     # An editable install (`pip install -e .`) maps chalicelib to the repository: drop it.
     sys.meta_path[:] = [f for f in sys.meta_path
                         if not getattr(f, "__module__", "").startswith("__editable__")]
