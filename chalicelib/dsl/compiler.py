@@ -104,26 +104,23 @@ class CompiledCondition:
     def missing(self, activity: Activity, results: list[Tri]) -> list[str]:
         """Names whose absence leaves the condition unknown, in clause order.
 
-        Only leaves under unknown nodes count: a known part never asks for more input. The
-        walk descends only into subtrees that hold an unknown leaf and are unknown themselves.
+        Call it only when the condition's value is unknown (`evaluate` said None). Only leaves
+        under unknown nodes count: a known part never asks for more input. The walk descends
+        only into subtrees that hold an unknown leaf and are unknown themselves.
         """
-        probe = self.probe
-        if probe.value(results) is not None:
-            return []
         found: list[str] = []
-        self._walk(probe, activity, results, found)
-        return list(dict.fromkeys(found))
+        self._walk(self.probe, activity, results, found)
+        return list(dict.fromkeys(found)) if len(found) > 1 else found
 
     def _walk(self, probe: Probe, activity: Activity, results: list[Tri],
               found: list[str]) -> None:
         if probe.leaf >= 0:
-            found.extend(n for n in self.leaves[probe.leaf].needs if _absent(n, activity))
+            found += probe.absent(activity)
             return
         for child in probe.children:
             if child.leaf >= 0:  # leaves inline: most children are leaves
                 if results[child.leaf] is None:
-                    found.extend(n for n in self.leaves[child.leaf].needs
-                                 if _absent(n, activity))
+                    found += child.absent(activity)
             elif None in results[child.lo : child.hi] and child.value(results) is None:
                 self._walk(child, activity, results, found)
 
@@ -137,15 +134,28 @@ class Probe:
     value: Callable[[list[Tri]], Tri]
     children: tuple[Probe, ...] = ()
     leaf: int = -1
+    absent: Callable[[Activity], list[str]] = lambda a: []  # a leaf's inputs not given
 
 
-def _probe(shape: Node) -> Probe:
+def _probe(shape: Node, leaves: Sequence[Leaf]) -> Probe:
     """Build the probe tree (leaves are numbered depth-first, so subtrees are ranges)."""
     value = _combiner(shape)
     if shape.kind == "leaf":
-        return Probe(shape.index, shape.index + 1, value, (), shape.index)
-    children = tuple(_probe(child) for child in shape.children)
+        absent = _absent_fn(leaves[shape.index].needs)
+        return Probe(shape.index, shape.index + 1, value, (), shape.index, absent)
+    children = tuple(_probe(child, leaves) for child in shape.children)
     return Probe(children[0].lo, children[-1].hi, value, children)
+
+
+def _absent_fn(needs: tuple[str, ...]) -> Callable[[Activity], list[str]]:
+    """A closure listing which of a leaf's inputs the activity lacks (names without `@`)."""
+    if len(needs) == 1 and not needs[0].startswith("@") and needs[0] not in _ACTIVITY_NEEDS:
+        fact = needs[0]
+        return lambda a: [] if fact in a.facts else [fact]
+    if len(needs) == 1 and needs[0].startswith("@"):
+        attestation = needs[0][1:]
+        return lambda a: [] if attestation in a.attestations else [attestation]
+    return lambda a: [n.lstrip("@") for n in needs if _absent(n, a)]
 
 
 def _absent(name: str, activity: Activity) -> bool:
@@ -178,7 +188,7 @@ class Compiler:
         shape = self._shape(cond, leaves)
         fns = [leaf.fn for leaf in leaves]
         return CompiledCondition(
-            tuple(leaves), shape, _combiner(shape), _predicate(shape, fns), _probe(shape)
+            tuple(leaves), shape, _combiner(shape), _predicate(shape, fns), _probe(shape, leaves)
         )
 
     def _shape(self, cond: ast.Condition, leaves: list[Leaf]) -> Node:

@@ -11,6 +11,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from chalicelib.activity import Activity
@@ -117,22 +118,24 @@ class RuleIndex:
     def candidates(self, activity: Activity) -> list[int]:
         """Positions (rank order) of the rules the activity's codes can reach."""
         found = set(self.unindexed)
+        index, lengths = self.index, self.lengths
+        procedures, diagnoses = activity.procedures, activity.diagnoses
         for dimension, codes in (
-            ("dominant procedure", activity.procedures[:1]),
-            ("primary diagnosis", activity.diagnoses[:1]),
-            ("any procedure", activity.procedures),
-            ("any diagnosis", activity.diagnoses),
+            ("dominant procedure", procedures[:1]),
+            ("primary diagnosis", diagnoses[:1]),
+            ("any procedure", procedures),
+            ("any diagnosis", diagnoses),
             ("any drug", activity.drugs),
-            (
-                "treatment function",
-                (activity.treatment_function,) if activity.treatment_function else (),
-            ),
+            ("treatment function", (activity.treatment_function,)
+             if activity.treatment_function else ()),
         ):
-            table, lengths = self.index[dimension], self.lengths[dimension]
+            if not codes:
+                continue
+            table = index[dimension]
             if not table:
                 continue
             for code in codes:
-                for n in lengths:
+                for n in lengths[dimension]:
                     hit = table.get(code[:n])
                     if hit:
                         found.update(hit)
@@ -262,27 +265,17 @@ class PolicySet:
         for entry in service.commissioners:
             if entry.start > activity.date or not _in_scope(entry, activity):
                 continue
+            # The latest start wins; on the same date a region/ICB-scoped entry wins.
             if best is None or (entry.start, entry.scope_kind is not None) > (
                 best.start,
                 best.scope_kind is not None,
             ):
                 best = entry
         if best is None:
-            reasons.append(
-                (
-                    ClauseSource(
-                        f"service {service.id}",
-                        "no commissioner in force on this date",
-                        service.span.at(),
-                    ),
-                    False,
-                )
-            )
+            text = "no commissioner in force on this date"
+            reasons.append((ClauseSource(f"service {service.id}", text, service.span.at()), False))
             return "icb_core"
-        text = f"commissioner {best.outcome} from {best.start.isoformat()}"
-        if best.scope_kind:
-            text += f" in {best.scope_kind} " + ", ".join(f'"{v}"' for v in best.scope_values)
-        reasons.append((ClauseSource(f"service {service.id}", text, best.span.at()), True))
+        reasons.append((_entry_source(service.id, best), True))
         return best.outcome
 
     def _select_policy(
@@ -313,7 +306,7 @@ class PolicySet:
         if value is False:
             failed = decl.not_met or ast.Outcome("not_eligible")
             return failed.eligibility, failed.route, []
-        missing = [n.lstrip("@") for n in policy.criteria.missing(activity, results)]
+        missing = policy.criteria.missing(activity, results)
         return "incomplete", None, missing
 
     # --- assessments and listings ------------------------------------------------------------
@@ -335,6 +328,15 @@ class PolicySet:
         """Every policy version in the pack (of one id when given), by id then start date."""
         found = [p.decl for p in self.policies if policy_id is None or p.decl.id == policy_id]
         return sorted(found, key=lambda p: (p.id, p.effective_from or dt.date.min))
+
+
+@cache
+def _entry_source(service_id: str, entry: ast.CommissionerEntry) -> ClauseSource:
+    """The reason a commissioner entry gives (built once per entry)."""
+    text = f"commissioner {entry.outcome} from {entry.start.isoformat()}"
+    if entry.scope_kind:
+        text += f" in {entry.scope_kind} " + ", ".join(f'"{v}"' for v in entry.scope_values)
+    return ClauseSource(f"service {service_id}", text, entry.span.at())
 
 
 def _in_scope(entry: ast.CommissionerEntry, activity: Activity) -> bool:
