@@ -63,9 +63,10 @@ class Operation:
     headers: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
 
-def _path(name: str, description: str) -> Mapping[str, Any]:
+def _path(name: str, description: str, pattern: str | None = None) -> Mapping[str, Any]:
+    schema = {"type": "string", **({"pattern": pattern} if pattern else {})}
     return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {"type": "string"}}
+            "schema": schema}
 
 
 _DECISION_ID = _path("decision_id", "the decision's ULID")
@@ -99,7 +100,8 @@ OPERATIONS: tuple[Operation, ...] = (
               headers={503: ("Retry-After",)}),
     Operation("GET", "/v1/decisions/{decision_id}/versions/{version}", "getDecisionVersion",
               "One version of a decision", {200: ("the version", DecisionOut)},
-              (400, *_READ), parameters=(_DECISION_ID, _path("version", "1, 2, ..."))),
+              (400, *_READ),
+              parameters=(_DECISION_ID, _path("version", "1, 2, ...", "^[1-9][0-9]{0,5}$"))),
     Operation("POST", "/v1/services/assess", "assessService",
               "Four-factor assessment: prescribed? highly specialised? with each factor",
               {200: ("the assessment", AssessmentOut)}, (400, 401, 404, 413, 503),

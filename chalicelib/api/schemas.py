@@ -198,10 +198,18 @@ class HealthOut(BaseModel):
 
 
 class AssessRequest(BaseModel):
-    """The inputs of the four-factor assessment, named as in the pack (e.g. `patients`)."""
+    """The inputs of the four-factor assessment (`policies/four_factors.pss`); any left out
+    is unknown, and the answer says which."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={
-        "additionalProperties": {"type": ["number", "string", "boolean", "null"]}})
+    model_config = ConfigDict(extra="forbid")
+
+    patients_nationally: int | None = Field(default=None, description="individuals in England "
+                                            "needing the service each year")
+    cost_per_patient_gbp: float | None = Field(default=None, description="annual cost per "
+                                               "patient, GBP")
+    providers_able: int | None = Field(default=None, description="providers able to deliver it")
+    financial_risk_to_icb: Literal["low", "medium", "high"] | None = Field(
+        default=None, description="financial risk of the service to one ICB")
 
 
 __all__ = [

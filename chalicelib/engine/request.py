@@ -56,7 +56,11 @@ def nhs_number_valid(number: str) -> bool:
 class PatientIn(BaseModel):
     """The patient: age or birth date, sex, NHS number (hashed before storage), ICB, region."""
 
-    model_config = ConfigDict(extra="forbid")
+    # `age` or `birth_date` must be given; said in the schema so clients see it too.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["age"], "properties": {"age": {"type": "integer"}}},
+        {"required": ["birth_date"], "properties": {"birth_date": {"type": "string"}}},
+    ]})
 
     age: StrictInt | None = Field(default=None, ge=0, le=130, description="age in whole years")
     birth_date: dt.date | None = None
