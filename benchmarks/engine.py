@@ -21,6 +21,7 @@ from typing import Any
 from benchmarks import peers
 from chalicelib import load_policy_set
 from chalicelib.activity import Activity
+from chalicelib.dsl.codegen import compile_many
 from chalicelib.engine.policy_set import PolicySet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,15 +77,20 @@ def single_rule(seed: int = 7, n: int = 2000, with_peers: bool = True) -> list[s
     activities = [Activity(date=FIXED.date(), age=i["age"], diagnoses=(i["diagnosis"],))
                   for i in inputs]
     predicate, evaluate = criteria.predicate, criteria.evaluate
+    decl_criteria = policy_set.policies[0].decl.criteria
+    assert decl_criteria is not None
+    many = compile_many(decl_criteria, policy_set.compiler, policy_set.checked.codesets)
     ours = [predicate(a) is True for a in activities]
-    if ours != expected:
+    if ours != expected or [v is True for v in many(activities)] != expected:
         raise SystemExit("our evaluator disagrees with the reference answers")
+    batch_us = _best_per_item(lambda: many(activities), n)
     answer_us = _best_per_item(lambda: [predicate(a) for a in activities], n)
     reasons_us = _best_per_item(lambda: [evaluate(a) for a in activities], n)
     end_to_end_us = _best_per_item(lambda: [predicate(Activity(
         date=FIXED.date(), age=i["age"], diagnoses=(i["diagnosis"],))) for i in inputs], n)
     lines = [
         f"single rule, {n} inputs, 2,000-code set (answers identical to the reference):",
+        f"  {'PSS rules (generated, batch)':32s} {batch_us:10.3f} µs/decision",
         f"  {'PSS rules (answer only)':32s} {answer_us:10.3f} µs/decision",
         f"  {'PSS rules (every clause result)':32s} {reasons_us:10.3f} µs/decision",
         f"  {'PSS rules (from dict)':32s} {end_to_end_us:10.3f} µs/decision",
@@ -100,12 +106,13 @@ def single_rule(seed: int = 7, n: int = 2000, with_peers: bool = True) -> list[s
         if result.answers != expected:
             raise SystemExit(f"{result.name} disagrees with the reference answers")
         lines.append(f"  {result.name:32s} {result.us_per_decision:10.3f} µs/decision "
-                     f"({result.us_per_decision / answer_us:,.0f}× ours)")
+                     f"({result.us_per_decision / batch_us:,.0f}× ours)")
         if fastest is None or result.us_per_decision < fastest[1]:
             fastest = (result.name, result.us_per_decision)
     if fastest:
         lines.append(f"  ours vs the fastest peer ({fastest[0]}): "
-                     f"{fastest[1] / answer_us:,.1f}× faster (answer only), "
+                     f"{fastest[1] / batch_us:,.1f}× faster (generated, batch), "
+                     f"{fastest[1] / answer_us:,.1f}× (one call per decision), "
                      f"{fastest[1] / reasons_us:,.1f}× with every clause result "
                      "(target ≥ 100×)")
     return lines

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from chalicelib.activity import Activity
 from chalicelib.dsl import ast
+from chalicelib.dsl.codegen import compile_many
 from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.compiler import Compiler
 from chalicelib.dsl.interpreter import Interpreter
@@ -155,8 +156,10 @@ def activities(draw: st.DrawFn) -> Activity:
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(conditions, st.lists(activities(), min_size=1, max_size=5))
 def test_compiled_agrees_with_interpreter(cond: ast.Condition, cases: list[Activity]) -> None:
-    compiled = Compiler(TYPES, CODESETS).compile(cond)
+    compiler = Compiler(TYPES, CODESETS)
+    compiled = compiler.compile(cond)
     reference = Interpreter(TYPES, CODESETS)
+    generated = compile_many(cond, compiler, CODESETS)(cases)
     for activity in cases:
         value, leaves = compiled.evaluate(activity)
         assert value == reference.evaluate(cond, activity), activity
@@ -165,3 +168,5 @@ def test_compiled_agrees_with_interpreter(cond: ast.Condition, cases: list[Activ
         # An unknown answer always names what is missing (a fact, attestation or field).
         if value is None:
             assert compiled.missing(activity, leaves)
+    # The generated batch function gives the same answers, case by case.
+    assert generated == [reference.evaluate(cond, a) for a in cases]
