@@ -149,10 +149,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=2))
         return OK
     print(json.dumps(body, indent=2))
-    print("\nwhy:")
+    # The explanation is for people: it goes to stderr so stdout stays JSON (pipe it to jq).
+    print("why:", file=sys.stderr)
     for reason in body["reasons"]:
         mark = {True: "✓", False: "✗", None: "?"}[reason["result"]]
-        print(f"  {mark} {reason['clause']}  [{reason['rule']}] {reason['at']}")
+        print(f"  {mark} {reason['clause']}  [{reason['rule']}] {reason['at']}", file=sys.stderr)
     return OK
 
 

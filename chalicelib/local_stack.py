@@ -70,10 +70,14 @@ def parse_args(argv: Sequence[str]) -> ServeOptions:
     parser.add_argument("--api-key", default=None,
                         help="API key to accept (default: a new random key, printed)")
     parser.add_argument("--policies", type=Path, default=None,
-                        help="policy pack folder (default: the bundle, else policies/)")
+                        help="policy pack folder (default: ./policies when it exists, so local "
+                             "edits are served; else the bundle)")
     args = parser.parse_args(list(argv))
+    policies = args.policies
+    if policies is None and Path("policies").is_dir():
+        policies = Path("policies")
     return ServeOptions(args.host, args.port, args.dynamodb_port, args.table, args.client_id,
-                        args.api_key or secrets.token_urlsafe(24), args.policies)
+                        args.api_key or secrets.token_urlsafe(24), policies)
 
 
 def serve_main(argv: list[str], out: TextIO | None = None) -> int:
@@ -90,6 +94,11 @@ def serve_main(argv: list[str], out: TextIO | None = None) -> int:
                 stream.write(banner(url, endpoint, options, sample))
                 stream.flush()
                 _wait(stop)
+    except OSError as exc:
+        # Most often the port is taken (another `pss serve`): say so, no traceback.
+        sys.stderr.write(f"pss serve: error: cannot start on {options.host}:{options.port}: "
+                         f"{exc.strerror or exc}; try --port 0 for a free port\n")
+        return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
     stream.write("stopped\n")

@@ -12,6 +12,8 @@ from urllib.parse import unquote
 from chalicelib.api.replies import Reply, bad_request, not_found
 from chalicelib.api.schemas import (
     AssessmentOut,
+    AttestationOut,
+    FactOut,
     HealthOut,
     OutcomeOut,
     PolicyListOut,
@@ -42,8 +44,13 @@ class Catalogue:
     def policy_set_info(self) -> Reply:
         """Name, version, digest and first covered date of the policy set."""
         ps = self.policy_set
+        facts = [FactOut(name=f.name, type=f.type.kind, values=list(f.type.values), unit=f.unit,
+                         description=f.description) for f in ps.checked.facts.values()]
+        attestations = [AttestationOut(name=a.name, description=a.description)
+                        for a in ps.checked.attestations.values()]
         return Reply(200, PolicySetOut(name=ps.name, version=ps.version, digest=ps.digest,
-                                       covers_from=ps.covers_from))
+                                       covers_from=ps.covers_from, facts=facts,
+                                       attestations=attestations))
 
     def policies(self) -> Reply:
         """Every policy version, by id then start date."""

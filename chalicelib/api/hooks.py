@@ -9,6 +9,7 @@ body as the rest of the API. Every order decided is recorded as a decision with 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +51,20 @@ class HookService:
         """`POST /cds-services/{id}`: cards for every order, or the error body."""
 
         def decide(request: dict[str, Any], hook_instance: str) -> dict[str, Any]:
+            # An EHR may send the same call again (a retry, a re-fired order-sign): the same
+            # hook instance and order replay the decision already recorded, never a new one.
+            key = "cds-" + hashlib.sha256(
+                f"{hook_instance}\0{request.get('referral_id', '')}".encode()).hexdigest()
             try:
-                reply = self.decisions.decide(request, client_id, None, False,
-                                              hook_instance=hook_instance)
+                try:
+                    reply = self.decisions.decide(request, client_id, key, False,
+                                                  hook_instance=hook_instance)
+                except ApiError as exc:
+                    if exc.status != 409:
+                        raise
+                    # The order changed under the same hook instance: a new decision.
+                    reply = self.decisions.decide(request, client_id, None, False,
+                                                  hook_instance=hook_instance)
             except ApiError as exc:
                 # The adapter turns invalid orders into cards; it needs the engine's errors.
                 if exc.status == 400:

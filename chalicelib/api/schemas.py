@@ -180,13 +180,32 @@ class PolicyVersionsOut(BaseModel):
     versions: list[PolicyOut]
 
 
+class FactOut(BaseModel):
+    """A fact a request may carry in `facts`: its type, allowed values, unit and meaning."""
+
+    name: str
+    type: str
+    values: list[str] = Field(default_factory=list, description="for enum facts")
+    unit: str | None = None
+    description: str
+
+
+class AttestationOut(BaseModel):
+    """A statement a clinician attests by listing it in `attestations`."""
+
+    name: str
+    description: str
+
+
 class PolicySetOut(BaseModel):
-    """The policy set this deployment decides with."""
+    """The policy set this deployment decides with, and the vocabulary requests may use."""
 
     name: str
     version: str
     digest: str
     covers_from: dt.date
+    facts: list[FactOut] = Field(default_factory=list)
+    attestations: list[AttestationOut] = Field(default_factory=list)
 
 
 class HealthOut(BaseModel):

@@ -441,6 +441,26 @@ def _check_assessment(
         types[conclusion.name] = VType("bool")
 
 
+ELIGIBILITIES = ("eligible", "not_eligible", "prior_approval", "ifr_required", "incomplete",
+                 "not_applicable")
+# expect KEY -> the values it can take (keys not listed take any string)
+EXPECTED_VALUES: dict[str, tuple[str, ...]] = {
+    "commissioner": COMMISSIONERS,
+    "eligibility": ELIGIBILITIES,
+    "highly_specialised": ("yes", "no", "true", "false"),
+}
+
+
+def _check_expected_value(expectation: ast.Expectation, report: _Report) -> None:
+    allowed = EXPECTED_VALUES.get(expectation.key)
+    value = expectation.value
+    if allowed is not None and value not in allowed:
+        report.error(expectation.span, f"`{value}` is not a possible {expectation.key}",
+                     did_you_mean(str(value), allowed) or "one of: " + ", ".join(allowed))
+    if expectation.key == "policy_version" and not (isinstance(value, str) and value.isdigit()):
+        report.error(expectation.span, "a policy version is a whole number, e.g. `2`")
+
+
 TEST_KEYS = (
     "commissioner",
     "service",

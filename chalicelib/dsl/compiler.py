@@ -18,6 +18,7 @@ from typing import Any
 from chalicelib.activity import Activity
 from chalicelib.codes import normalise
 from chalicelib.dsl import ast
+from chalicelib.dsl.ast import LEAF_TYPES
 from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.printer import leaf_text
 from chalicelib.dsl.typecheck import SELECTOR_SYSTEMS
@@ -195,6 +196,14 @@ class Compiler:
         if isinstance(cond, ast.Group):
             children = tuple(self._shape(item, leaves) for item in cond.items)
             return Node(cond.kind, n=cond.n, children=children)
+        if isinstance(cond, ast.Not) and isinstance(cond.operand, LEAF_TYPES):
+            # `not X` over one clause is one clause: its reason reads `not X: true` when the
+            # criterion is met, never `X: false`, which a clinician would read as a failure.
+            inner = self.leaf(cond.operand)
+            negated: LeafFn = lambda a: None if (v := inner(a)) is None else not v  # noqa: E731
+            text = "not " + leaf_text(cond.operand)
+            leaves.append(Leaf(text, cond.span.at(), _needs(cond.operand, self.types), negated))
+            return Node("leaf", index=len(leaves) - 1)
         if isinstance(cond, ast.Not):
             return Node("not", children=(self._shape(cond.operand, leaves),))
         leaves.append(

@@ -111,8 +111,8 @@ def _hint_for_expected(expected: set[str], found: str) -> str:
         return "fact and rule names are lowercase; code sets and service lines are UPPERCASE"
     if "CONSTNAME" in expected and found[:1].islower():
         return "code set and service line names are UPPERCASE"
-    if "RBRACE" in expected and len(expected) <= 3:
-        return "a closing `}` may be missing"
+    if "RBRACE" in expected:
+        return "a closing `}` may be missing before this, or the clause before it is incomplete"
     return "expected " + _describe(expected)
 
 

@@ -29,7 +29,7 @@ def run_assessment(
         i.name: fact_type(i.type.kind, i.type.values, i.unit) for i in decl.inputs
     }
     problems: list[Problem] = []
-    facts = _facts(inputs, types, problems)
+    facts = _facts(inputs, types, problems, where="")  # inputs sit at the top level
     if problems:
         raise RequestError(problems)
     types.update({f.name: BOOL for f in decl.factors})

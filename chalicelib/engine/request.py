@@ -233,7 +233,10 @@ def _codes(system: str, field: str, raw: list[str], problems: list[Problem]) -> 
 
 
 def _facts(
-    raw: Mapping[str, Any], fact_types: Mapping[str, VType], problems: list[Problem]
+    raw: Mapping[str, Any],
+    fact_types: Mapping[str, VType],
+    problems: list[Problem],
+    where: str = "facts.",
 ) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     for name, value in raw.items():
@@ -241,14 +244,14 @@ def _facts(
         if vtype is None or name in ("age", "decision_date", "sex"):
             hint = did_you_mean(name, [n for n in fact_types if n not in ("age", "sex")])
             problems.append(
-                Problem(f"facts.{name}", "unknown fact" + (f"; {hint}" if hint else ""))
+                Problem(f"{where}{name}", "unknown fact" + (f"; {hint}" if hint else ""))
             )
             continue
         if value is None:
             continue  # an explicit null is the same as not giving the fact
         typed = _typed(value, vtype)
         if isinstance(typed, Problem):
-            problems.append(Problem(f"facts.{name}", typed.problem))
+            problems.append(Problem(f"{where}{name}", typed.problem))
         else:
             facts[name] = typed
     return facts

@@ -69,3 +69,18 @@ def national_pack() -> PolicySet:
     from chalicelib import load_policy_set
 
     return load_policy_set(Path(__file__).resolve().parents[2] / "policies")
+
+
+def test_a_repeated_call_replays_the_recorded_decisions(
+    make_client: Callable[..., Client], store: DecisionStore
+) -> None:
+    client = make_client(store, policy_set=national_pack())
+    body = hook_request(orders=[tavi_order(), cetuximab_order()])
+    first = json.loads(post(client, "/cds-services/pss-order-sign", body).body)
+    again = json.loads(post(client, "/cds-services/pss-order-sign", body).body)
+
+    def ids(answer: Any) -> list[str]:
+        return [a["resource"]["extension"][-1]["extension"][0]["valueString"]
+                for a in answer["systemActions"]]
+
+    assert ids(first) and ids(first) == ids(again)

@@ -30,6 +30,13 @@ RESOURCES: dict[str, Any] = {
 }
 
 
+class QuietServer(ThreadingHTTPServer):
+    """The test FHIR server; a client that timed out and hung up is expected, not an error."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 class FhirHandler(BaseHTTPRequestHandler):
     """Answers GETs from RESOURCES for the right bearer token; a few paths misbehave."""
 
@@ -70,7 +77,7 @@ class FhirHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def fhir_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FhirHandler)
+    server = QuietServer(("127.0.0.1", 0), FhirHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

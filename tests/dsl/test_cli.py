@@ -99,9 +99,9 @@ def test_eval_explains(pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture
         encoding="utf-8",
     )
     assert main(["eval", str(case), "--policies", str(pack), "--explain"]) == 0
-    out = capsys.readouterr().out
-    assert '"eligibility": "not_eligible"' in out
-    assert "✗ ras_status is wild_type  [CET5]" in out
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["eligibility"] == "not_eligible"  # stdout is pure JSON
+    assert "✗ ras_status is wild_type  [CET5]" in captured.err
 
 
 def test_eval_bad_request_is_a_usage_error(
