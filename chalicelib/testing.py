@@ -148,7 +148,8 @@ def _check(expectation: ast.Expectation, decision: Decision) -> str | None:
     actual = _actual(expectation.key, decision)
     wanted = expectation.value
     if expectation.key == "missing":
-        wanted_set = set(wanted) if isinstance(wanted, tuple) else set()
+        # `expect missing ras` names one input; `expect missing (a, b)` several; `none`, none.
+        wanted_set = {wanted} if isinstance(wanted, str) else set(wanted or ())
         if wanted_set != set(actual):
             return f"expected missing ({', '.join(sorted(wanted_set))}), got ({', '.join(actual)})"
         return None

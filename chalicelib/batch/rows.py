@@ -34,7 +34,7 @@ from chalicelib.codes import normalise
 from chalicelib.dsl.types import REGIONS
 from chalicelib.engine.decision import Decision
 from chalicelib.engine.policy_set import PolicySet, RuleIndex
-from chalicelib.engine.request import MAX_CODES
+from chalicelib.engine.request import ISO_DATE, MAX_CODES
 from chalicelib.errors import NotCoveredError, RequestError
 
 COLUMNS = (
@@ -289,7 +289,8 @@ class FastRows:
     @staticmethod
     def _date(text: str) -> Unreached | None:
         try:
-            return Unreached(dt.date.fromisoformat(text)) if len(text) == 10 else None
+            # The same test as the API's: YYYY-MM-DD only (`2024-W01-1` is ten characters too).
+            return Unreached(dt.date.fromisoformat(text)) if ISO_DATE.fullmatch(text) else None
         except ValueError:
             return None
 

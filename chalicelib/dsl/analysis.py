@@ -113,6 +113,11 @@ def _conjunctions(cond: ast.Condition) -> Iterator[ast.Condition]:
         yield cond
 
 
+def _truth(value: str) -> str:
+    """`yes`/`true` and `no`/`false` are one value each; enum values are themselves."""
+    return {"yes": "true", "no": "false"}.get(value, value)
+
+
 def _contradiction_in(cond: ast.Condition) -> tuple[Span, str] | None:
     leaves = cond.items if isinstance(cond, ast.Group) else (cond,)
     ranges: dict[str, tuple[Interval, list[ast.Condition]]] = {}
@@ -120,7 +125,7 @@ def _contradiction_in(cond: ast.Condition) -> tuple[Span, str] | None:
     for leaf in leaves:
         if isinstance(leaf, ast.IsValue) and not leaf.negated:
             other = enums.setdefault(leaf.name, leaf)
-            if other.value != leaf.value:
+            if _truth(other.value) != _truth(leaf.value):
                 return cond.span, f"`{leaf_text(other)}` and `{leaf_text(leaf)}` cannot both hold"
         bounded = leaf_interval(leaf)
         if bounded is None:
@@ -173,7 +178,7 @@ def profile(rule: ast.RuleDecl, codesets: dict[str, CodeSet]) -> Profile | None:
             bounded = leaf_interval(leaf)
             if bounded is None or not bounded[0].startswith("age/"):
                 return None
-            age = age.meet(bounded[1])
+            age = age.meet(_age_in_months(*bounded))
         else:
             sets.append(constraint)
     return Profile(tuple(sets), age)
@@ -192,6 +197,14 @@ def _constraint(leaf: ast.Condition, codesets: dict[str, CodeSet]) -> tuple[str,
     if isinstance(leaf, ast.IsValue) and leaf.name == "sex" and not leaf.negated:
         return "sex", CodeSet.build("(list)", "text", [leaf.value])
     return None
+
+
+def _age_in_months(key: str, interval: Interval) -> Interval:
+    """Age bounds in months: a bare number is years (`age >= 18`), a unit says itself."""
+    if key != "age/None":
+        return interval  # literals with a unit are already in months (years x 12)
+    return Interval(interval.low * 12, interval.low_closed, interval.high * 12,
+                    interval.high_closed)
 
 
 def can_overlap(a: Profile, b: Profile) -> bool:

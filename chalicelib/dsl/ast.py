@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.dsl.source import NOWHERE, Span
+from chalicelib.dsl.source import NOWHERE, Diagnostic, Span
 
 # --- values ------------------------------------------------------------------------------
 
@@ -374,3 +374,5 @@ class Module:
 
     path: str
     items: tuple[Declaration, ...]
+    # Problems lowering found (impossible dates); reported with the syntax errors.
+    problems: tuple[Diagnostic, ...] = field(default=(), compare=False, repr=False)

@@ -421,6 +421,9 @@ def _check_assessment(
 ) -> None:
     types: dict[str, VType] = {}
     for decl in assessment.inputs:
+        if decl.name in BUILTINS:
+            report.error(decl.span, f"`{decl.name}` is built in and cannot be an input",
+                         "give the input another name")
         if decl.unit is not None and decl.unit not in UNITS:
             report.error(decl.span, f"unknown unit `{decl.unit}`")
         declared = _fact_vtype(decl, report)
@@ -451,8 +454,14 @@ EXPECTED_VALUES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _check_expected_value(expectation: ast.Expectation, report: _Report) -> None:
-    allowed = EXPECTED_VALUES.get(expectation.key)
+# a factor or conclusion of an assessment test is met, not met, or unknown
+ASSESSED_VALUES = ("yes", "no", "true", "false", "unknown")
+
+
+def _check_expected_value(
+    expectation: ast.Expectation, report: _Report, every_key: tuple[str, ...] | None = None
+) -> None:
+    allowed = every_key or EXPECTED_VALUES.get(expectation.key)
     value = expectation.value
     if allowed is not None and value not in allowed:
         report.error(expectation.span, f"`{value}` is not a possible {expectation.key}",
@@ -503,5 +512,9 @@ def _check_tests(
                     did_you_mean(expectation.key, allowed)
                     or "expect one of: " + ", ".join(allowed),
                 )
+            elif test.assessment is not None:
+                _check_expected_value(expectation, report, ASSESSED_VALUES)
+            else:
+                _check_expected_value(expectation, report)
         if not test.expectations:
             report.warning(test.span, f"test `{test.name}` expects nothing")

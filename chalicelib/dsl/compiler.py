@@ -338,7 +338,12 @@ class Compiler:
                 x, y = lf(a), rf(a)
                 if x is None or y is None:
                     return None
-                result: dt.date = x + dt.timedelta(days=sign * round(y))
+                try:
+                    result: dt.date = x + dt.timedelta(days=sign * round(y))
+                except OverflowError:
+                    # Beyond the calendar (a cycle of millions of days): the far past/future
+                    # still compares correctly with any real date.
+                    return dt.date.max if sign * y > 0 else dt.date.min
                 return result
 
             return shift

@@ -156,14 +156,21 @@ class Interpreter:
         if isinstance(x, dt.date) and isinstance(y, dt.date):
             return (x - y).days, 1
         if isinstance(x, dt.date):
-            days = round(y * (xu or 1) if yu is None else y)
-            return (x + dt.timedelta(days=days if value.op == "+" else -days)), 1
+            return _shift(x, round(y * (xu or 1) if yu is None else y), value.op), 1
         if xu is None and isinstance(value.left, ast.Num):
             x = x * (yu or 1)
         if yu is None and isinstance(value.right, ast.Num):
             y = y * (xu or 1)
         unit = xu if xu is not None else yu
         return (x + y if value.op == "+" else x - y), unit
+
+
+def _shift(day: dt.date, days: int, op: str) -> dt.date:
+    signed = days if op == "+" else -days
+    try:
+        return day + dt.timedelta(days=signed)
+    except OverflowError:
+        return dt.date.max if signed > 0 else dt.date.min
 
 
 def _and(x: Tri, y: Tri) -> Tri:

@@ -46,7 +46,9 @@ def parse_sources(texts: dict[str, str]) -> tuple[list[ast.Module], list[Diagnos
         if isinstance(tree, Diagnostic):
             diagnostics.append(tree)
         else:
-            modules.append(lower(tree, shown))
+            module = lower(tree, shown)
+            diagnostics.extend(module.problems)
+            modules.append(module)
     return modules, diagnostics
 
 

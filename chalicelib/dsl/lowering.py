@@ -14,7 +14,7 @@ from lark import Token, Transformer, Tree, v_args
 from lark.tree import Meta
 
 from chalicelib.dsl import ast
-from chalicelib.dsl.source import Span
+from chalicelib.dsl.source import Diagnostic, Span
 
 _SELECTORS = {
     "sel_dominant_procedure": "dominant procedure",
@@ -42,23 +42,26 @@ def _unquote(token: Token | str) -> str:
     return result
 
 
-def _date(token: Token) -> dt.date:
-    try:
-        return dt.date.fromisoformat(str(token))
-    except ValueError:
-        # An impossible date such as 2025-02-30: keep a sentinel the checker reports.
-        return dt.date.min
-
-
 class _Lower(Transformer[Token, Any]):
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
+        self.problems: list[Diagnostic] = []
 
     def _span(self, meta: Meta) -> Span:
         if getattr(meta, "empty", True):
             return Span(self.path, 0, 0)
         return Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _date(self, token: Token) -> dt.date:
+        """A date literal; an impossible one (2025-02-30) is reported here, at the date."""
+        try:
+            return dt.date.fromisoformat(str(token))
+        except ValueError:
+            self.problems.append(Diagnostic(
+                "error", f"`{token}` is not a real date", self._tok(token),
+                "dates are written YYYY-MM-DD and must exist in the calendar"))
+            return dt.date.min
 
     def _block(self, token: Token, meta: Meta) -> Span:
         """The span of a block's name, ending where the block ends (for the formatter)."""
@@ -78,7 +81,7 @@ class _Lower(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def pack(self, meta: Meta, c: list[Token]) -> ast.Pack:
-        return ast.Pack(_unquote(c[0]), _unquote(c[1]), _date(c[2]), self._span(meta))
+        return ast.Pack(_unquote(c[0]), _unquote(c[1]), self._date(c[2]), self._span(meta))
 
     @v_args(meta=True)
     def fact_decl(self, meta: Meta, c: list[Any]) -> ast.FactDecl:
@@ -183,7 +186,7 @@ class _Lower(Transformer[Token, Any]):
     @v_args(meta=True)
     def commissioner(self, meta: Meta, c: list[Any]) -> FieldValue:
         kind, values = c[2] if len(c) == 3 else (None, ())
-        entry = ast.CommissionerEntry(str(c[0]), _date(c[1]), kind, values, self._span(meta))
+        entry = ast.CommissionerEntry(str(c[0]), self._date(c[1]), kind, values, self._span(meta))
         return ("commissioner", entry, meta.line)
 
     def scope(self, c: list[Token]) -> tuple[str, tuple[str, ...]]:
@@ -220,7 +223,8 @@ class _Lower(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def effective(self, meta: Meta, c: list[Token]) -> FieldValue:
-        return ("effective", (_date(c[0]), _date(c[1]) if len(c) > 1 else None), meta.line)
+        end = self._date(c[1]) if len(c) > 1 else None
+        return ("effective", (self._date(c[0]), end), meta.line)
 
     @v_args(meta=True)
     def governs_lines(self, meta: Meta, c: list[Token]) -> FieldValue:
@@ -419,7 +423,7 @@ class _Lower(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def date_lit(self, meta: Meta, c: list[Token]) -> ast.DateLit:
-        return ast.DateLit(_date(c[0]), self._span(meta))
+        return ast.DateLit(self._date(c[0]), self._span(meta))
 
     @v_args(meta=True)
     def string_lit(self, meta: Meta, c: list[Token]) -> ast.StrLit:
@@ -440,5 +444,6 @@ class _Lower(Transformer[Token, Any]):
 
 def lower(tree: Tree[Token], path: str) -> ast.Module:
     """Turn a parse tree of file `path` into an `ast.Module`."""
-    items = _Lower(path).transform(tree)
-    return ast.Module(path, tuple(items))
+    lowering = _Lower(path)
+    items = lowering.transform(tree)
+    return ast.Module(path, tuple(items), tuple(lowering.problems))

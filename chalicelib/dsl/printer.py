@@ -9,6 +9,7 @@ at the end of the line it trailed). Formatting is idempotent.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 
 from chalicelib.dsl import ast
@@ -24,7 +25,7 @@ def _q(text: object) -> str:
 def value_text(value: ast.Value) -> str:
     """Return the canonical text of a value."""
     if isinstance(value, ast.Num):
-        number = repr(value.value)
+        number = _number(value.value)
         return f"{number} {value.unit}" if value.unit else number
     if isinstance(value, ast.DateLit):
         return value.value.isoformat()
@@ -85,18 +86,21 @@ def _group_head(group: ast.Group) -> str:
     }[group.kind]
 
 
+def _number(value: int | float) -> str:
+    """A number as the grammar writes it: digits and a point, never an exponent."""
+    if isinstance(value, int):
+        return str(value)
+    text = repr(value)
+    if "e" in text or "E" in text:
+        text = f"{value:.20f}".rstrip("0").rstrip(".")
+    return text
+
+
 def _operand(item: ast.Condition, parent_kind: str) -> str:
     text = condition_text(item)
-    # `and` binds tighter than `or`: only an unbraced `or` inside an `and` needs parentheses.
-    if (
-        isinstance(item, ast.Group)
-        and not item.braced
-        and (item.kind, parent_kind)
-        == (
-            "any",
-            "all",
-        )
-    ):
+    # A written group inside another keeps its parentheses, so `(a and b) and c` stays two
+    # groups (and `a or b and c` reads as it parses).
+    if isinstance(item, ast.Group) and not item.braced:
         return f"({text})"
     return text
 
@@ -137,21 +141,22 @@ def _is_block(item: ast.Declaration) -> bool:
 def _weave(lines: list[Line], comments: list[tuple[int, int, str]]) -> str:
     result: list[str] = []
     pending = list(comments)
-    last_anchor: dict[int, int] = {}
+    # A comment trailing a source line stays on the first output line printed from it.
+    first_at: dict[int, int] = {}
     for text, anchor in lines:
         while pending and pending[0][0] < anchor:
             line, _col, comment = pending.pop(0)
-            if line in last_anchor:
-                result[last_anchor[line]] += f"  {comment}"
+            if line in first_at:
+                result[first_at[line]] += f"  {comment}"
                 continue
             indent = text[: len(text) - len(text.lstrip())] if text else ""
             result.append(indent + comment)
         result.append(text)
         if text:
-            last_anchor[anchor] = len(result) - 1
+            first_at.setdefault(anchor, len(result) - 1)
     for line, _col, comment in pending:
-        if line in last_anchor:
-            result[last_anchor[line]] += f"  {comment}"
+        if line in first_at:
+            result[first_at[line]] += f"  {comment}"
         else:
             result.append(comment)
     return "\n".join(result).rstrip("\n") + "\n"
@@ -313,11 +318,18 @@ def _test_lines(item: ast.TestDecl) -> list[Line]:
     return out
 
 
+_BARE = re.compile(r"[a-z_][a-z0-9_]*|[A-Z][A-Z0-9_]*|[0-9]+")
+_KEYWORDS = frozenset({"none", "expect", "given", "assess", "test"})
+
+
 def _expect_value(value: str | tuple[str, ...] | None) -> str:
     if value is None:
         return "none"
     if isinstance(value, tuple):
-        return "(" + ", ".join(v if v.isidentifier() else _q(v) for v in value) + ")"
-    if value.isidentifier() and value not in ("none",):
-        return value
-    return _q(value)
+        return "(" + ", ".join(_expect_item(v) for v in value) + ")"
+    return _expect_item(value)
+
+
+def _expect_item(value: str) -> str:
+    """Bare when the grammar reads it back as the same word, else quoted."""
+    return value if _BARE.fullmatch(value) and value not in _KEYWORDS else _q(value)

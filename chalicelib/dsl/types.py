@@ -15,8 +15,9 @@ UNITS: dict[str, tuple[str, float]] = {
     "weeks": ("days", 7),
     "months": ("months", 1),
     "years": ("months", 12),
-    "cm": ("cm", 1),
-    "mm": ("cm", 0.1),
+    # Lengths count in millimetres so `3 mm` against a fact in cm is exact (0.3, not 0.30...04).
+    "cm": ("mm", 10),
+    "mm": ("mm", 1),
     "kg": ("kg", 1),
     "gbp": ("gbp", 1),
     "percent": ("percent", 1),

@@ -208,9 +208,13 @@ class PolicySet:
         info = ServiceInfo(
             service.id, rule.decl.line, service.name, service.programme, service.highly_specialised
         )
-        policy = self._select_policy(rule.decl.line, activity, reasons)
+        policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
         if policy is None:
             return self._decision(commissioner, info, None, "not_applicable", None, (), reasons)
+        if undecided:
+            # Whether this policy applies depends on inputs not given: say which.
+            return self._decision(commissioner, info, policy.info, "incomplete", None,
+                                  undecided, reasons)
         eligibility, route, missing = self._apply(policy, activity, reasons)
         return self._decision(commissioner, info, policy.info, eligibility, route, missing, reasons)
 
@@ -280,17 +284,27 @@ class PolicySet:
 
     def _select_policy(
         self, line: str, activity: Activity, reasons: Reasons
-    ) -> CompiledPolicy | None:
+    ) -> tuple[CompiledPolicy | None, list[str]]:
+        """The first policy (by rank) in force whose applicability holds.
+
+        Returns (policy, []) when one applies; (policy, missing inputs) when the first one
+        that could apply depends on inputs the request lacks (an unknown applicability must
+        not let a lower-ranked policy answer); (None, []) when none applies.
+        """
         for policy in self.by_line.get(line, ()):
             if not policy.start <= activity.date <= policy.end:
                 continue
             if policy.applies is None:
-                return policy
-            if policy.applies.predicate(activity) is True:
-                _, results = policy.applies.evaluate(activity)
-                reasons.extend(zip(policy.applies_sources, results, strict=True))
-                return policy
-        return None
+                return policy, []
+            applies = policy.applies.predicate(activity)
+            if applies is False:
+                continue
+            _, results = policy.applies.evaluate(activity)
+            reasons.extend(zip(policy.applies_sources, results, strict=True))
+            if applies is True:
+                return policy, []
+            return policy, policy.applies.missing(activity, results)
+        return None, []
 
     def _apply(
         self, policy: CompiledPolicy, activity: Activity, reasons: Reasons

@@ -8,6 +8,8 @@ field as (`patient.nhs_number`, problem). Nothing here reads the clock.
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -28,13 +30,17 @@ from chalicelib.dsl.types import REGIONS, VType
 from chalicelib.errors import Problem, RequestError
 
 MAX_CODES = 50
+MAX_AGE = 130
+# Python 3.11's fromisoformat also takes `20240301` and `2024-W10-1`; the contract says
+# YYYY-MM-DD, so nothing else is accepted.
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _iso_date(value: Any) -> Any:
     """Accept only `YYYY-MM-DD` strings (or dates), not numbers pydantic would coerce."""
     if isinstance(value, dt.date):
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(value)
@@ -44,7 +50,7 @@ def _iso_date(value: Any) -> Any:
 
 def nhs_number_valid(number: str) -> bool:
     """Modulus 11 check of a 10-digit NHS number (check digit 10 is never valid)."""
-    if len(number) != 10 or not number.isdigit():
+    if len(number) != 10 or not (number.isascii() and number.isdigit()):
         return False
     total = sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11
@@ -210,6 +216,9 @@ def _age(request: DecisionRequest, problems: list[Problem]) -> int | None:
         - born.year
         - ((request.date.month, request.date.day) < (born.month, born.day))
     )
+    if years > MAX_AGE:
+        problems.append(Problem("patient.birth_date", f"gives an age over {MAX_AGE}"))
+        return None
     if patient.age is not None and patient.age != years:
         problems.append(
             Problem(
@@ -264,6 +273,8 @@ def _typed(value: Any, vtype: VType) -> Any:
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
             return Problem("", "must be a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            return Problem("", "must be a finite number")
         if vtype.integer and not (isinstance(value, int) or value.is_integer()):
             return Problem("", "must be a whole number")
         return int(value) if vtype.integer else value

@@ -191,3 +191,36 @@ def _policy(criteria: str, version: int = 1, start: str = "2014-04-01", end: str
         f"  governs NCBPS13A\n  criteria {criteria}\n"
         '  when met: prior_approval via "Blueteq X"\n}\n'
     )
+
+
+def test_impossible_date_in_a_condition_is_reported_at_the_date() -> None:
+    diag = only(errors(_policy("decision_date >= 2025-02-30")))
+    assert diag.message == "`2025-02-30` is not a real date"
+    assert diag.span.col > 10
+
+
+def test_expected_values_are_checked() -> None:
+    found = errors(
+        'test "t" {\n  given {"date": "2025-01-01", "patient": {"age": 3}}\n'
+        "  expect eligibility maybe\n  expect commissioner nhs_englnd\n}\n"
+    )
+    assert [d.message for d in found] == ["`maybe` is not a possible eligibility",
+                                          "`nhs_englnd` is not a possible commissioner"]
+    assert found[1].hint == "did you mean `nhs_england`?"
+
+
+def test_bool_written_yes_and_true_is_not_a_contradiction() -> None:
+    text = 'fact flag: bool "f"\n' + _policy("flag is yes and flag is true")
+    assert errors(text) == []
+
+
+def test_age_in_years_and_months_compare_in_the_overlap_check() -> None:
+    line_b = ('line NCBPS13B "b"\nservice "8" "b" {\n  lines NCBPS13B\n  programme trauma\n'
+              "  portfolio acute\n  highly_specialised no\n"
+              "  commissioner nhs_england from 2013-04-01\n}\n")
+    disjoint = line_b + ('rule a "a" { line NCBPS13A rank 1 when age >= 18 }\n'
+                         'rule b "b" { line NCBPS13B rank 1 when age < 2 years }\n')
+    assert errors(disjoint) == []
+    overlapping = line_b + ('rule a "a" { line NCBPS13A rank 1 when age >= 1 year }\n'
+                            'rule b "b" { line NCBPS13B rank 1 when age < 6 }\n')
+    assert "no precedence between them" in only(errors(overlapping)).message

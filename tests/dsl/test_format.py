@@ -51,3 +51,32 @@ def test_semantics_pack_round_trips() -> None:
     text = 'pack "p" version "1" covers from 2013-04-01\n' + PACK
     once = format_text(text, "x.pss")
     assert isinstance(once, str) and ast_of(once) == ast_of(text)
+
+
+@pytest.mark.parametrize("criteria", [
+    "x >= 0.00001",
+    "x >= 10000000000000000.0",
+    "(x >= 1 and y >= 1) and x <= 9",
+    "x >= 1 or (y >= 1 or x <= 0)",
+    "x >= 1 or y >= 1 and x <= 0",
+])
+def test_conditions_that_once_would_not_format(criteria: str) -> None:
+    text = ('fact x: decimal "x"\nfact y: decimal "y"\n'
+            f'policy "P" version 1 "t" {{\n  effective from 2020-01-01\n  governs any line\n'
+            f"  criteria {criteria}\n  when met: eligible\n}}\n")
+    once = format_text(text, "x.pss")
+    assert isinstance(once, str), once.rendered if not isinstance(once, str) else ""
+    assert ast_of(once) == ast_of(text) and format_text(once, "x.pss") == once
+
+
+def test_comments_on_block_lines_stay_put_and_values_keep_their_quotes() -> None:
+    text = (
+        'rule r "r" {  # c11\n  line NCBPS13A\n  rank 1\n  when age >= 18  # c14\n}\n'
+        'test "t" {\n  given {"date": "2025-01-01"}\n  expect route "Blueteq"  # c20\n'
+        '  expect route "é"\n}\n'
+    )
+    once = format_text(text, "x.pss")
+    assert isinstance(once, str)
+    assert 'rule r "r" {  # c11' in once and "when age >= 18  # c14" in once
+    assert 'expect route "Blueteq"  # c20' in once and 'expect route "é"' in once
+    assert format_text(once, "x.pss") == once and ast_of(once) == ast_of(text)

@@ -256,3 +256,79 @@ def test_valid_nhs_number_and_birth_date_accepted(pack: Any) -> None:
         }
     )
     assert d.service.line == "NCBPS13A"
+
+
+UNKNOWN_APPLIES = """
+line LA "a"
+service "1" "s" {
+  lines LA
+  programme trauma
+  portfolio acute
+  highly_specialised no
+  commissioner nhs_england from 2013-04-01
+}
+codeset PX: opcs4 = K26
+rule r "r" { line LA rank 1 when dominant procedure in PX }
+fact ras: enum(wild_type, mutant) "ras"
+policy "NARROW" version 1 "n" {
+  effective from 2013-04-01
+  governs LA
+  rank 1
+  applies when ras is mutant
+  when met: not_eligible
+}
+policy "GENERAL" version 1 "g" {
+  effective from 2013-04-01
+  governs LA
+  rank 2
+  when met: eligible
+}
+"""
+
+
+def test_unknown_applicability_is_incomplete_not_the_next_policy() -> None:
+    pack = build(UNKNOWN_APPLIES)
+    body = {"date": "2025-06-01", "patient": {"age": 40}, "procedures": ["K26.1"]}
+    unknown = pack.decide(body)
+    assert (unknown.policy.id, unknown.eligibility, unknown.missing) == (
+        "NARROW", "incomplete", ("ras",))
+    assert pack.decide({**body, "facts": {"ras": "mutant"}}).eligibility == "not_eligible"
+    general = pack.decide({**body, "facts": {"ras": "wild_type"}})
+    assert (general.policy.id, general.eligibility) == ("GENERAL", "eligible")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"date": "20250601", "patient": {"age": 3}}, "date"),
+    ({"date": "2025-W10-1", "patient": {"age": 3}}, "date"),
+    ({"date": "2025-06-01", "patient": {"birth_date": "1800-01-01"}}, "patient.birth_date"),
+    ({"date": "2025-06-01", "patient": {"age": 3, "nhs_number": "٩٤٣٤٧٦٥٩١٩"}},
+     "patient.nhs_number"),
+    ({"date": "2025-06-01", "patient": {"age": 3}, "facts": {"line_of_therapy": float("nan")}},
+     "facts.line_of_therapy"),
+    ({"date": "2025-06-01", "patient": {"age": 3},
+      "facts": {"largest_metastasis_cm": float("inf")}}, "facts.largest_metastasis_cm"),
+])
+def test_requests_the_review_found_accepted(pack: Any, body: dict[str, Any], field: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        pack.decide(body)
+    assert field in [p.field for p in caught.value.details]
+
+
+def test_date_arithmetic_beyond_the_calendar_saturates_instead_of_crashing() -> None:
+    pack = build(UNKNOWN_APPLIES.replace(
+        'fact ras: enum(wild_type, mutant) "ras"',
+        'fact last: date "last dose"\nfact cycle: int unit days "cycle"').replace(
+        "applies when ras is mutant", "applies when last + cycle < decision_date"))
+    body = {"date": "2025-06-01", "patient": {"age": 40}, "procedures": ["K26.1"]}
+    far = pack.decide({**body, "facts": {"last": "2025-01-01", "cycle": 10_000_000}})
+    near = pack.decide({**body, "facts": {"last": "2025-01-01", "cycle": 21}})
+    assert (far.policy.id, near.policy.id) == ("GENERAL", "NARROW")
+
+
+def test_three_millimetres_is_exactly_point_three_centimetres() -> None:
+    pack = build(UNKNOWN_APPLIES.replace('fact ras: enum(wild_type, mutant) "ras"',
+                                         'fact size: decimal unit cm "size"').replace(
+        "applies when ras is mutant", "applies when size >= 3 mm"))
+    body = {"date": "2025-06-01", "patient": {"age": 40}, "procedures": ["K26.1"]}
+    assert pack.decide({**body, "facts": {"size": 0.3}}).policy.id == "NARROW"
+    assert pack.decide({**body, "facts": {"size": 0.29}}).policy.id == "GENERAL"
