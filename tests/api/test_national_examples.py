@@ -14,7 +14,8 @@ from chalice.test import Client
 from chalicelib import PolicySet, load_policy_set
 from chalicelib.decisions.memory import InMemoryDecisionStore
 from chalicelib.settings import Settings
-from tests.pack.test_examples import EXAMPLES, POLICIES, WANTED
+from tests.pack.make_golden import POLICIES
+from tests.pack.test_examples import EXAMPLES, WANTED
 from tests.support.api import KEYS
 
 HEADERS = {"x-api-key": KEYS[0][1], "content-type": "application/json"}
