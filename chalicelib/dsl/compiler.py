@@ -440,30 +440,20 @@ def _predicate(shape: Node, fns: list[LeafFn]) -> LeafFn:
 
         return both
     if shape.kind == "all":
-        return lambda a: _all_lazy(parts, a)
+        return lambda a: _lazy(parts, a, False)
     if shape.kind == "any":
-        return lambda a: _any_lazy(parts, a)
+        return lambda a: _lazy(parts, a, True)
     kind, n = shape.kind, shape.n
     return lambda a: group_value(kind, n, [p(a) for p in parts])
 
 
-def _all_lazy(parts: list[LeafFn], a: Activity) -> Tri:
+def _lazy(parts: list[LeafFn], a: Activity, stop: bool) -> Tri:
+    """Kleene all (`stop` False) or any (`stop` True), calling parts until one says `stop`."""
     unknown = False
     for part in parts:
         value = part(a)
-        if value is False:
-            return False
+        if value is stop:
+            return stop
         if value is None:
             unknown = True
-    return None if unknown else True
-
-
-def _any_lazy(parts: list[LeafFn], a: Activity) -> Tri:
-    unknown = False
-    for part in parts:
-        value = part(a)
-        if value is True:
-            return True
-        if value is None:
-            unknown = True
-    return None if unknown else False
+    return None if unknown else not stop
