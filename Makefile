@@ -46,7 +46,7 @@ package: bundle
 schemathesis: $(STAMP)
 	PSS_SCHEMATHESIS_EXAMPLES=500 $(BIN)/python -m pytest tests/e2e/test_schemathesis.py -q
 
-bench: $(STAMP)
+bench: bundle
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements-peers.txt 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -m benchmarks
 
