@@ -8,6 +8,7 @@ input.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import shutil
 import sys
@@ -18,6 +19,8 @@ from typing import Any
 from chalicelib.errors import NotCoveredError, PolicyError, RequestError
 
 OK, FAILED, USAGE = 0, 1, 2
+# `pss check` decides nothing, but a policy set needs a clock: a fixed one says so.
+_EPOCH = dt.datetime(2013, 4, 1, tzinfo=dt.UTC)
 BUNDLE = Path(__file__).resolve().parent / "_bundle"
 
 
@@ -53,6 +56,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     if loaded.warnings:
         print(render(loaded.warnings, loaded.sources), file=sys.stderr)
     checked = loaded.checked
+    from chalicelib.engine.policy_set import PolicySet
+    from chalicelib.testing import invalid_inputs
+
+    bad_tests = invalid_inputs(PolicySet(checked, loaded.digest, lambda: _EPOCH))
+    if bad_tests:
+        print(render(bad_tests, loaded.sources), file=sys.stderr)
+        print(f"{len(bad_tests)} error(s) in {folder}", file=sys.stderr)
+        return FAILED
     print(
         f"{folder}: ok — {len(checked.services)} services, {len(checked.lines)} service lines, "
         f"{len(checked.rules)} identification rules, {len(checked.policies)} policy versions, "

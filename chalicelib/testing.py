@@ -15,6 +15,7 @@ from typing import Any
 
 from chalicelib.activity import Activity
 from chalicelib.dsl import ast
+from chalicelib.dsl.source import Diagnostic
 from chalicelib.engine.decision import ClauseSource, Decision
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import NotCoveredError, RequestError, UnknownNameError
@@ -87,6 +88,23 @@ def all_clauses(policy_set: PolicySet) -> list[ClauseSource]:
         clauses.extend(policy.applies_sources)
         clauses.extend(policy.criteria_sources)
     return list(dict.fromkeys(clauses))
+
+
+def invalid_inputs(policy_set: PolicySet) -> list[Diagnostic]:
+    """A diagnostic for every test whose `given` request (or assessment input) is invalid,
+    so `pss check` catches a test that could never run as written."""
+    found = []
+    for test in policy_set.checked.tests:
+        try:
+            if test.assessment is None:
+                policy_set.parse(test.input)
+            else:
+                policy_set.assess(test.assessment, test.input)
+        except RequestError as exc:
+            problems = "; ".join(f"{d.field}: {d.problem}" for d in exc.details)
+            found.append(Diagnostic("error", f"test `{test.name}` gives an invalid request: "
+                                    f"{problems}", test.span))
+    return found
 
 
 def run_tests(policy_set: PolicySet, coverage: Coverage | None = None) -> list[TestResult]:

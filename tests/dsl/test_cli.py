@@ -126,3 +126,16 @@ def test_bundle_caches_the_ast_and_a_stale_cache_is_ignored(pack: Path, tmp_path
     source.write_text(source.read_text().replace("rank 2 when", "rank 7 when"), encoding="utf-8")
     ranks = {r.name: r.rank for r in load_pack(bundled).checked.rules}
     assert ranks["tavi"] == 7
+
+
+def test_check_rejects_a_test_whose_request_is_invalid(
+    pack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (pack / "tests.pss").write_text(
+        'test "bad ras" {\n  given {"date": "2025-06-01", "patient": {"age": 60}, '
+        '"facts": {"ras_status": "wildtype"}}\n  expect eligibility incomplete\n}\n',
+        encoding="utf-8")
+    assert main(["check", str(pack)]) == 1
+    err = capsys.readouterr().err
+    assert "policies/tests.pss:1:6: error: test `bad ras` gives an invalid request: " in err
+    assert "facts.ras_status: must be one of: wild_type, mutant, unknown" in err
