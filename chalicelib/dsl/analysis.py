@@ -15,12 +15,11 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from chalicelib.codes import normalise
 from chalicelib.dsl import ast
 from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.printer import leaf_text, value_text
 from chalicelib.dsl.source import Span
-from chalicelib.dsl.typecheck import SELECTOR_SYSTEMS
+from chalicelib.dsl.typecheck import list_keys
 from chalicelib.dsl.types import UNITS
 
 
@@ -191,9 +190,8 @@ def _constraint(leaf: ast.Condition, codesets: dict[str, CodeSet]) -> tuple[str,
         dimension = leaf.selector or (leaf.fact if leaf.fact == "sex" else None)
         if dimension is None:
             return None
-        system = SELECTOR_SYSTEMS.get(dimension, "text")
-        keys = [normalise(system, i) or i for i in leaf.items] if system != "text" else leaf.items
-        return dimension, CodeSet.build("(list)", system, keys)
+        system, keys = list_keys(dimension, leaf.items)
+        return dimension, CodeSet.build("(list)", system or "text", keys)
     if isinstance(leaf, ast.IsValue) and leaf.name == "sex" and not leaf.negated:
         return "sex", CodeSet.build("(list)", "text", [leaf.value])
     return None

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.activity import Activity
-from chalicelib.codes import normalise
 from chalicelib.dsl import ast
 from chalicelib.dsl.ast import LEAF_TYPES
 from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.printer import leaf_text
-from chalicelib.dsl.typecheck import SELECTOR_SYSTEMS
+from chalicelib.dsl.typecheck import list_keys
 from chalicelib.dsl.types import BUILTINS, UNITS, VType
 
 Tri = bool | None
@@ -56,17 +55,6 @@ class Node:
     index: int = -1
     n: int = 0
     children: tuple[Node, ...] = ()
-
-
-def combine(node: Node, results: Sequence[Tri]) -> Tri:
-    """Three-valued (Kleene) value of `node` given the leaf results."""
-    if node.kind == "leaf":
-        return results[node.index]
-    if node.kind == "not":
-        value = combine(node.children[0], results)
-        return None if value is None else not value
-    values = [combine(child, results) for child in node.children]
-    return group_value(node.kind, node.n, values)
 
 
 def group_value(kind: str, n: int, values: Sequence[Tri]) -> Tri:
@@ -251,11 +239,10 @@ class Compiler:
             values = frozenset(cond.items)
             return lambda a: None if (v := getter(a)) is None else v in values
         selector = cond.selector or ""
-        system = SELECTOR_SYSTEMS.get(selector)
+        system, keys = list_keys(selector, cond.items)
         if system is not None:
-            keys = [normalise(system, item) or item for item in cond.items]
             return _selector_test(selector, CodeSet.build("(list)", system, keys).matcher())
-        return _selector_test(selector, frozenset(cond.items).__contains__)
+        return _selector_test(selector, frozenset(keys).__contains__)
 
     def _getter(self, name: str) -> ValueFn:
         if name == "age":

@@ -29,6 +29,18 @@ SELECTOR_SYSTEMS = {
     "provider": "ods",
 }
 LIST_ONLY_SELECTORS = ("treatment function", "region", "icb")
+
+
+def list_keys(selector: str, items: tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """The code system a selector reads and the canonical keys of its `in (...)` items.
+
+    Codes are normalised as requests are (`"K26.2"` -> `K262`); other values (treatment
+    function, region, ICB) stay as written, with no system.
+    """
+    system = SELECTOR_SYSTEMS.get(selector)
+    if system is None:
+        return None, list(items)
+    return system, [normalise(system, item) or item for item in items]
 RULE_NAMES = ("age", "sex")
 
 

@@ -19,7 +19,7 @@ from chalicelib.dsl import ast
 from chalicelib.dsl.checker import CheckedPack
 from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.compiler import CompiledCondition, Compiler, Tri
-from chalicelib.dsl.printer import condition_text, value_text
+from chalicelib.dsl.typecheck import list_keys
 from chalicelib.engine.decision import (
     Assessment,
     ClauseSource,
@@ -28,7 +28,7 @@ from chalicelib.engine.decision import (
     ServiceInfo,
 )
 from chalicelib.engine.request import parse_request
-from chalicelib.errors import NotCoveredError, RequestError, UnknownNameError
+from chalicelib.errors import NotCoveredError, Problem, RequestError, UnknownNameError
 
 Clock = Callable[[], dt.datetime]
 Reasons = list[tuple[ClauseSource, Tri]]
@@ -106,13 +106,7 @@ class RuleIndex:
                 if isinstance(leaf, ast.InSet) and leaf.selector == dimension:
                     return dimension, codesets[leaf.set_name].keys
                 if isinstance(leaf, ast.InList) and leaf.selector == dimension:
-                    from chalicelib.codes import normalise
-                    from chalicelib.dsl.typecheck import SELECTOR_SYSTEMS
-
-                    system = SELECTOR_SYSTEMS.get(dimension)
-                    return dimension, [
-                        normalise(system, i) or i if system else i for i in leaf.items
-                    ]
+                    return dimension, list_keys(dimension, leaf.items)[1]
         return None
 
     def candidates(self, activity: Activity) -> list[int]:
@@ -333,8 +327,6 @@ class PolicySet:
         if decl is None:
             raise UnknownNameError(f"unknown assessment `{name}`")
         if not isinstance(inputs, dict):
-            from chalicelib.errors import Problem
-
             raise RequestError([Problem("body", "must be a JSON object")])
         return run_assessment(decl, inputs, self.checked.codesets)
 
@@ -360,4 +352,4 @@ def _in_scope(entry: ast.CommissionerEntry, activity: Activity) -> bool:
     return value is not None and value in entry.scope_values
 
 
-__all__ = ["PolicySet", "condition_text", "value_text"]
+__all__ = ["PolicySet"]
