@@ -117,16 +117,10 @@ def diff_main(argv: Sequence[str] | None = None) -> int:
     import json
 
     from chalicelib.batch.classify import InputError, Progress
-    from chalicelib.batch.diff import (
-        TOP,
-        diff_csv,
-        diff_requests,
-        extract_base,
-        load_pack,
-        read_case_folder,
-        text_report,
-    )
+    from chalicelib.batch.diff import diff_csv, diff_requests, load_pack, read_case_folder
+    from chalicelib.batch.gitbase import extract_base
     from chalicelib.batch.report import html_report
+    from chalicelib.batch.tally import TOP, text_report
 
     parser = _Parser(prog="pss diff", description="compare two policy sets over the same cases")
     parser.add_argument("--base", required=True, help="a policy folder, or a git ref")

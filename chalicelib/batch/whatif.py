@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.batch.diff import TOP, diff_requests
+from chalicelib.batch.diff import diff_requests
+from chalicelib.batch.tally import TOP
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import PolicyError
 

@@ -142,7 +142,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "body"
 
 
-def _pydantic_problems(exc: ValidationError) -> list[Problem]:
+def pydantic_problems(exc: ValidationError) -> list[Problem]:
+    """A pydantic validation error as the error body's details (`a.b[0].c` field paths)."""
     problems = []
     for err in exc.errors():
         message = err["msg"].removeprefix("Value error, ")
@@ -163,7 +164,7 @@ def parse_request(
     try:
         request = DecisionRequest.model_validate(raw)
     except ValidationError as exc:
-        raise RequestError(_pydantic_problems(exc)) from None
+        raise RequestError(pydantic_problems(exc)) from None
     problems: list[Problem] = []
     age = _age(request, problems)
     codes = {
