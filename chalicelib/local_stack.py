@@ -192,6 +192,9 @@ def chalice_local(host: str, port: int) -> Iterator[str]:
     config = Config.create(chalice_stage="dev", app_name="pss-rules",
                            project_dir=str(PROJECT_DIR), chalice_app=app_module.app)
     server = create_local_server(app_module.app, config, host, port)
+    from chalicelib.studio.http import mount_on_serve
+
+    mount_on_serve(server)  # GET /studio: the commissioner studio, on this port only
     bound = server.server.server_address[1]
     thread = threading.Thread(target=server.server.serve_forever, name="chalice-local",
                               daemon=True)
@@ -212,6 +215,7 @@ def banner(url: str, endpoint: str, options: ServeOptions, sample: dict[str, Any
         f"DynamoDB:       {endpoint} (table {options.table}, moto, in memory)\n"
         f"API key:        {options.api_key} (client {options.client_id})\n"
         f"OpenAPI:        {url}/openapi.json\n"
+        f"Studio:         {url}/studio\n"
         "\nTry it:\n"
         f"curl -s -X POST {url}/v1/decisions \\\n"
         f"  -H 'x-api-key: {options.api_key}' -H 'content-type: application/json' \\\n"

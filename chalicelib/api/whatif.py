@@ -58,7 +58,7 @@ class WhatIfService:
             folder = Path(scratch) / self.policy_dir.name
             shutil.copytree(self.policy_dir, folder)
             for name, text in request.files.items():
-                target = _inside(folder, name)
+                target = inside_pack(folder, name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
             try:
@@ -70,8 +70,12 @@ class WhatIfService:
         return Reply(200, WhatIfOut(answer))
 
 
-def _inside(folder: Path, name: str) -> Path:
-    """The file `name` (`policies/x.pss` or `x.pss`) within `folder`; never outside it."""
+def inside_pack(folder: Path, name: str) -> Path:
+    """The file `name` (`policies/x.pss` or `x.pss`) within `folder`; never outside it.
+
+    The one rule for pack paths sent by a client (this route and the studio's): a `.pss` or
+    `.csv` file under the pack folder, with no `..` or empty part; 400 otherwise.
+    """
     parts = PurePosixPath(name).parts
     if parts and parts[0] == folder.name:
         parts = parts[1:]

@@ -10,7 +10,7 @@ versions and digests. A pack that fails to check raises `PolicyError` (its diagn
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,13 @@ from chalicelib.errors import PolicyError
 MAX_CASES = 10_000
 
 
-def compile_pack(text_or_dir: str | Mapping[str, str] | Path, clock_from: PolicySet) -> PolicySet:
-    """Check and compile an alternative pack held in memory or in a folder."""
+def compile_pack(text_or_dir: str | Mapping[str, str] | Path, clock_from: PolicySet,
+                 read_file: Callable[[str], str] | None = None) -> PolicySet:
+    """Check and compile an alternative pack held in memory or in a folder.
+
+    `read_file` reads the code files (`file "codes/x.csv"`) of a pack held in memory, by their
+    path relative to the pack folder.
+    """
     from chalicelib import load_policy_set
     from chalicelib.dsl.loader import check_sources
     from chalicelib.dsl.source import SourceMap, render
@@ -33,7 +38,7 @@ def compile_pack(text_or_dir: str | Mapping[str, str] | Path, clock_from: Policy
     texts = (
         {"policies/what-if.pss": text_or_dir} if isinstance(text_or_dir, str) else dict(text_or_dir)
     )
-    checked, diagnostics = check_sources(texts)
+    checked, diagnostics = check_sources(texts, read_file)
     if checked is None or any(d.severity == "error" for d in diagnostics):
         errors = [d for d in diagnostics if d.severity == "error"] or list(diagnostics)
         raise PolicyError(errors, render(errors, SourceMap(texts)))

@@ -1,0 +1,107 @@
+"""The served pack as the studio edits it: a snapshot of its files, and edited copies of it.
+
+In: the served `PolicySet` and its folder, read once when the studio is mounted (so later
+saves to disk do not move the what-if's base). Out: the edited pack's file texts (served
+files overlaid with the client's), its diagnostics as `pss check` gives them, or the edited
+pack compiled. Nothing here writes anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from chalicelib.api.whatif import inside_pack
+from chalicelib.dsl.loader import check_sources
+from chalicelib.dsl.source import Diagnostic, Span
+from chalicelib.engine.policy_set import PolicySet
+from chalicelib.errors import PolicyError
+from chalicelib.testing import invalid_inputs
+
+PACK_SUFFIXES = (".pss", ".csv")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The served pack: its compiled set, folder name (as shown in paths) and file texts."""
+
+    served: PolicySet
+    folder: str
+    texts: Mapping[str, str]
+
+    @classmethod
+    def snapshot(cls, served: PolicySet, policy_dir: Path) -> Workspace:
+        """Read every `.pss` and `.csv` file of the served pack's folder."""
+        texts = {}
+        for file in sorted(policy_dir.rglob("*")):
+            if file.is_file() and file.suffix in PACK_SUFFIXES:
+                shown = f"{policy_dir.name}/{file.relative_to(policy_dir).as_posix()}"
+                texts[shown] = file.read_text(encoding="utf-8")
+        return cls(served, policy_dir.name, texts)
+
+    def shown(self, name: str) -> str:
+        """A client's file name as the pack shows it (`policies/x.pss`); 400 if not a pack
+        file path."""
+        return inside_pack(Path(self.folder), name).as_posix()
+
+    def edited(self, files: Mapping[str, str]) -> dict[str, str]:
+        """Every file of the edited pack: the served ones, overlaid with `files`."""
+        merged = dict(self.texts)
+        merged.update({self.shown(name): text for name, text in files.items()})
+        return merged
+
+    def changed(self, files: Mapping[str, str]) -> dict[str, str]:
+        """Only the files whose text differs from the served pack's (new files included)."""
+        out = {}
+        for name, text in files.items():
+            shown = self.shown(name)
+            if self.texts.get(shown) != text:
+                out[shown] = text
+        return dict(sorted(out.items()))
+
+    def _sources(self, files: Mapping[str, str]) -> tuple[dict[str, str], Callable[[str], str]]:
+        merged = self.edited(files)
+
+        def read_file(relative: str) -> str:
+            # Code files are named relative to the pack folder (`file "codes/x.csv"`).
+            parts = PurePosixPath(relative).parts
+            if ".." in parts or PurePosixPath(relative).is_absolute():
+                raise OSError("code files must live inside the policy folder")
+            text = merged.get(f"{self.folder}/{PurePosixPath(*parts).as_posix()}")
+            if text is None:
+                raise OSError(f"no file {relative} in the pack")
+            return text
+
+        return {k: v for k, v in merged.items() if k.endswith(".pss")}, read_file
+
+    def check(self, files: Mapping[str, str]) -> list[Diagnostic]:
+        """What `pss check` says of the edited pack: errors and warnings, in file order."""
+        texts, read_file = self._sources(files)
+        checked, diagnostics = check_sources(texts, read_file)
+        if checked is not None and not any(d.severity == "error" for d in diagnostics):
+            compiled = PolicySet(checked, "sha256:studio-check", self.served.clock)
+            diagnostics = [*diagnostics, *invalid_inputs(compiled)]
+        return sorted(diagnostics, key=lambda d: (d.span, d.message))
+
+    def compile(self, files: Mapping[str, str]) -> PolicySet:
+        """The edited pack, compiled; `PolicyError` when it fails `pss check`."""
+        from chalicelib.batch.whatif import compile_pack
+
+        texts, read_file = self._sources(files)
+        policy_set = compile_pack(texts, self.served, read_file)
+        bad_tests = invalid_inputs(policy_set)
+        if bad_tests:
+            raise PolicyError(bad_tests)
+        return policy_set
+
+
+def diagnostic_dict(d: Diagnostic) -> dict[str, object]:
+    """A diagnostic as the studio shows it: where (1-based line and column), what, hint."""
+    span: Span = d.span
+    return {
+        "file": span.file, "line": span.line, "col": span.col,
+        "end_line": span.end_line, "end_col": span.end_col,
+        "severity": d.severity, "message": d.message, "hint": d.hint,
+        "headline": d.headline(),
+    }

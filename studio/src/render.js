@@ -1,0 +1,102 @@
+// Rendering the answers of the studio's endpoints: tests, a decision, a what-if.
+import { el, clear } from "./dom.js";
+
+const TRI = { true: ["✓", "true"], false: ["✗", "false"], null: ["?", "unknown"] };
+const AT = /(\S+\.(?:pss|csv)):(\d+)/;
+
+// A button that opens `policies/x.pss:14` in the editor.
+export function atLink(at, goTo) {
+  const found = AT.exec(at ?? "");
+  if (!found) return el("span", { class: "loc" }, at ?? "");
+  const button = el("button", { type: "button", class: "link", title: `Open ${found[0]} in the editor` }, found[0]);
+  button.addEventListener("click", () => goTo(found[1], Number(found[2]), 1));
+  return button;
+}
+
+export function errorBox(target, error) {
+  clear(target);
+  target.append(el("div", { class: "error-box", role: "alert" },
+    el("strong", {}, error.message),
+    error.details?.length ? el("ul", {}, error.details.map((d) => el("li", {}, el("code", {}, d.field), `: ${d.problem}`))) : null));
+}
+
+export function renderTests(summary, target, result, goTo) {
+  summary.textContent = `${result.passed} passed, ${result.failed} failed`;
+  clear(target);
+  const cov = result.coverage;
+  target.append(el("p", {}, `Clause coverage: ${cov.covered}/${cov.clauses} clauses seen both true and false.`));
+  if (result.failures.length) {
+    target.append(el("h3", {}, "Failures"));
+    for (const f of result.failures) {
+      target.append(el("div", { class: "failure" },
+        el("strong", {}, f.name), " ", atLink(f.at, goTo),
+        el("ul", {}, f.failures.map((text) => el("li", {}, text)))));
+    }
+  }
+  if (cov.gaps.length) {
+    target.append(el("h3", {}, "Clauses never seen both ways"));
+    target.append(el("ul", {}, cov.gaps.map((g) =>
+      el("li", {}, atLink(g.at, goTo), " ", el("code", {}, g.clause), ` (${g.rule}) never seen ${g.lacking}`))));
+  }
+}
+
+export function renderDecision(target, d, goTo) {
+  clear(target);
+  const service = d.service ? `${d.service.id} · ${d.service.line} · ${d.service.name}` : "none";
+  const policy = d.policy ? `${d.policy.id} v${d.policy.version} · ${d.policy.title}` : "none";
+  target.append(
+    el("p", {}, "Eligibility ", el("span", { class: `badge ${d.eligibility}`, "data-field": "eligibility" }, d.eligibility)),
+    el("dl", { class: "facts" },
+      el("dt", {}, "Commissioner"), el("dd", { "data-field": "commissioner" }, d.commissioner),
+      el("dt", {}, "Service"), el("dd", { "data-field": "service" }, service),
+      el("dt", {}, "Policy"), el("dd", { "data-field": "policy" }, policy),
+      el("dt", {}, "Route"), el("dd", {}, d.route ?? "none"),
+      el("dt", {}, "Missing"), el("dd", {}, d.missing.length ? d.missing.join(", ") : "none"),
+      el("dt", {}, "Pack"), el("dd", {}, `${d.policy_set.version} (${d.policy_set.digest.slice(0, 19)}…)`)),
+    el("h3", {}, "Why, clause by clause"),
+    el("table", { class: "reasons" },
+      el("thead", {}, el("tr", {}, el("th", {}, el("span", { class: "sr" }, "result")), el("th", {}, "clause"), el("th", {}, "rule"), el("th", {}, "where"))),
+      el("tbody", {}, d.reasons.map((r) => {
+        const [mark, word] = TRI[String(r.result)];
+        return el("tr", {},
+          el("td", { class: `tri ${word}`, title: word, "aria-label": word }, mark),
+          el("td", {}, el("code", {}, r.clause)), el("td", {}, r.rule), el("td", {}, atLink(r.at, goTo)));
+      }))));
+}
+
+function moves(title, rows) {
+  if (!rows.length) return el("p", {}, `${title}: no change.`);
+  return [el("h3", {}, `${title} (old → new)`),
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "old"), el("th", {}, "new"), el("th", { class: "n" }, "cases"))),
+      el("tbody", {}, rows.slice(0, 15).map((m) => el("tr", {}, el("td", {}, m.old), el("td", {}, m.new), el("td", { class: "n" }, m.cases.toLocaleString("en-GB"))))))];
+}
+
+function outcome(o) {
+  return [o.commissioner, el("br"), o.service_line, el("br"), `${o.eligibility} ${o.policy}`];
+}
+
+export function renderImpact(target, r, goTo) {
+  clear(target);
+  const n = (v) => v.toLocaleString("en-GB");
+  const cards = [["cases compared", n(r.cases)], ["changed", n(r.changed)],
+    ["rejected (served / edited)", `${n(r.rejected.base)} / ${n(r.rejected.head)}`],
+    ["NHS England → ICBs", n(r.shift.nhs_england_to_icb)], ["ICBs → NHS England", n(r.shift.icb_to_nhs_england)],
+    ["net shift to ICBs", (r.shift.net_to_icb > 0 ? "+" : "") + n(r.shift.net_to_icb)]];
+  const chart = el("div", { class: "chart" });
+  // The chart is the HTML report's own SVG (chalicelib/batch/report.py), escaped there.
+  chart.innerHTML = r.chart_svg;
+  target.append(
+    el("p", { class: "summary", "data-field": "impact-line" }, `${n(r.cases)} cases compared, ${n(r.changed)} changed`),
+    el("div", { class: "cards" }, cards.map(([label, value]) => el("div", { class: "card" }, label, el("b", {}, value)))),
+    el("h3", {}, "Moved activity by service line"),
+    el("p", { class: "legend" }, el("span", {}, el("i", { class: "out" }), "moved out"), el("span", {}, el("i", { class: "in" }), "moved in"), el("span", {}, el("i", { class: "re" }), "same line, other commissioner")),
+    chart,
+    moves("Commissioner", r.commissioner), moves("Eligibility", r.eligibility), moves("Service line", r.service_line),
+    el("h3", {}, "Top changed cases"),
+    r.top_changed.length ? el("table", { class: "changed" },
+      el("thead", {}, el("tr", {}, el("th", {}, "case"), el("th", {}, "served"), el("th", {}, "edited"), el("th", {}, "clause that changed it"))),
+      el("tbody", {}, r.top_changed.map((c) => el("tr", {},
+        el("td", {}, c.case), el("td", {}, outcome(c.old)), el("td", {}, outcome(c.new)),
+        el("td", {}, el("code", {}, c.clause), " ", AT.test(c.clause) ? atLink(c.clause, goTo) : null)))))
+      : el("p", {}, "No case changed."));
+}
