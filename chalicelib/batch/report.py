@@ -28,8 +28,10 @@ vertical-align:middle}
 _OUT, _IN, _RE = "#c0392b", "#1e8449", "#2e6fb7"
 
 
-def moved_chart(tally: Tally, limit: int = 25) -> str:
-    """Inline SVG: activity moved out of / into each service line, largest movements first."""
+def moved_chart(tally: Tally, limit: int = 25, half: int = 330) -> str:
+    """Inline SVG: activity moved out of / into each service line, largest movements first.
+
+    `half` is the width of each side's bars (the studio's narrower panel asks for less)."""
     lines: Counter[str] = Counter()
     for line in set(tally.moved_in) | set(tally.moved_out) | set(tally.recommissioned):
         lines[line] = tally.moved_in[line] + tally.moved_out[line] + tally.recommissioned[line]
@@ -37,8 +39,9 @@ def moved_chart(tally: Tally, limit: int = 25) -> str:
     if not ranked:
         return "<p>No activity moved between service lines or commissioners.</p>"
     peak = max(max(tally.moved_in[x], tally.moved_out[x], tally.recommissioned[x]) for x in ranked)
-    label_w, half, row_h, top = 150, 330, 26, 24
-    width, height = label_w + 2 * half + 20, top + row_h * len(ranked) + 10
+    label_w, row_h, top = 150, 26, 24
+    # The right margin holds the count printed after the longest bar ("+12,345").
+    width, height = label_w + 2 * half + 60, top + row_h * len(ranked) + 10
     mid = label_w + half
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

@@ -40,6 +40,7 @@ from chalicelib.studio.schemas import (
 from chalicelib.studio.workspace import Workspace, diagnostic_dict
 
 Model = TypeVar("Model", bound=BaseModel)
+CHART_HALF_WIDTH = 120  # px per side of the what-if chart: it fits the studio's side panel
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ class StudioService:
             "base": {"version": base.version, "digest": base.digest},
             "head": {"version": head.version, "digest": head.digest},
             **tally.to_dict(),
-            "chart_svg": moved_chart(tally),
+            "chart_svg": moved_chart(tally, half=CHART_HALF_WIDTH),
         }))
 
     def export(self, raw: Any) -> Download:

@@ -85,9 +85,12 @@ class Workspace:
         return sorted(diagnostics, key=lambda d: (d.span, d.message))
 
     def compile(self, files: Mapping[str, str]) -> PolicySet:
-        """The edited pack, compiled; `PolicyError` when it fails `pss check`."""
+        """The edited pack, compiled (the served one itself when nothing differs from it);
+        `PolicyError` when it fails `pss check`."""
         from chalicelib.batch.whatif import compile_pack
 
+        if not self.changed(files):
+            return self.served
         texts, read_file = self._sources(files)
         policy_set = compile_pack(texts, self.served, read_file)
         bad_tests = invalid_inputs(policy_set)

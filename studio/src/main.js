@@ -14,6 +14,18 @@ let pack = null;
 let checkTimer = null;
 let checkSeq = 0;
 
+// While a request runs its button says so but keeps focus (a disabled button would drop
+// keyboard focus to the page); a second press meanwhile does nothing.
+async function busy(button, work) {
+  if (button.getAttribute("aria-disabled") === "true") return;
+  button.setAttribute("aria-disabled", "true");
+  try {
+    await work();
+  } finally {
+    button.removeAttribute("aria-disabled");
+  }
+}
+
 function status(text, isError = false) {
   $("status").textContent = text;
   $("status").classList.toggle("error", isError);
@@ -76,16 +88,12 @@ function setupTabs() {
 }
 
 async function runTests() {
-  const button = $("run-tests");
-  button.disabled = true;
   $("test-summary").textContent = "Running…";
   try {
     renderTests($("test-summary"), $("test-results"), await call("test", { files: bench.edits() }), goTo);
   } catch (error) {
     $("test-summary").textContent = "Tests not run: the edited pack has errors";
     errorBox($("test-results"), error);
-  } finally {
-    button.disabled = false;
   }
 }
 
@@ -98,13 +106,10 @@ async function evaluate() {
     errorBox(target, { message: "The referral is not valid JSON", details: [{ field: "case", problem: error.message }] });
     return;
   }
-  $("evaluate").disabled = true;
   try {
     renderDecision(target, await call("decide", { files: bench.edits(), case: data }), goTo);
   } catch (error) {
     errorBox(target, error);
-  } finally {
-    $("evaluate").disabled = false;
   }
 }
 
@@ -118,7 +123,6 @@ async function corpus() {
 }
 
 async function runWhatIf() {
-  const button = $("impact-run");
   const target = $("impact-summary");
   const progress = $("impact-progress");
   const elapsed = $("impact-elapsed");
@@ -132,7 +136,6 @@ async function runWhatIf() {
       elapsed.textContent = `Comparing… ${(ms / 1000).toFixed(1)} s`;
     }
   }, 100);
-  button.disabled = true;
   target.setAttribute("aria-busy", "true");
   try {
     const result = await call("what-if", { files: bench.edits(), ...(await corpus()) });
@@ -147,7 +150,6 @@ async function runWhatIf() {
     target.removeAttribute("aria-busy");
     progress.classList.add("invisible");
     elapsed.textContent = `Done in ${(ms / 1000).toFixed(1)} s`;
-    button.disabled = false;
   }
 }
 
@@ -170,16 +172,18 @@ async function restoreShared() {
   try {
     state = await decodeShare(location.hash);
   } catch (error) {
-    status(`This share link cannot be read: ${error.message}`, true);
-    return;
+    return { text: `This share link cannot be read: ${error.message}`, isError: true };
   }
-  if (state === null) return;
+  if (state === null) return null;
   const unknown = Object.entries(state.files).filter(([path, text]) => !bench.replace(path, String(text))).map(([p]) => p);
   if (typeof state.case === "string" && state.case.trim()) $("case-input").value = state.case;
   if (state.current && bench.states.has(state.current)) bench.open(state.current);
   const others = state.digest !== pack.pack.digest ? " (made against another version of the pack)" : "";
-  status(`Restored ${Object.keys(state.files).length - unknown.length} edited file(s) from the share link${others}.` +
-    (unknown.length ? ` Not in this pack: ${unknown.join(", ")}.` : ""), unknown.length > 0);
+  return {
+    text: `Restored ${Object.keys(state.files).length - unknown.length} edited file(s) from the share link${others}.` +
+      (unknown.length ? ` Not in this pack: ${unknown.join(", ")}.` : ""),
+    isError: unknown.length > 0,
+  };
 }
 
 function saveBlob({ filename, blob }) {
@@ -229,9 +233,9 @@ function setupExamples(examples) {
 
 async function start() {
   setupTabs();
-  $("run-tests").addEventListener("click", runTests);
-  $("evaluate").addEventListener("click", evaluate);
-  $("impact-run").addEventListener("click", runWhatIf);
+  for (const [id, work] of [["run-tests", runTests], ["evaluate", evaluate], ["impact-run", runWhatIf]]) {
+    $(id).addEventListener("click", () => busy($(id), work));
+  }
   $("share").addEventListener("click", share);
   $("download-diff").addEventListener("click", () => exportChange("diff"));
   $("download-files").addEventListener("click", () => exportChange("zip"));
@@ -247,9 +251,10 @@ async function start() {
   bench.load(pack.files);
   bench.open(pack.files.find((f) => f.path.endsWith(".pss"))?.path ?? pack.files[0].path);
   setupExamples(pack.examples);
-  await restoreShared();
+  const restored = await restoreShared();
   updateKeepButtons();
   await runCheck();
+  if (restored) status(`${restored.text} ${$("status").textContent}`, restored.isError || $("status").classList.contains("error"));
   document.body.dataset.ready = "true";
 }
 

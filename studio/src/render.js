@@ -55,24 +55,24 @@ export function renderDecision(target, d, goTo) {
       el("dt", {}, "Pack"), el("dd", {}, `${d.policy_set.version} (${d.policy_set.digest.slice(0, 19)}…)`)),
     el("h3", {}, "Why, clause by clause"),
     el("table", { class: "reasons" },
-      el("thead", {}, el("tr", {}, el("th", {}, el("span", { class: "sr" }, "result")), el("th", {}, "clause"), el("th", {}, "rule"), el("th", {}, "where"))),
+      el("thead", {}, el("tr", {}, el("th", {}, el("span", { class: "sr" }, "result")), el("th", {}, "clause, rule and where it is written"))),
       el("tbody", {}, d.reasons.map((r) => {
         const [mark, word] = TRI[String(r.result)];
         return el("tr", {},
           el("td", { class: `tri ${word}`, title: word, "aria-label": word }, mark),
-          el("td", {}, el("code", {}, r.clause)), el("td", {}, r.rule), el("td", {}, atLink(r.at, goTo)));
+          el("td", {}, el("code", {}, r.clause), el("span", { class: "meta" }, r.rule, " · ", atLink(r.at, goTo))));
       }))));
 }
 
 function moves(title, rows) {
-  if (!rows.length) return el("p", {}, `${title}: no change.`);
+  if (!rows.length) return [el("p", {}, `${title}: no change.`)];
   return [el("h3", {}, `${title} (old → new)`),
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "old"), el("th", {}, "new"), el("th", { class: "n" }, "cases"))),
       el("tbody", {}, rows.slice(0, 15).map((m) => el("tr", {}, el("td", {}, m.old), el("td", {}, m.new), el("td", { class: "n" }, m.cases.toLocaleString("en-GB"))))))];
 }
 
 function outcome(o) {
-  return [o.commissioner, el("br"), o.service_line, el("br"), `${o.eligibility} ${o.policy}`];
+  return [o.commissioner, o.service_line, o.eligibility, o.policy].filter(Boolean).join(" · ");
 }
 
 export function renderImpact(target, r, goTo) {
@@ -91,12 +91,17 @@ export function renderImpact(target, r, goTo) {
     el("h3", {}, "Moved activity by service line"),
     el("p", { class: "legend" }, el("span", {}, el("i", { class: "out" }), "moved out"), el("span", {}, el("i", { class: "in" }), "moved in"), el("span", {}, el("i", { class: "re" }), "same line, other commissioner")),
     chart,
-    moves("Commissioner", r.commissioner), moves("Eligibility", r.eligibility), moves("Service line", r.service_line),
+    ...moves("Commissioner", r.commissioner), ...moves("Eligibility", r.eligibility),
+    ...moves("Service line", r.service_line),
     el("h3", {}, "Top changed cases"),
-    r.top_changed.length ? el("table", { class: "changed" },
-      el("thead", {}, el("tr", {}, el("th", {}, "case"), el("th", {}, "served"), el("th", {}, "edited"), el("th", {}, "clause that changed it"))),
-      el("tbody", {}, r.top_changed.map((c) => el("tr", {},
-        el("td", {}, c.case), el("td", {}, outcome(c.old)), el("td", {}, outcome(c.new)),
-        el("td", {}, el("code", {}, c.clause), " ", AT.test(c.clause) ? atLink(c.clause, goTo) : null)))))
-      : el("p", {}, "No case changed."));
+    r.top_changed.length ? el("ol", { class: "changed" }, r.top_changed.map((c) => {
+      const where = AT.exec(c.clause);
+      const clause = where ? c.clause.replace(` at ${where[0]}`, "") : c.clause;
+      return el("li", {},
+        el("strong", {}, c.case),
+        el("dl", { class: "facts" },
+          el("dt", {}, "served"), el("dd", {}, outcome(c.old)),
+          el("dt", {}, "edited"), el("dd", {}, outcome(c.new)),
+          el("dt", {}, "because"), el("dd", {}, el("code", {}, clause), " ", where ? atLink(where[0], goTo) : null)));
+    })) : el("p", {}, "No case changed."));
 }

@@ -1,0 +1,301 @@
+"""The studio in a real browser: Chromium headless driven through chromedriver.
+
+Flows: load (and no request leaves 127.0.0.1), a syntax error located then fixed and the
+tests run, an example referral decided with its reasons, a what-if after changing a
+threshold, a share link that restores the edit, and the keyboard. Each flow saves a
+screenshot under build/screenshots/.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from chalicelib import load_policy_set
+from chalicelib.batch.diff import diff_csv
+from chalicelib.batch.synth import write_csv
+from chalicelib.engine.policy_set import PolicySet
+from chalicelib.studio.http import STATIC_DIR
+from chalicelib.studio.workspace import Workspace
+from chalicelib.testing import run_tests
+from tests.conftest import fixed_clock
+from tests.studio.browser import Page, Served, require_browser, served_studio, start_chromium
+from tests.studio.conftest import example
+
+pytestmark = pytest.mark.slow
+CONTRACT = ("file-list", "editor", "diagnostics", "run-tests", "test-summary", "case-input",
+            "evaluate", "decision", "impact-run", "impact-summary")
+ACHD = "primary diagnosis in CONGENITAL_HEART and age >= 16"
+ACHD_EDITED = "primary diagnosis in CONGENITAL_HEART and age >= 30"
+WHAT_IF_ROWS = 50_000
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    require_browser()
+    if not (STATIC_DIR / "studio.js").is_file():
+        pytest.fail("the studio page is not built: run `make studio` (make test does)")
+    yield from served_studio(tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="module")
+def served_pack(served: Served) -> PolicySet:
+    return load_policy_set(served.pack, fixed_clock)
+
+
+@pytest.fixture(scope="module")
+def page(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    driver = start_chromium(tmp_path_factory.mktemp("profile"),
+                            tmp_path_factory.mktemp("downloads"))
+    try:
+        page = Page(driver, served)
+        page.size(1280, 800)
+        yield page
+    finally:
+        driver.quit()
+
+
+def assert_only_local(page: Page) -> None:
+    base = urlsplit(page.served.url)
+    urls = page.requests()
+    assert urls, "the performance log recorded no request at all"
+    for url in urls:
+        parts = urlsplit(url.removeprefix("blob:"))
+        assert (parts.scheme, parts.hostname, parts.port) == ("http", "127.0.0.1", base.port), url
+    assert page.csp_violations() == []
+
+
+def diagnostics(page: Page) -> list[str]:
+    return [e.text for e in page.all('[data-testid="diagnostics"] > li')]
+
+
+def test_load_at_both_sizes_and_nothing_leaves_this_machine(page: Page, served: Served) -> None:
+    for width, height in ((1280, 800), (1920, 1080)):
+        page.size(width, height)
+        page.open()
+        entries = page.all('[data-testid="file-list"] [data-file]')
+        on_disk = sorted(f"policies/{p.relative_to(served.pack).as_posix()}"
+                         for p in served.pack.rglob("*") if p.suffix in (".pss", ".csv"))
+        assert [e.get_attribute("data-file") for e in entries] == on_disk
+        for name in CONTRACT:
+            page.testid(name)
+        assert page.one("#current-file").text == "policies/cancer.pss"
+        assert "codeset CETUXIMAB: drug = cetuximab" in page.editor_text()
+        # Highlighting from the grammar: `codeset` is a keyword, coloured as one.
+        colour = page.js("const s = [...document.querySelectorAll('.cm-line span')]"
+                         ".find((e) => e.textContent === 'codeset');"
+                         "return s && getComputedStyle(s).color")
+        assert colour == "rgb(122, 31, 162)"
+        page.wait(lambda: "No problems" in page.one("#problems-empty").text, "the first check")
+        assert diagnostics(page) == []
+        # Everything fits: no sideways scrolling, the tools' buttons inside the window.
+        assert page.js("return document.documentElement.scrollWidth") <= width
+        button = page.rects("run-tests")["run-tests"]
+        assert button[0] + button[2] <= width and button[1] + button[3] <= height
+        page.screenshot(f"01-load-{width}x{height}")
+        assert_only_local(page)
+    page.size(1280, 800)
+
+
+def test_a_syntax_error_is_located_then_fixed_and_the_tests_run(page: Page,
+                                                                served_pack: PolicySet) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    page.open()
+    page.open_file("policies/cardiac.pss")
+    # The editor draws only the lines in view: count the file's lines on disk.
+    lines_before = len(served_pack_text(page, "policies/cardiac.pss").split("\n"))
+    page.one('[data-testid="editor"] .cm-content').click()
+    page.chord(Keys.CONTROL, Keys.END)
+    page.keys(Keys.ENTER, 'rule broken "x" { line NCBPS13A rank 5 when age >= }')
+    line = lines_before + 1
+    page.wait(lambda: any(d.startswith(f"policies/cardiac.pss:{line}:") for d in diagnostics(page)),
+              "the syntax error in the problems list")
+    [problem] = diagnostics(page)
+    col = int(re.match(rf"policies/cardiac\.pss:{line}:(\d+)", problem).group(1))  # type: ignore[union-attr]
+    typed = page.editor_text().splitlines()[-1]
+    assert typed == 'rule broken "x" { line NCBPS13A rank 5 when age >= }'
+    assert typed[col - 1] == "}"  # the column is where the number should have been
+    assert "error" in problem
+    underline = page.all('[data-testid="editor"] .cm-lintRange-error')
+    assert underline and underline[0].text == "}"
+    assert "●" in page.one('[data-file="policies/cardiac.pss"]').text  # marked changed
+    page.screenshot("02-syntax-error")
+
+    # Clicking the problem puts the cursor on it; deleting the line fixes the file.
+    page.one('[data-testid="diagnostics"] button').click()
+    assert page.one(".cm-activeLine").text == typed
+    page.keys(Keys.END)
+    page.chord(Keys.SHIFT, Keys.HOME)
+    page.keys(Keys.BACKSPACE, Keys.BACKSPACE)
+    page.wait(lambda: "No problems" in page.one("#problems-empty").text, "the fix checked")
+    assert diagnostics(page) == [] and "●" not in page.one('[data-file="policies/cardiac.pss"]').text
+
+    before = page.rects("editor", "run-tests", "test-summary", "diagnostics")
+    page.forget_shifts()
+    page.testid("run-tests").click()
+    expected = len(run_tests(served_pack))
+    page.wait(lambda: "passed" in page.testid("test-summary").text, "the test summary")
+    assert page.testid("test-summary").text == f"{expected} passed, 0 failed"
+    assert re.search(r"Clause coverage: (\d+)/\1 clauses", page.one("#test-results").text)
+    assert page.rects("editor", "run-tests", "test-summary", "diagnostics") == before
+    total, shifts = page.layout_shift()
+    assert total < 0.01, shifts
+    page.screenshot("03-tests-pass")
+    assert_only_local(page)
+
+
+def test_an_example_referral_is_decided_with_its_reasons(page: Page,
+                                                          served_pack: PolicySet) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    page.open()
+    page.tab("decide")
+    Select(page.one("#example")).select_by_visible_text("cet5_cetuximab")
+    case = example("cet5_cetuximab")
+    assert '"referral_id": "example-cet5"' in page.testid("case-input").get_attribute("value") or \
+        case["referral_id"] in page.testid("case-input").get_attribute("value")
+    before = page.rects("editor", "case-input", "evaluate")
+    page.forget_shifts()
+    page.testid("evaluate").click()
+    decision = page.testid("decision")
+    page.wait(lambda: decision.find_elements("css selector", "table.reasons tbody tr"),
+              "the decision's reasons")
+    expected = served_pack.decide(case).to_dict()
+    field = {e.get_attribute("data-field"): e.text
+             for e in decision.find_elements("css selector", "[data-field]")}
+    assert field["eligibility"] == expected["eligibility"] == "prior_approval"
+    assert field["commissioner"] == expected["commissioner"]
+    assert field["policy"].startswith(f"{expected['policy']['id']} v{expected['policy']['version']}")
+    assert field["service"].startswith(f"{expected['service']['id']} · {expected['service']['line']}")
+    rows = decision.find_elements("css selector", "table.reasons tbody tr")
+    assert len(rows) == len(expected["reasons"])
+    assert expected["reasons"][0]["clause"] in rows[0].text
+    assert page.rects("editor", "case-input", "evaluate") == before  # nothing moved
+    total, shifts = page.layout_shift()
+    assert total < 0.01, shifts
+    page.screenshot("04-decision")
+
+    # A reason's place opens in the editor at its line.
+    at = expected["reasons"][-1]["at"]
+    file, line = at.rsplit(":", 1)
+    rows[-1].find_element("css selector", "button.link").click()
+    page.wait(lambda: page.one("#current-file").text == file, f"{file} opened from a reason")
+    wanted = (served_pack_text(page, file).splitlines()[int(line) - 1]).strip()
+    assert page.one(".cm-activeLine").text.strip() == wanted
+    assert_only_local(page)
+
+
+def served_pack_text(page: Page, shown: str) -> str:
+    return (page.served.pack / shown.removeprefix("policies/")).read_text()
+
+
+def test_a_what_if_after_changing_a_threshold_shows_changed_cases(page: Page, served: Served,
+                                                                   served_pack: PolicySet) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    page.open()
+    page.open_file("policies/cardiac.pss")
+    page.find_in_editor(ACHD)
+    page.keys(ACHD_EDITED)
+    assert ACHD_EDITED in page.editor_text()
+    page.wait(lambda: "No problems" in page.one("#problems-empty").text, "the edit checked")
+    page.tab("whatif")
+    rows = page.one("#rows")
+    rows.send_keys(Keys.CONTROL, "a")
+    rows.send_keys(str(WHAT_IF_ROWS))
+    before = page.rects("editor", "impact-run", "diagnostics")
+    page.forget_shifts()  # what counts is what moves while the results arrive
+    page.testid("impact-run").click()
+    summary = page.testid("impact-summary")
+    progress = page.one("#impact-progress")
+    page.wait(lambda: summary.get_attribute("data-elapsed-ms")
+              or "invisible" not in progress.get_attribute("class"), "progress or the result")
+    if not summary.get_attribute("data-elapsed-ms"):
+        assert summary.get_attribute("aria-busy") == "true"
+        page.screenshot("05a-what-if-running")
+    page.wait(lambda: summary.get_attribute("data-elapsed-ms"), "the what-if", timeout=180)
+
+    # The page shows what the library computes for the same rows and the same edit.
+    workspace = Workspace.snapshot(served_pack, served.pack)
+    head = workspace.compile({"policies/cardiac.pss": served_pack_text(page, "policies/cardiac.pss")
+                              .replace(ACHD, ACHD_EDITED)})
+    text = io.StringIO()
+    write_csv(text, WHAT_IF_ROWS, 1)
+    tally = diff_csv(io.BytesIO(text.getvalue().encode()), served_pack, head)
+    assert tally.changed > 0
+    line = summary.find_element("css selector", '[data-field="impact-line"]').text
+    assert line == f"{WHAT_IF_ROWS:,} cases compared, {tally.changed:,} changed"
+    changed = summary.find_elements("css selector", "ol.changed > li")
+    assert len(changed) == min(tally.changed, 20)
+    assert "age >= 30" in changed[0].text and "policies/cardiac.pss:" in changed[0].text
+    assert summary.find_elements("css selector", ".chart svg rect")  # the report's chart
+    # Progress shows on any run over a second (the page records whether it did).
+    if int(summary.get_attribute("data-elapsed-ms")) > 1200:
+        assert summary.get_attribute("data-progress-shown") == "true"
+    assert page.rects("editor", "impact-run", "diagnostics") == before
+    total, shifts = page.layout_shift()
+    assert total < 0.01, shifts
+    page.screenshot("05b-what-if-summary")
+    page.js("arguments[0].scrollIntoView()", summary.find_element("css selector", "ol.changed"))
+    page.screenshot("05c-what-if-changed-cases")
+    assert_only_local(page)
+
+
+def test_a_share_link_restores_the_edit(page: Page, served: Served) -> None:
+    page.open()
+    page.open_file("policies/pack.pss")
+    page.one('[data-testid="editor"] .cm-content').click()
+    from selenium.webdriver.common.keys import Keys
+
+    page.chord(Keys.CONTROL, Keys.HOME)
+    marker = "# shared edit: a note for a colleague"
+    page.keys(marker, Keys.ENTER)
+    page.wait(lambda: "●" in page.one('[data-file="policies/pack.pss"]').text, "the edit marked")
+    page.testid("share").click()
+    page.wait(lambda: page.testid("share-link").get_attribute("value"), "the share link")
+    link = page.testid("share-link").get_attribute("value")
+    assert link.startswith(f"{served.url}/studio#s=")
+    assert "shared" not in link and "colleague" not in link  # compressed, not plain
+    page.open(link)
+    page.wait(lambda: "Restored 1 edited file" in page.one("#status").text, "the restore")
+    assert page.one("#current-file").text == "policies/pack.pss"
+    assert page.editor_text().startswith(marker + "\n")
+    assert "●" in page.one('[data-file="policies/pack.pss"]').text
+    page.screenshot("06-share-link")
+    # The fragment stays in the browser: no request carried it.
+    assert not [u for u in page.requests() if "#s=" in u or "colleague" in u]
+    assert_only_local(page)
+
+
+def test_the_page_works_from_the_keyboard_with_visible_focus(page: Page) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    page.open()
+    page.one("body").click()
+    reached = []
+    for _ in range(40):
+        page.keys(Keys.TAB)
+        active = page.js("const a = document.activeElement; return [a.tagName, a.id,"
+                         " a.dataset.file || '', a.className, getComputedStyle(a).outlineStyle,"
+                         " getComputedStyle(a).outlineWidth]")
+        reached.append(active)
+    files = [a for a in reached if a[2]]
+    assert files and all(a[4] == "solid" and a[5] == "3px" for a in files)
+    assert any("cm-content" in a[3] for a in reached)  # the editor takes focus by Tab
+    assert any(a[1] == "tab-tests" for a in reached)
+    # The tabs follow the arrow keys; Enter runs what has focus.
+    page.one("#tab-tests").click()
+    page.keys(Keys.ARROW_RIGHT)
+    assert page.js("return document.activeElement.id") == "tab-decide"
+    assert page.one("#panel-decide").is_displayed() and not page.one("#panel-tests").is_displayed()
+    page.keys(Keys.TAB, Keys.TAB, Keys.TAB)
+    assert page.js("return document.activeElement.dataset.testid") == "evaluate"
+    page.keys(Keys.ENTER)
+    page.wait(lambda: page.all('[data-testid="decision"] [data-field="eligibility"]'),
+              "a decision from the keyboard")
+    page.screenshot("07-keyboard")
