@@ -77,13 +77,9 @@ class DynamoDBDecisionStore:
             self._put(_version_item(first), "attribute_not_exists(PK)"),
             self._put(_pointer_item(first), "attribute_not_exists(PK)"),
         ]
-        if claim is not None:
-            items.append(self._claim_put(claim, now_epoch))
-        reasons = self._transact(items)
+        reasons = self._transact_claiming(items, claim, now_epoch)
         if reasons is None:
             return
-        if claim is not None and reasons[2] == "ConditionalCheckFailed":
-            raise IdempotencyKeyTaken(f"idempotency key `{claim.key}` is already used")
         if "ConditionalCheckFailed" in reasons[:2]:
             raise VersionConflict(f"decision `{first.decision_id}` already exists")
         # TransactionConflict: a concurrent transaction touched the same claim; the client's
@@ -105,13 +101,8 @@ class DynamoDBDecisionStore:
             },
         }}
         items = [self._put(_version_item(version), "attribute_not_exists(PK)"), pointer]
-        if claim is not None:
-            items.append(self._claim_put(claim, now_epoch))
-        reasons = self._transact(items)
-        if reasons is None:
+        if self._transact_claiming(items, claim, now_epoch) is None:
             return
-        if claim is not None and reasons[2] == "ConditionalCheckFailed":
-            raise IdempotencyKeyTaken(f"idempotency key `{claim.key}` is already used")
         # A failed condition or a concurrent transaction: either way, someone moved first.
         raise VersionConflict(f"decision `{version.decision_id}` moved on")
 
@@ -133,11 +124,19 @@ class DynamoDBDecisionStore:
             raise _unavailable(exc) from None
         return True
 
-    def _claim_put(self, claim: IdempotencyClaim, now_epoch: int) -> TransactWriteItemTypeDef:
-        # An expired claim that TTL has not yet deleted may be taken over.
-        put = self._put(_claim_item(claim), "attribute_not_exists(PK) OR expires_at < :now")
-        put["Put"]["ExpressionAttributeValues"] = {":now": {"N": str(now_epoch)}}
-        return put
+    def _transact_claiming(self, items: list[TransactWriteItemTypeDef],
+                           claim: IdempotencyClaim | None, now_epoch: int) -> list[str] | None:
+        """Run two writes plus the claim (third) in one transaction, as `_transact` does;
+        `IdempotencyKeyTaken` when the claim's condition failed."""
+        if claim is not None:
+            # An expired claim that TTL has not yet deleted may be taken over.
+            put = self._put(_claim_item(claim), "attribute_not_exists(PK) OR expires_at < :now")
+            put["Put"]["ExpressionAttributeValues"] = {":now": {"N": str(now_epoch)}}
+            items = [*items, put]
+        reasons = self._transact(items)
+        if reasons is not None and claim is not None and reasons[2] == "ConditionalCheckFailed":
+            raise IdempotencyKeyTaken(f"idempotency key `{claim.key}` is already used")
+        return reasons
 
     def _put(self, item: Item, condition: str) -> TransactWriteItemTypeDef:
         return {"Put": {"TableName": self._table, "Item": item,
