@@ -18,6 +18,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
+from chalicelib.api.auth import AUDIT
 from chalicelib.api.logs import AccessLog
 from chalicelib.api.replies import ApiError, Reply, bad_request
 from chalicelib.errors import Problem
@@ -45,7 +46,7 @@ class HttpRequest:
     @property
     def audit(self) -> bool:
         """True when the caller may read every client's decisions (`audit:read`)."""
-        return "audit:read" in self.scopes
+        return AUDIT in self.scopes
 
     def json(self) -> Any:
         """The body as JSON data; 400 (field `body`) when empty, not UTF-8 or not JSON."""
