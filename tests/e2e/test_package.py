@@ -63,7 +63,23 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Package:
     out = project / "out"
     _run([str(Path(sys.executable).parent / "chalice"), "package", str(out), "--stage", "prod",
           "--merge-template", ".chalice/decisions-table.json"], project, env)
+    # `make package`'s last step: development-only code (the studio) leaves the zip.
+    before = set(zipfile.ZipFile(out / "deployment.zip").namelist())
+    assert "chalicelib/studio/__init__.py" in before  # chalice packs all of chalicelib/
+    _run([sys.executable, str(ROOT / "tools" / "lambda_zip.py"), str(out / "deployment.zip")],
+         project, env)
     return Package(json.loads((out / "sam.json").read_text()), out / "deployment.zip")
+
+
+def test_make_package_strips_development_only_code() -> None:
+    recipe = (ROOT / "Makefile").read_text().split("\npackage:", 1)[1].split("\n\n", 1)[0]
+    assert "tools/lambda_zip.py build/package/deployment.zip" in recipe
+
+
+def test_the_studio_is_not_in_the_lambda_zip(packaged: Package) -> None:
+    names = zipfile.ZipFile(packaged.zip).namelist()
+    assert not [n for n in names if n.startswith("chalicelib/studio")]
+    assert "chalicelib/api/wiring.py" in names
 
 
 def test_table_is_on_demand_recoverable_encrypted_with_ttl_and_gsi(
