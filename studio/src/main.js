@@ -28,6 +28,7 @@ async function busy(button, work) {
 
 function status(text, isError = false) {
   $("status").textContent = text;
+  $("status").title = text; // the bar may cut it short
   $("status").classList.toggle("error", isError);
 }
 

@@ -118,9 +118,10 @@ def start_chromium(profile: Path, downloads: Path) -> Any:
 class Page:
     """The studio page in one browser."""
 
-    def __init__(self, driver: Any, served: Served) -> None:
+    def __init__(self, driver: Any, served: Served, downloads: Path) -> None:
         self.driver = driver
         self.served = served
+        self.downloads = downloads
         self.requested: list[str] = []
         driver.get("about:blank")
         driver.get_log("performance")  # the start-up tab's own chrome:// pages, not ours

@@ -49,10 +49,10 @@ def served_pack(served: Served) -> PolicySet:
 
 @pytest.fixture(scope="module")
 def page(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
-    driver = start_chromium(tmp_path_factory.mktemp("profile"),
-                            tmp_path_factory.mktemp("downloads"))
+    downloads = tmp_path_factory.mktemp("downloads")
+    driver = start_chromium(tmp_path_factory.mktemp("profile"), downloads)
     try:
-        page = Page(driver, served)
+        page = Page(driver, served, downloads)
         page.size(1280, 800)
         yield page
     finally:
@@ -267,6 +267,11 @@ def test_a_share_link_restores_the_edit(page: Page, served: Served) -> None:
     assert page.editor_text().startswith(marker + "\n")
     assert "●" in page.one('[data-file="policies/pack.pss"]').text
     page.screenshot("06-share-link")
+    # The same edit downloads as a unified diff.
+    page.testid("download-diff").click()
+    diff = page.downloads / "pss-studio.diff"
+    page.wait(diff.is_file, "the downloaded diff")
+    assert f"+{marker}\n" in diff.read_text() and "--- a/policies/pack.pss" in diff.read_text()
     # The fragment stays in the browser: no request carried it.
     assert not [u for u in page.requests() if "#s=" in u or "colleague" in u]
     assert_only_local(page)
