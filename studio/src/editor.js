@@ -5,7 +5,7 @@ import { EditorState } from "@codemirror/state";
 import { EditorView } from "@codemirror/view";
 import { lintGutter, setDiagnostics } from "@codemirror/lint";
 import { pss } from "./language.js";
-import { el, clear } from "./dom.js";
+import { el, clear, firstStop, roving } from "./dom.js";
 
 // CodeMirror draws lint underlines and gutter markers as data: SVG images, which CSP
 // `default-src 'self'` refuses; the same marks drawn with CSS instead.
@@ -22,7 +22,7 @@ const cspSafeMarks = EditorView.theme({
 });
 
 export class Workbench {
-  constructor({ parent, fileList, currentLabel, problems, problemsEmpty, problemCount, onEdit }) {
+  constructor({ parent, fileList, currentLabel, problems, problemsEmpty, problemCount, showWarnings, onEdit }) {
     this.served = new Map();   // path -> text of the served pack
     this.states = new Map();   // path -> EditorState
     this.diagnostics = [];     // every file's, from the last check
@@ -32,6 +32,10 @@ export class Workbench {
     this.problems = problems;
     this.problemsEmpty = problemsEmpty;
     this.problemCount = problemCount;
+    this.showWarnings = showWarnings;
+    showWarnings.addEventListener("change", () => this.renderProblems());
+    roving(fileList);
+    roving(problems);
     this.onEdit = onEdit;
     this.language = pss();
     this.extensions = [
@@ -119,6 +123,7 @@ export class Workbench {
       button.addEventListener("click", () => { this.open(path); this.view.focus(); });
       this.fileList.append(el("li", {}, button));
     }
+    firstStop(this.fileList);
   }
 
   markChanged(path) {
@@ -151,9 +156,13 @@ export class Workbench {
     const errors = this.diagnostics.filter((d) => d.severity === "error").length;
     const warnings = this.diagnostics.length - errors;
     this.problemCount.textContent = `(${errors} error${errors === 1 ? "" : "s"}, ${warnings} warning${warnings === 1 ? "" : "s"})`;
-    this.problemsEmpty.hidden = this.diagnostics.length > 0;
-    this.problemsEmpty.textContent = "No problems: the edited pack passes pss check.";
-    for (const d of this.diagnostics) {
+    // Errors first (they stop the pack), then warnings, each in file order.
+    const listed = [...this.diagnostics.filter((d) => d.severity === "error"),
+      ...(this.showWarnings.checked ? this.diagnostics.filter((d) => d.severity !== "error") : [])];
+    this.problemsEmpty.hidden = errors > 0;
+    const unlisted = warnings && !this.showWarnings.checked ? "; its warnings are not listed" : "";
+    this.problemsEmpty.textContent = `No errors: the edited pack passes pss check${unlisted}.`;
+    for (const d of listed) {
       const button = el("button", { type: "button", class: `diag ${d.severity}`, "data-file": d.file, "data-line": d.line, "data-col": d.col },
         el("span", { class: "loc" }, `${d.file}:${d.line}:${d.col}`),
         el("span", { class: `sev ${d.severity}` }, d.severity),
@@ -162,6 +171,7 @@ export class Workbench {
       button.addEventListener("click", () => this.goTo(d.file, d.line, d.col));
       this.problems.append(el("li", {}, button));
     }
+    firstStop(this.problems);
   }
 
   // Underline the current file's problems in the editor.

@@ -35,6 +35,7 @@ function status(text, isError = false) {
 const bench = new Workbench({
   parent: $("editor"), fileList: $("file-list"), currentLabel: $("current-file"),
   problems: $("diagnostics"), problemsEmpty: $("problems-empty"), problemCount: $("problem-count"),
+  showWarnings: $("show-warnings"),
   onEdit: () => { scheduleCheck(); updateKeepButtons(); },
 });
 const goTo = (file, line, col) => bench.goTo(file, line, col);
@@ -50,7 +51,8 @@ async function runCheck() {
     const result = await call("check", { files: bench.edits() });
     if (seq !== checkSeq) return; // a later edit's check is on its way
     bench.setDiagnostics(result.diagnostics);
-    status(result.ok ? "The edited pack passes pss check." : `${result.errors} error(s): see Problems.`, !result.ok);
+    const warned = result.warnings ? ` (${result.warnings} warning${result.warnings === 1 ? "" : "s"})` : "";
+    status(result.ok ? `The edited pack passes pss check${warned}.` : `${result.errors} error(s): see Problems.`, !result.ok);
   } catch (error) {
     if (seq === checkSeq) status(`Check failed: ${error.message}`, true);
   }

@@ -73,6 +73,15 @@ def diagnostics(page: Page) -> list[str]:
     return [e.text for e in page.all('[data-testid="diagnostics"] > li')]
 
 
+def errors(page: Page) -> list[str]:
+    return [e.text for e in page.all('[data-testid="diagnostics"] > li > button.error')]
+
+
+def checked_clean(page: Page) -> bool:
+    """The last check found no error (warnings, such as uncited sources, may remain)."""
+    return "No errors" in page.one("#problems-empty").text and not errors(page)
+
+
 def test_load_at_both_sizes_and_nothing_leaves_this_machine(page: Page, served: Served) -> None:
     for width, height in ((1280, 800), (1920, 1080)):
         page.size(width, height)
@@ -90,8 +99,11 @@ def test_load_at_both_sizes_and_nothing_leaves_this_machine(page: Page, served: 
                          ".find((e) => e.textContent === 'codeset');"
                          "return s && getComputedStyle(s).color")
         assert colour == "rgb(122, 31, 162)"
-        page.wait(lambda: "No problems" in page.one("#problems-empty").text, "the first check")
-        assert diagnostics(page) == []
+        page.wait(lambda: checked_clean(page), "the first check")
+        # Every warning of `pss check` is listed, each at its place.
+        warnings = page.all('[data-testid="diagnostics"] > li > button.warning')
+        assert len(warnings) == len(diagnostics(page))
+        assert all(re.match(r"policies/\S+\.pss:\d+:\d+", w.text) for w in warnings)
         # Everything fits: no sideways scrolling, the tools' buttons inside the window.
         assert page.js("return document.documentElement.scrollWidth") <= width
         button = page.rects("run-tests")["run-tests"]
@@ -113,9 +125,9 @@ def test_a_syntax_error_is_located_then_fixed_and_the_tests_run(page: Page,
     page.chord(Keys.CONTROL, Keys.END)
     page.keys(Keys.ENTER, 'rule broken "x" { line NCBPS13A rank 5 when age >= }')
     line = lines_before + 1
-    page.wait(lambda: any(d.startswith(f"policies/cardiac.pss:{line}:") for d in diagnostics(page)),
+    page.wait(lambda: any(d.startswith(f"policies/cardiac.pss:{line}:") for d in errors(page)),
               "the syntax error in the problems list")
-    [problem] = diagnostics(page)
+    [problem] = errors(page)
     col = int(re.match(rf"policies/cardiac\.pss:{line}:(\d+)", problem).group(1))  # type: ignore[union-attr]
     typed = page.editor_text().splitlines()[-1]
     assert typed == 'rule broken "x" { line NCBPS13A rank 5 when age >= }'
@@ -127,13 +139,13 @@ def test_a_syntax_error_is_located_then_fixed_and_the_tests_run(page: Page,
     page.screenshot("02-syntax-error")
 
     # Clicking the problem puts the cursor on it; deleting the line fixes the file.
-    page.one('[data-testid="diagnostics"] button').click()
+    page.one('[data-testid="diagnostics"] button.error').click()
     assert page.one(".cm-activeLine").text == typed
     page.keys(Keys.END)
     page.chord(Keys.SHIFT, Keys.HOME)
     page.keys(Keys.BACKSPACE, Keys.BACKSPACE)
-    page.wait(lambda: "No problems" in page.one("#problems-empty").text, "the fix checked")
-    assert diagnostics(page) == [] and "●" not in page.one('[data-file="policies/cardiac.pss"]').text
+    page.wait(lambda: checked_clean(page), "the fix checked")
+    assert "●" not in page.one('[data-file="policies/cardiac.pss"]').text
 
     before = page.rects("editor", "run-tests", "test-summary", "diagnostics")
     page.forget_shifts()
@@ -203,7 +215,7 @@ def test_a_what_if_after_changing_a_threshold_shows_changed_cases(page: Page, se
     page.find_in_editor(ACHD)
     page.keys(ACHD_EDITED)
     assert ACHD_EDITED in page.editor_text()
-    page.wait(lambda: "No problems" in page.one("#problems-empty").text, "the edit checked")
+    page.wait(lambda: checked_clean(page), "the edit checked")
     page.tab("whatif")
     rows = page.one("#rows")
     rows.send_keys(Keys.CONTROL, "a")
@@ -282,17 +294,29 @@ def test_the_page_works_from_the_keyboard_with_visible_focus(page: Page) -> None
 
     page.open()
     page.one("body").click()
-    reached = []
-    for _ in range(40):
+    reached: list[list[str]] = []
+    for _ in range(80):  # one full round of the page's tab stops
         page.keys(Keys.TAB)
         active = page.js("const a = document.activeElement; return [a.tagName, a.id,"
                          " a.dataset.file || '', a.className, getComputedStyle(a).outlineStyle,"
-                         " getComputedStyle(a).outlineWidth]")
+                         " getComputedStyle(a).outlineWidth, a.closest('[data-testid]')"
+                         "?.dataset.testid || '']")
+        if reached and active == reached[0]:
+            break
         reached.append(active)
-    files = [a for a in reached if a[2]]
-    assert files and all(a[4] == "solid" and a[5] == "3px" for a in files)
+    assert len(reached) < 60, reached
+    # The file list and the problems list are one tab stop each (arrow keys move within
+    # them), so the tools stay a few presses away; focus shows as a 3px ring.
+    files = [a for a in reached if a[6] == "file-list"]
+    problems = [a for a in reached if a[6] == "diagnostics"]
+    assert len(files) == 1 and len(problems) == 1
+    assert files[0][4] == "solid" and files[0][5] == "3px"
     assert any("cm-content" in a[3] for a in reached)  # the editor takes focus by Tab
     assert any(a[1] == "tab-tests" for a in reached)
+    # Within the file list the arrow keys move, and Enter opens the file.
+    page.js("arguments[0].focus()", page.one('[data-testid="file-list"] [data-file="policies/cancer.pss"]'))
+    page.keys(Keys.ARROW_DOWN, Keys.ENTER)
+    assert page.one("#current-file").text == "policies/cardiac.pss"
     # The tabs follow the arrow keys; Enter runs what has focus.
     page.one("#tab-tests").click()
     page.keys(Keys.ARROW_RIGHT)
