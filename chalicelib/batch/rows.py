@@ -5,7 +5,7 @@ other columns are carried through untouched). Out: either the request JSON of
 `POST /v1/decisions` (`row_request`, the reference: `PolicySet.parse` validates it) or, on the
 hot path, an `Activity` built by hand (`FastRows.activity`), or a `RowError` with the reason.
 
-Layout (nhs-domain.md §1.2: SUS carries a dominant procedure and a primary diagnosis):
+Layout (SUS carries a dominant procedure and a primary diagnosis; policies/SOURCES.md):
 
 * lists (`secondary_diagnoses`, `other_procedures`, `drugs`, `attestations`) are `|`-separated;
   empty items are ignored;
