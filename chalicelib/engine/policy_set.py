@@ -28,7 +28,7 @@ from chalicelib.engine.decision import (
     ProvenanceItem,
     ServiceInfo,
 )
-from chalicelib.engine.provenance import rests_on
+from chalicelib.engine.provenance import ProvenanceIndex
 from chalicelib.engine.request import parse_request
 from chalicelib.errors import NotCoveredError, Problem, RequestError, UnknownNameError
 
@@ -149,6 +149,7 @@ class PolicySet:
         self.digest = digest
         self.clock = clock
         self.compiler = Compiler(checked.fact_types, checked.codesets)
+        self.provenance = ProvenanceIndex(checked)
         rules = [self._rule(r) for r in checked.rules]
         self.rule_index = RuleIndex(rules, checked.codesets)
         self.policies = [self._policy(p) for p in checked.policies]
@@ -206,7 +207,9 @@ class PolicySet:
         )
         policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
         line = self.checked.lines[rule.decl.line]
-        provenance = rests_on(rule.decl, service, line, entry, policy.decl if policy else None)
+        provenance = self.provenance.rests_on(
+            rule.decl, service, line, entry, policy.decl if policy else None
+        )
         if policy is None:
             return self._decision(commissioner, info, None, "not_applicable", None, (), reasons,
                                   provenance)
