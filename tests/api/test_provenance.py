@@ -70,3 +70,10 @@ def test_policy_set_lists_every_service_with_its_source(
         "programme": "internal_medicine", "portfolio": "acute", "highly_specialised": False,
         "source": ["https://www.legislation.gov.uk/uksi/2012/2996/schedule/4"], "verified": True,
     }]
+
+
+def test_openapi_documents_the_service_registry() -> None:
+    schemas = document()["components"]["schemas"]
+    services = schemas["PolicySetOut"]["properties"]["services"]
+    assert services["items"] == {"$ref": "#/components/schemas/ServiceEntryOut"}
+    assert {"id", "name", "lines", "source", "verified"} <= set(schemas["ServiceEntryOut"]["required"])
