@@ -309,7 +309,7 @@ def test_the_page_works_from_the_keyboard_with_visible_focus(page: Page) -> None
     # them), so the tools stay a few presses away; focus shows as a 3px ring.
     files = [a for a in reached if a[6] == "file-list"]
     problems = [a for a in reached if a[6] == "diagnostics"]
-    assert len(files) == 1 and len(problems) == 1
+    assert len(files) == 1 and len(problems) <= 1  # (no stop at all when nothing is listed)
     assert files[0][4] == "solid" and files[0][5] == "3px"
     assert any("cm-content" in a[3] for a in reached)  # the editor takes focus by Tab
     assert any(a[1] == "tab-tests" for a in reached)
