@@ -69,6 +69,12 @@ def assert_only_local(page: Page) -> None:
     assert page.csp_violations() == []
 
 
+def fits(page: Page, panel: str) -> bool:
+    """The panel's content is no wider than the panel (no sideways scrolling)."""
+    return bool(page.js("const p = document.getElementById(arguments[0]);"
+                        "return p.scrollWidth <= p.clientWidth", panel))
+
+
 def diagnostics(page: Page) -> list[str]:
     return [e.text for e in page.all('[data-testid="diagnostics"] > li')]
 
@@ -188,6 +194,7 @@ def test_an_example_referral_is_decided_with_its_reasons(page: Page,
     assert len(rows) == len(expected["reasons"])
     assert expected["reasons"][0]["clause"] in rows[0].text
     assert page.rects("editor", "case-input", "evaluate") == before  # nothing moved
+    assert fits(page, "panel-decide")
     total, shifts = page.layout_shift()
     assert total < 0.01, shifts
     page.screenshot("04-decision")
@@ -250,6 +257,7 @@ def test_a_what_if_after_changing_a_threshold_shows_changed_cases(page: Page, se
     if int(summary.get_attribute("data-elapsed-ms")) > 1200:
         assert summary.get_attribute("data-progress-shown") == "true"
     assert page.rects("editor", "impact-run", "diagnostics") == before
+    assert fits(page, "panel-whatif")
     total, shifts = page.layout_shift()
     assert total < 0.01, shifts
     page.screenshot("05b-what-if-summary")
