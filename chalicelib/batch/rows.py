@@ -222,12 +222,13 @@ class Unreached:
     date: dt.date
 
 
-# Which RuleIndex dimensions each code list is looked up in (see RuleIndex.candidates).
+# Which RuleIndex dimensions each code list is looked up in (see RuleIndex.candidates),
+# keyed by the code system the cell is normalised in ("tf": treatment function codes).
+_FIELD_SYSTEMS = {"procedures": "opcs4", "diagnoses": "icd10", "drugs": "drug",
+                  "treatment_function": "tf"}
 _DIMENSIONS = {
-    "opcs4": ("dominant procedure", "any procedure"),
-    "icd10": ("primary diagnosis", "any diagnosis"),
-    "drug": ("any drug",),
-    "tf": ("treatment function",),
+    system: tuple(d for d in RuleIndex.DIMENSIONS if d.field == field)
+    for field, system in _FIELD_SYSTEMS.items()
 }
 _Cell = tuple[tuple[str, ...], bool] | None  # (canonical codes, reaches a rule) or None: unsure
 
@@ -324,7 +325,7 @@ class FastRows:
             return day
         return Activity(
             date=day.date,
-            age=age,
+            age_months=age,
             sex=sex,
             procedures=procedures[0],
             diagnoses=diagnoses[0],
@@ -344,8 +345,9 @@ class FastRows:
             for cache in caches:
                 cache.clear()
         self.dates[date_s] = self._date(date_s)
+        # Ages in the file are whole years; the engine carries months.
         self.ages[age_s] = (
-            int(age_s) if age_s.isascii() and age_s.isdigit() and int(age_s) <= 130 else _BAD
+            int(age_s) * 12 if age_s.isascii() and age_s.isdigit() and int(age_s) <= 130 else _BAD
         )
         self.sexes[sex_s] = _SEX_FAST.get(sex_s, _BAD) if sex_s else None
         self.regions[region] = (region if region in _REGIONS else _BAD) if region else None

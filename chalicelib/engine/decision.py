@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-Tri = bool | None
+from chalicelib.dsl.kleene import Tri
 
 
 @dataclass(frozen=True)

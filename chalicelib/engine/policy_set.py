@@ -16,9 +16,11 @@ from typing import Any
 
 from chalicelib.activity import Activity
 from chalicelib.dsl import ast
+from chalicelib.dsl.ast import Selector
 from chalicelib.dsl.checker import CheckedPack
 from chalicelib.dsl.codesets import CodeSet
-from chalicelib.dsl.compiler import CompiledCondition, Compiler, Tri
+from chalicelib.dsl.compiler import CompiledCondition, Compiler
+from chalicelib.dsl.kleene import Tri
 from chalicelib.dsl.typecheck import list_keys
 from chalicelib.engine.decision import (
     Assessment,
@@ -71,21 +73,15 @@ class RuleIndex:
     few rules with no code test, and tries them in rank order.
     """
 
-    _DIMENSIONS = (
-        "dominant procedure",
-        "primary diagnosis",
-        "any procedure",
-        "any diagnosis",
-        "any drug",
-        "treatment function",
-    )
+    # The selectors rules are filed under: every coded list, and the treatment function.
+    DIMENSIONS = (*(s for s in Selector if s.many), Selector.TREATMENT_FUNCTION)
 
     def __init__(self, rules: list[CompiledRule], codesets: dict[str, CodeSet]) -> None:
         self.rules = rules
-        self.index: dict[str, dict[str, list[int]]] = {
-            d: defaultdict(list) for d in self._DIMENSIONS
+        self.index: dict[Selector, dict[str, list[int]]] = {
+            d: defaultdict(list) for d in self.DIMENSIONS
         }
-        self.lengths: dict[str, set[int]] = {d: set() for d in self._DIMENSIONS}
+        self.lengths: dict[Selector, set[int]] = {d: set() for d in self.DIMENSIONS}
         self.unindexed: list[int] = []
         for position, rule in enumerate(rules):
             key = self._key(rule.decl.when, codesets)
@@ -96,12 +92,18 @@ class RuleIndex:
             for k in keys:
                 self.index[dimension][k].append(position)
                 self.lengths[dimension].add(len(k))
+        # Only the dimensions some rule is filed under are looked at.
+        self._lookups = [
+            (d.field, d.many, d.first_only, self.index[d], sorted(self.lengths[d]))
+            for d in self.DIMENSIONS
+            if self.index[d]
+        ]
 
     def _key(
         self, cond: ast.Condition, codesets: dict[str, CodeSet]
-    ) -> tuple[str, Iterable[str]] | None:
+    ) -> tuple[Selector, Iterable[str]] | None:
         leaves = cond.items if isinstance(cond, ast.Group) and cond.kind == "all" else (cond,)
-        for dimension in self._DIMENSIONS:
+        for dimension in self.DIMENSIONS:
             for leaf in leaves:
                 if isinstance(leaf, ast.InSet) and leaf.selector == dimension:
                     return dimension, codesets[leaf.set_name].keys
@@ -112,24 +114,13 @@ class RuleIndex:
     def candidates(self, activity: Activity) -> list[int]:
         """Positions (rank order) of the rules the activity's codes can reach."""
         found = set(self.unindexed)
-        index, lengths = self.index, self.lengths
-        procedures, diagnoses = activity.procedures, activity.diagnoses
-        for dimension, codes in (
-            ("dominant procedure", procedures[:1]),
-            ("primary diagnosis", diagnoses[:1]),
-            ("any procedure", procedures),
-            ("any diagnosis", diagnoses),
-            ("any drug", activity.drugs),
-            ("treatment function", (activity.treatment_function,)
-             if activity.treatment_function else ()),
-        ):
-            if not codes:
+        for field, many, first_only, table, lengths in self._lookups:
+            value = getattr(activity, field)
+            if not value:
                 continue
-            table = index[dimension]
-            if not table:
-                continue
+            codes = (value[:1] if first_only else value) if many else (value,)
             for code in codes:
-                for n in lengths[dimension]:
+                for n in lengths:
                     hit = table.get(code[:n])
                     if hit:
                         found.update(hit)

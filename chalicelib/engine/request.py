@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from chalicelib.activity import Activity
+from chalicelib.activity import Activity, age_in_months
 from chalicelib.codes import normalise
 from chalicelib.dsl.source import did_you_mean
 from chalicelib.dsl.types import REGIONS, VType
@@ -184,7 +184,7 @@ def parse_request(
         raise RequestError(problems)
     activity = Activity(
         date=request.date,
-        age=age,
+        age_months=age,
         sex=request.patient.sex,
         procedures=codes["procedures"],
         diagnoses=codes["diagnoses"],
@@ -202,20 +202,23 @@ def parse_request(
 
 
 def _age(request: DecisionRequest, problems: list[Problem]) -> int | None:
+    """The patient's age in whole months on the decision date.
+
+    From `birth_date` when given (exact); otherwise from `age` in whole years, as its first
+    month (a child given as `age: 1` is taken as 12 months old).
+    """
     patient = request.patient
     if patient.birth_date is None:
         if patient.age is None:
             problems.append(Problem("patient", "give `age` or `birth_date`"))
-        return patient.age
+            return None
+        return patient.age * 12
     born = patient.birth_date
     if born > request.date:
         problems.append(Problem("patient.birth_date", "is after the decision date"))
         return None
-    years = (
-        request.date.year
-        - born.year
-        - ((request.date.month, request.date.day) < (born.month, born.day))
-    )
+    months = age_in_months(born, request.date)
+    years = months // 12
     if years > MAX_AGE:
         problems.append(Problem("patient.birth_date", f"gives an age over {MAX_AGE}"))
         return None
@@ -226,7 +229,7 @@ def _age(request: DecisionRequest, problems: list[Problem]) -> int | None:
                 f"does not match birth_date (age {years} on {request.date.isoformat()})",
             )
         )
-    return years
+    return months
 
 
 def _codes(system: str, field: str, raw: list[str], problems: list[Problem]) -> tuple[str, ...]:
