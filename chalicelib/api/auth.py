@@ -11,11 +11,16 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
+from chalicelib.errors import PssError
+
 API_KEY_HEADER = "x-api-key"
 
 
-class Unauthorized(Exception):
+class Unauthorized(PssError):
     """No or wrong API key. The message must stay exactly `Unauthorized` for API Gateway."""
+
+    code = "unauthorized"
+    status = 401
 
     def __init__(self) -> None:
         super().__init__("Unauthorized")

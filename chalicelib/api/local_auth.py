@@ -12,12 +12,12 @@ import json
 import os
 from typing import Any
 
-UNAUTHORIZED_BODY = json.dumps({"error": {
-    "code": "unauthorized", "message": "a valid `x-api-key` header is required",
-    "details": []}}).encode()
-FORBIDDEN_BODY = json.dumps({"error": {
-    "code": "forbidden", "message": "this API key may not call this route",
-    "details": []}}).encode()
+from chalicelib.errors import error_body
+
+UNAUTHORIZED_BODY = json.dumps(error_body(
+    "unauthorized", "a valid `x-api-key` header is required")).encode()
+FORBIDDEN_BODY = json.dumps(error_body(
+    "forbidden", "this API key may not call this route")).encode()
 
 
 def install_if_local() -> bool:

@@ -34,8 +34,8 @@ from chalicelib.decisions.store import (
 )
 from chalicelib.engine.decision import Decision
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.engine.request import DecisionRequest, parse_request
-from chalicelib.errors import NotCoveredError, Problem, RequestError
+from chalicelib.engine.request import DecisionRequest, attestation_problems, parse_request
+from chalicelib.errors import Problem, validation_problems
 
 IDEMPOTENCY_TTL = dt.timedelta(hours=48)
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -141,14 +141,19 @@ class DecisionService:
         raise ApiError(409, "version_conflict", "the decision changed too often while being "
                        "re-decided; retry", decision_id=decision_id)
 
-    @staticmethod
-    def _redecide_body(raw: Any) -> RedecideRequest:
+    def _redecide_body(self, raw: Any) -> RedecideRequest:
+        """The added facts and attestations, checked as `POST /v1/decisions` checks them
+        (so a mistake is reported at the same field: `attestations[0]`, `facts.x`)."""
         if not isinstance(raw, dict):
             raise bad_request([Problem("body", "must be a JSON object")])
         try:
-            return RedecideRequest.model_validate(raw)
+            added = RedecideRequest.model_validate(raw)
         except ValidationError as exc:
-            raise bad_request(_problems(exc)) from None
+            raise bad_request(validation_problems(exc)) from None
+        problems = attestation_problems(added.attestations, self.policy_set.checked.attestations)
+        if problems:
+            raise bad_request(problems)
+        return added
 
     # --- GET ------------------------------------------------------------------------------
 
@@ -183,17 +188,13 @@ class DecisionService:
     # --- helpers --------------------------------------------------------------------------
 
     def _parse(self, raw: Any) -> tuple[DecisionRequest, Activity]:
+        """The request and its activity; `RequestError` (400) names every bad field."""
         checked = self.policy_set.checked
-        try:
-            return parse_request(raw, checked.fact_types, checked.attestations)
-        except RequestError as exc:
-            raise bad_request(exc.details) from None
+        return parse_request(raw, checked.fact_types, checked.attestations)
 
     def _evaluate(self, activity: Activity) -> Decision:
-        try:
-            return self.policy_set.decide_activity(activity)
-        except NotCoveredError as exc:
-            raise ApiError(422, "not_covered", str(exc), [Problem("date", str(exc))]) from None
+        """The decision; `NotCoveredError` (422, field `date`) before the pack's first date."""
+        return self.policy_set.decide_activity(activity)
 
     def _nhs_hash(self, request: DecisionRequest) -> str | None:
         number = request.patient.nhs_number
@@ -245,11 +246,3 @@ def _merge(inputs: Mapping[str, Any], added: RedecideRequest) -> dict[str, Any]:
 def _epoch(moment: dt.datetime) -> int:
     return int(moment.timestamp())
 
-
-def _problems(exc: ValidationError) -> list[Problem]:
-    out = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "body"
-        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        out.append(Problem(path, message))
-    return out

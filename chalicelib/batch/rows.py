@@ -35,7 +35,7 @@ from chalicelib.dsl.types import REGIONS
 from chalicelib.engine.decision import Decision
 from chalicelib.engine.policy_set import PolicySet, RuleIndex
 from chalicelib.engine.request import ISO_DATE, MAX_CODES
-from chalicelib.errors import NotCoveredError, RequestError
+from chalicelib.errors import NotCoveredError, PssError, RequestError
 
 COLUMNS = (
     "record_id",
@@ -82,12 +82,18 @@ _MAX_REFERRAL_ID = 128
 _CODE_CACHE_LIMIT = 200_000
 
 
-class RowError(Exception):
+class RowError(PssError):
     """A row cannot be classified; the message is the reason written to the rejects file."""
 
+    code = "invalid_row"
+    status = 400
 
-class HeaderError(Exception):
+
+class HeaderError(PssError):
     """The header lacks required columns (an input error: exit 2, nothing classified)."""
+
+    code = "invalid_header"
+    status = 400
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from chalicelib.activity import Activity, age_in_months
 from chalicelib.codes import normalise
 from chalicelib.dsl.source import did_you_mean
 from chalicelib.dsl.types import REGIONS, VType
-from chalicelib.errors import Problem, RequestError
+from chalicelib.errors import Problem, RequestError, validation_problems
 
 MAX_CODES = 50
 MAX_AGE = 130
@@ -135,25 +135,6 @@ class DecisionRequest(BaseModel):
     _date = field_validator("date", mode="before")(_iso_date)
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
-
-
-def _pydantic_problems(exc: ValidationError) -> list[Problem]:
-    problems = []
-    for err in exc.errors():
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif err["type"] == "missing":
-            message = "is required"
-        problems.append(Problem(_loc(tuple(err["loc"])), message))
-    return problems
-
-
 def parse_request(
     raw: Any, fact_types: Mapping[str, VType], attestations: Mapping[str, Any] | set[str]
 ) -> tuple[DecisionRequest, Activity]:
@@ -163,7 +144,7 @@ def parse_request(
     try:
         request = DecisionRequest.model_validate(raw)
     except ValidationError as exc:
-        raise RequestError(_pydantic_problems(exc)) from None
+        raise RequestError(validation_problems(exc)) from None
     problems: list[Problem] = []
     age = _age(request, problems)
     codes = {
@@ -171,15 +152,7 @@ def parse_request(
         for name, system in (("procedures", "opcs4"), ("diagnoses", "icd10"), ("drugs", "drug"))
     }
     facts = _facts(request.facts, fact_types, problems)
-    for i, name in enumerate(request.attestations):
-        if name not in attestations:
-            hint = did_you_mean(name, attestations)
-            problems.append(
-                Problem(
-                    f"attestations[{i}]",
-                    f"unknown attestation `{name}`" + (f"; {hint}" if hint else ""),
-                )
-            )
+    problems += attestation_problems(request.attestations, attestations)
     if problems:
         raise RequestError(problems)
     activity = Activity(
@@ -199,6 +172,19 @@ def parse_request(
         attestations=frozenset(request.attestations),
     )
     return request, activity
+
+
+def attestation_problems(
+    names: list[str], attestations: Mapping[str, Any] | set[str]
+) -> list[Problem]:
+    """A problem at `attestations[i]` for each name the pack does not declare."""
+    problems = []
+    for i, name in enumerate(names):
+        if name not in attestations:
+            hint = did_you_mean(name, attestations)
+            problems.append(Problem(f"attestations[{i}]", f"unknown attestation `{name}`"
+                                    + (f"; {hint}" if hint else "")))
+    return problems
 
 
 def _age(request: DecisionRequest, problems: list[Problem]) -> int | None:
