@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -26,37 +25,20 @@ from pydantic import (
 from chalicelib.activity import Activity, age_in_months
 from chalicelib.codes import normalise
 from chalicelib.dsl.source import did_you_mean
-from chalicelib.dsl.types import REGIONS, VType
+from chalicelib.dsl.types import Sex, VType
+from chalicelib.engine.fields import (
+    ICB,
+    MAX_AGE,
+    MAX_CODES,
+    MAX_REFERRAL_ID,
+    ODS,
+    TREATMENT_FUNCTION,
+    anchored,
+    iso_date,
+    nhs_number_valid,
+    region,
+)
 from chalicelib.errors import Problem, RequestError, validation_problems
-
-MAX_CODES = 50
-MAX_AGE = 130
-# Python 3.11's fromisoformat also takes `20240301` and `2024-W10-1`; the contract says
-# YYYY-MM-DD, so nothing else is accepted.
-ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def _iso_date(value: Any) -> Any:
-    """Accept only `YYYY-MM-DD` strings (or dates), not numbers pydantic would coerce."""
-    if isinstance(value, dt.date):
-        return value
-    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
-        raise ValueError("must be a date written YYYY-MM-DD")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"`{value}` is not a real date written YYYY-MM-DD") from None
-
-
-def nhs_number_valid(number: str) -> bool:
-    """Modulus 11 check of a 10-digit NHS number (check digit 10 is never valid)."""
-    if len(number) != 10 or not (number.isascii() and number.isdigit()):
-        return False
-    total = sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(number[9])
 
 
 class PatientIn(BaseModel):
@@ -68,18 +50,19 @@ class PatientIn(BaseModel):
         {"required": ["birth_date"], "properties": {"birth_date": {"type": "string"}}},
     ]})
 
-    age: StrictInt | None = Field(default=None, ge=0, le=130, description="age in whole years")
+    age: StrictInt | None = Field(default=None, ge=0, le=MAX_AGE,
+                                  description="age in whole years")
     birth_date: dt.date | None = None
-    sex: Literal["female", "male", "indeterminate", "unknown"] | None = None
+    sex: Sex | None = None
     nhs_number: StrictStr | None = Field(default=None, description="10 digits, modulus 11")
     icb: StrictStr | None = Field(
         default=None,
-        pattern=r"^[A-Z0-9]{3,5}$",
+        pattern=anchored(ICB),
         description="ODS code of the patient's ICB, e.g. QWE",
     )
     region: StrictStr | None = Field(default=None, description="NHS England region")
 
-    _birth = field_validator("birth_date", mode="before")(_iso_date)
+    _birth = field_validator("birth_date", mode="before")(iso_date)
 
     @field_validator("nhs_number")
     @classmethod
@@ -94,10 +77,7 @@ class PatientIn(BaseModel):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
-        if value is not None and value not in REGIONS:
-            hint = did_you_mean(value, REGIONS)
-            raise ValueError(f"unknown region `{value}`" + (f"; {hint}" if hint else ""))
-        return value
+        return None if value is None else region(value)
 
 
 class ProviderIn(BaseModel):
@@ -105,7 +85,7 @@ class ProviderIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ods_code: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9]{3,6}$")
+    ods_code: StrictStr | None = Field(default=None, pattern=anchored(ODS))
 
 
 class DecisionRequest(BaseModel):
@@ -113,7 +93,7 @@ class DecisionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    referral_id: StrictStr | None = Field(default=None, max_length=128)
+    referral_id: StrictStr | None = Field(default=None, max_length=MAX_REFERRAL_ID)
     date: dt.date = Field(description="the date the decision is for; selects policy versions")
     patient: PatientIn
     provider: ProviderIn | None = None
@@ -128,11 +108,12 @@ class DecisionRequest(BaseModel):
         description="ICD-10; the first is the primary one",
     )
     drugs: list[StrictStr] = Field(default_factory=list, max_length=MAX_CODES)
-    treatment_function: StrictStr | None = Field(default=None, pattern=r"^[0-9]{3}$")
+    treatment_function: StrictStr | None = Field(default=None,
+                                                 pattern=anchored(TREATMENT_FUNCTION))
     facts: dict[str, Any] = Field(default_factory=dict)
     attestations: list[StrictStr] = Field(default_factory=list, max_length=MAX_CODES)
 
-    _date = field_validator("date", mode="before")(_iso_date)
+    _date = field_validator("date", mode="before")(iso_date)
 
 
 def parse_request(
@@ -273,10 +254,10 @@ def _typed(value: Any, vtype: VType) -> Any:
         return value
     if kind == "date":
         try:
-            return _iso_date(value)
+            return iso_date(value)
         except ValueError as exc:
             return Problem("", str(exc))
     return value if isinstance(value, str) and value else Problem("", "must be a string")
 
 
-__all__ = ["DecisionRequest", "parse_request"]
+__all__ = ["DecisionRequest", "nhs_number_valid", "parse_request"]
