@@ -22,11 +22,9 @@ from pydantic import (
     StrictStr,
 )
 
+from chalicelib.dsl.outcomes import Commissioner, Eligibility
 from chalicelib.engine.request import DecisionRequest
 
-Commissioner = Literal["nhs_england", "icb_delegated", "icb_core"]
-Eligibility = Literal["eligible", "not_eligible", "prior_approval", "ifr_required",
-                      "incomplete", "not_applicable"]
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.dsl.kleene import Tri
+from chalicelib.dsl.outcomes import Commissioner, Eligibility
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,10 @@ class Decision:
 
     policy_set_version: str
     policy_set_digest: str
-    commissioner: str
+    commissioner: Commissioner
     service: ServiceInfo | None
     policy: PolicyInfo | None
-    eligibility: str
+    eligibility: Eligibility
     route: str | None
     missing: tuple[str, ...]
     reasons: tuple[tuple[ClauseSource, Tri], ...]
@@ -82,10 +83,10 @@ class Decision:
         """Return the response JSON of design section 4, minus id, version and recorded."""
         return {
             "policy_set": {"version": self.policy_set_version, "digest": self.policy_set_digest},
-            "commissioner": self.commissioner,
+            "commissioner": self.commissioner.value,
             "service": self.service.to_dict() if self.service else None,
             "policy": self.policy.to_dict() if self.policy else None,
-            "eligibility": self.eligibility,
+            "eligibility": self.eligibility.value,
             "route": self.route,
             "missing": list(self.missing),
             "reasons": self.reason_dicts(),

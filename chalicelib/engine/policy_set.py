@@ -21,6 +21,7 @@ from chalicelib.dsl.checker import CheckedPack
 from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.compiler import CompiledCondition, Compiler
 from chalicelib.dsl.kleene import Tri
+from chalicelib.dsl.outcomes import Commissioner, Eligibility
 from chalicelib.dsl.typecheck import list_keys
 from chalicelib.engine.decision import (
     Assessment,
@@ -57,6 +58,8 @@ class CompiledPolicy:
     applies_sources: tuple[ClauseSource, ...]
     criteria_sources: tuple[ClauseSource, ...]
     info: PolicyInfo
+    met: tuple[Eligibility, str | None]  # (eligibility, route) when the criteria hold
+    not_met: tuple[Eligibility, str | None]  # ... when they do not
 
 
 def _sources(owner: str, condition: CompiledCondition | None) -> tuple[ClauseSource, ...]:
@@ -165,6 +168,8 @@ class PolicySet:
             applies_sources=_sources(decl.id, applies),
             criteria_sources=_sources(decl.id, criteria),
             info=PolicyInfo(decl.id, decl.version, decl.title),
+            met=_outcome(decl.met, Eligibility.ELIGIBLE),
+            not_met=_outcome(decl.not_met, Eligibility.NOT_ELIGIBLE),
         )
 
     # --- deciding ------------------------------------------------------------------------
@@ -187,7 +192,8 @@ class PolicySet:
         reasons: Reasons = []
         rule = self._identify(activity, reasons)
         if rule is None:
-            return self._decision("icb_core", None, None, "not_applicable", None, (), reasons)
+            return self._decision(Commissioner.ICB_CORE, None, None, Eligibility.NOT_APPLICABLE,
+                                  None, (), reasons)
         service = self.checked.line_service[rule.decl.line]
         commissioner = self._commissioner(service, activity, reasons)
         info = ServiceInfo(
@@ -195,20 +201,21 @@ class PolicySet:
         )
         policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
         if policy is None:
-            return self._decision(commissioner, info, None, "not_applicable", None, (), reasons)
+            return self._decision(commissioner, info, None, Eligibility.NOT_APPLICABLE, None,
+                                  (), reasons)
         if undecided:
             # Whether this policy applies depends on inputs not given: say which.
-            return self._decision(commissioner, info, policy.info, "incomplete", None,
+            return self._decision(commissioner, info, policy.info, Eligibility.INCOMPLETE, None,
                                   undecided, reasons)
         eligibility, route, missing = self._apply(policy, activity, reasons)
         return self._decision(commissioner, info, policy.info, eligibility, route, missing, reasons)
 
     def _decision(
         self,
-        commissioner: str,
+        commissioner: Commissioner,
         service: ServiceInfo | None,
         policy: PolicyInfo | None,
-        eligibility: str,
+        eligibility: Eligibility,
         route: str | None,
         missing: Iterable[str],
         reasons: Reasons,
@@ -249,7 +256,9 @@ class PolicySet:
         )
         return None
 
-    def _commissioner(self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons) -> str:
+    def _commissioner(
+        self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons
+    ) -> Commissioner:
         best: ast.CommissionerEntry | None = None
         for entry in service.commissioners:
             if entry.start > activity.date or not _in_scope(entry, activity):
@@ -263,9 +272,9 @@ class PolicySet:
         if best is None:
             text = "no commissioner in force on this date"
             reasons.append((ClauseSource(f"service {service.id}", text, service.span.at()), False))
-            return "icb_core"
+            return Commissioner.ICB_CORE
         reasons.append((_entry_source(service.id, best), True))
-        return best.outcome
+        return _COMMISSIONERS[best.outcome]
 
     def _select_policy(
         self, line: str, activity: Activity, reasons: Reasons
@@ -293,20 +302,17 @@ class PolicySet:
 
     def _apply(
         self, policy: CompiledPolicy, activity: Activity, reasons: Reasons
-    ) -> tuple[str, str | None, list[str]]:
-        decl = policy.decl
-        met = decl.met or ast.Outcome("eligible")
+    ) -> tuple[Eligibility, str | None, list[str]]:
         if policy.criteria is None:
-            return met.eligibility, met.route, []
+            return *policy.met, []
         value, results = policy.criteria.evaluate(activity)
         reasons.extend(zip(policy.criteria_sources, results, strict=True))
         if value is True:
-            return met.eligibility, met.route, []
+            return *policy.met, []
         if value is False:
-            failed = decl.not_met or ast.Outcome("not_eligible")
-            return failed.eligibility, failed.route, []
+            return *policy.not_met, []
         missing = policy.criteria.missing(activity, results)
-        return "incomplete", None, missing
+        return Eligibility.INCOMPLETE, None, missing
 
     # --- assessments and listings ------------------------------------------------------------
 
@@ -325,6 +331,16 @@ class PolicySet:
         """Every policy version in the pack (of one id when given), by id then start date."""
         found = [p.decl for p in self.policies if policy_id is None or p.decl.id == policy_id]
         return sorted(found, key=lambda p: (p.id, p.effective_from or dt.date.min))
+
+
+_COMMISSIONERS = {c.value: c for c in Commissioner}
+
+
+def _outcome(outcome: ast.Outcome | None, default: Eligibility) -> tuple[Eligibility, str | None]:
+    """A policy's checked outcome as (eligibility, route); `default` when it names none."""
+    if outcome is None:
+        return default, None
+    return Eligibility(outcome.eligibility), outcome.route
 
 
 @cache
