@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy chalicelib $(wildcard app.py)
+	$(BIN)/mypy chalicelib pss_dev $(wildcard app.py)
 
 policy-check: $(STAMP)
 	$(BIN)/pss check $(POLICIES)
