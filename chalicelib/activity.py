@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+_NO_FACTS: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Activity:
-    """One referral or activity record, as the evaluators see it."""
+class Activity(NamedTuple):
+    """One referral or activity record, as the evaluators see it.
+
+    Immutable like the frozen dataclasses elsewhere, but a `NamedTuple`: one is built for
+    every decision and every batch row, and a tuple is built about three times faster than a
+    frozen dataclass, while its fields read as fast.
+    """
 
     date: dt.date
     age_months: int | None = None
@@ -28,7 +34,7 @@ class Activity:
     provider: str | None = None
     region: str | None = None
     icb: str | None = None
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: Mapping[str, Any] = _NO_FACTS
     attestations: frozenset[str] = frozenset()
 
 

@@ -80,10 +80,11 @@ class CompiledCondition:
     combiner: Callable[[list[Tri]], Tri]
     predicate: LeafFn  # the same answer, short-circuiting, without per-leaf results
     probe: Probe  # finds the missing inputs of an unknown answer
+    fns: tuple[LeafFn, ...]  # each leaf's closure, in leaf order
 
     def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
         """Return the condition's value and each leaf's value."""
-        results = [leaf.fn(activity) for leaf in self.leaves]
+        results = [fn(activity) for fn in self.fns]
         return self.combiner(results), results
 
     def missing(self, activity: Activity, results: list[Tri]) -> list[str]:
@@ -167,9 +168,8 @@ class Compiler:
         leaves: list[Leaf] = []
         shape = self._shape(cond, leaves)
         fns = [leaf.fn for leaf in leaves]
-        return CompiledCondition(
-            tuple(leaves), shape, _combiner(shape), _predicate(shape, fns), _probe(shape, leaves)
-        )
+        return CompiledCondition(tuple(leaves), shape, _combiner(shape), _predicate(shape, fns),
+                                 _probe(shape, leaves), tuple(fns))
 
     def _shape(self, cond: ast.Condition, leaves: list[Leaf]) -> Node:
         if isinstance(cond, ast.Group):

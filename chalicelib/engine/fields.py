@@ -10,6 +10,7 @@ path calls `fullmatch`.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from typing import Any
 
@@ -59,12 +60,17 @@ def valid_age(years: int) -> bool:
     return 0 <= years <= MAX_AGE
 
 
+_NHS_WEIGHTS = tuple(range(10, 1, -1))
+_NHS_ZEROS = ord("0") * sum(_NHS_WEIGHTS)  # what the ASCII codes add over the digits
+
+
 def nhs_number_valid(number: str) -> bool:
     """Modulus 11 check of a 10-digit NHS number (check digit 10 is never valid)."""
     if len(number) != 10 or not (number.isascii() and number.isdigit()):
         return False
-    total = sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1), strict=True))
+    # On the ASCII codes of the digits: every request carrying an NHS number pays for this.
+    total: int = sum(map(operator.mul, number[:9].encode(), _NHS_WEIGHTS)) - _NHS_ZEROS
     check = 11 - total % 11
     if check == 11:
         check = 0
-    return check != 10 and check == int(number[9])
+    return check != 10 and check == ord(number[9]) - 48
