@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from chalicelib.dsl.outcomes import Commissioner, Eligibility
+from chalicelib.engine.fields import MAX_CODES
 from chalicelib.engine.request import DecisionRequest
 
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
@@ -118,7 +119,7 @@ class RedecideRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     facts: dict[str, Scalar] = Field(default_factory=dict)
-    attestations: list[StrictStr] = Field(default_factory=list, max_length=50)
+    attestations: list[StrictStr] = Field(default_factory=list, max_length=MAX_CODES)
 
 
 class FactorOut(BaseModel):

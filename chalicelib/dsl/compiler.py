@@ -22,7 +22,7 @@ import datetime as dt
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.activity import Activity
 from chalicelib.dsl import ast
@@ -69,6 +69,23 @@ class Node:
     index: int = -1
     n: int = 0
     children: tuple[Node, ...] = ()
+
+
+class Evaluator(Protocol):
+    """What the engine asks of a compiled condition, whatever compiled it."""
+
+    @property
+    def leaves(self) -> tuple[Leaf, ...]:
+        """The clauses, in the order `evaluate` reports them."""
+
+    def predicate(self, activity: Activity, /) -> Tri:
+        """The condition's value (True, False, None for unknown), short-circuiting."""
+
+    def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
+        """The value and each leaf's value: the explanation a decision's reasons list."""
+
+    def missing(self, activity: Activity, results: list[Tri]) -> list[str]:
+        """The inputs whose absence leaves an unknown value unknown, in clause order."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from chalicelib.dsl import ast
 from chalicelib.dsl.ast import Selector
 from chalicelib.dsl.checker import CheckedPack
 from chalicelib.dsl.codesets import CodeSet
-from chalicelib.dsl.compiler import CompiledCondition, Compiler
+from chalicelib.dsl.compiler import Compiler, Evaluator
 from chalicelib.dsl.kleene import Tri
 from chalicelib.dsl.outcomes import Commissioner, Eligibility
 from chalicelib.dsl.typecheck import list_keys
@@ -42,7 +42,7 @@ class CompiledRule:
     """An identification rule ready to run."""
 
     decl: ast.RuleDecl
-    condition: CompiledCondition
+    condition: Evaluator
     sources: tuple[ClauseSource, ...]
 
 
@@ -53,8 +53,8 @@ class CompiledPolicy:
     decl: ast.PolicyDecl
     start: dt.date
     end: dt.date
-    applies: CompiledCondition | None
-    criteria: CompiledCondition | None
+    applies: Evaluator | None
+    criteria: Evaluator | None
     applies_sources: tuple[ClauseSource, ...]
     criteria_sources: tuple[ClauseSource, ...]
     info: PolicyInfo
@@ -62,7 +62,7 @@ class CompiledPolicy:
     not_met: tuple[Eligibility, str | None]  # ... when they do not
 
 
-def _sources(owner: str, condition: CompiledCondition | None) -> tuple[ClauseSource, ...]:
+def _sources(owner: str, condition: Evaluator | None) -> tuple[ClauseSource, ...]:
     if condition is None:
         return ()
     return tuple(ClauseSource(owner, leaf.text, leaf.at) for leaf in condition.leaves)
