@@ -14,6 +14,29 @@ from chalicelib.dsl.kleene import Tri
 from chalicelib.dsl.outcomes import Commissioner, Eligibility
 
 
+class _SecondText:
+    """`2025-06-01T10:00:00Z` for a moment, formatting each second once.
+
+    Formatting a time costs more than the rest of `Decision.to_dict`; decisions made in the
+    same second share the text. Holds one (second, text) pair, replaced atomically.
+    """
+
+    def __init__(self) -> None:
+        self.last: tuple[float, str] = (-1.0, "")
+
+    def __call__(self, moment: dt.datetime) -> str:
+        second = moment.timestamp() // 1
+        last = self.last
+        if last[0] == second:
+            return last[1]
+        text = moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.last = (second, text)
+        return text
+
+
+utc_seconds = _SecondText()
+
+
 @dataclass(frozen=True)
 class ClauseSource:
     """Where a reason comes from: the rule or policy, the clause text, and `file:line`."""
@@ -90,7 +113,7 @@ class Decision:
             "route": self.route,
             "missing": list(self.missing),
             "reasons": self.reason_dicts(),
-            "evaluated_at": self.evaluated_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "evaluated_at": utc_seconds(self.evaluated_at),
         }
 
 
