@@ -11,8 +11,8 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from functools import cache, lru_cache
+from typing import Any, NamedTuple
 
 from chalicelib.activity import Activity
 from chalicelib.dsl import ast
@@ -34,6 +34,16 @@ from chalicelib.engine.request import parse_request
 from chalicelib.errors import NotCoveredError, Problem, RequestError, UnknownNameError
 
 Clock = Callable[[], dt.datetime]
+CACHED_LOOKUPS = 4096  # per policy set: rule candidates and commissioner entries remembered
+
+
+class _CodeLists(NamedTuple):
+    """The `Activity` fields rule candidates depend on (`RuleIndex.DIMENSIONS` read these)."""
+
+    procedures: tuple[str, ...]
+    diagnoses: tuple[str, ...]
+    drugs: tuple[str, ...]
+    treatment_function: str | None
 Reasons = list[tuple[ClauseSource, Tri]]
 
 
@@ -101,6 +111,9 @@ class RuleIndex:
             for d in self.DIMENSIONS
             if self.index[d]
         ]
+        # Activity repeats the same few code lists: each is looked up once, in bounded memory.
+        self._reach: Callable[[_CodeLists], tuple[int, ...]] = lru_cache(
+            maxsize=CACHED_LOOKUPS)(self._reach_uncached)
 
     def _key(
         self, cond: ast.Condition, codesets: dict[str, CodeSet]
@@ -114,20 +127,24 @@ class RuleIndex:
                     return dimension, list_keys(dimension, leaf.items)[1]
         return None
 
-    def candidates(self, activity: Activity) -> list[int]:
+    def candidates(self, activity: Activity) -> tuple[int, ...]:
         """Positions (rank order) of the rules the activity's codes can reach."""
+        return self._reach(_CodeLists(activity.procedures, activity.diagnoses, activity.drugs,
+                                      activity.treatment_function))
+
+    def _reach_uncached(self, lists: _CodeLists) -> tuple[int, ...]:
         found = set(self.unindexed)
         for field, many, first_only, table, lengths in self._lookups:
-            value = getattr(activity, field)
+            value: Any = getattr(lists, field)
             if not value:
                 continue
-            codes = (value[:1] if first_only else value) if many else (value,)
+            codes: Iterable[str] = (value[:1] if first_only else value) if many else (value,)
             for code in codes:
                 for n in lengths:
                     hit = table.get(code[:n])
                     if hit:
                         found.update(hit)
-        return sorted(found)
+        return tuple(sorted(found))
 
 
 class PolicySet:
@@ -141,6 +158,8 @@ class PolicySet:
         self.digest = digest
         self.clock = clock
         self.compiler = Compiler(checked.fact_types, checked.codesets)
+        # Decisions are mostly dated today, in a few regions: each answer is found once.
+        self._entry_in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._entry_in_force_uncached)
         rules = [self._rule(r) for r in checked.rules]
         self.rule_index = RuleIndex(rules, checked.codesets)
         self.policies = [self._policy(p) for p in checked.policies]
@@ -259,9 +278,20 @@ class PolicySet:
     def _commissioner(
         self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons
     ) -> Commissioner:
+        best = self._entry_in_force(service.id, activity.date, activity.region, activity.icb)
+        if best is None:
+            text = "no commissioner in force on this date"
+            reasons.append((ClauseSource(f"service {service.id}", text, service.span.at()), False))
+            return Commissioner.ICB_CORE
+        reasons.append((_entry_source(service.id, best), True))
+        return _COMMISSIONERS[best.outcome]
+
+    def _entry_in_force_uncached(self, service_id: str, date: dt.date, region: str | None,
+                                 icb: str | None) -> ast.CommissionerEntry | None:
+        """The commissioner entry of a service in force on `date` where the patient lives."""
         best: ast.CommissionerEntry | None = None
-        for entry in service.commissioners:
-            if entry.start > activity.date or not _in_scope(entry, activity):
+        for entry in self.checked.services[service_id].commissioners:
+            if entry.start > date or not _in_scope(entry, region, icb):
                 continue
             # The latest start wins; on the same date a region/ICB-scoped entry wins.
             if best is None or (entry.start, entry.scope_kind is not None) > (
@@ -269,12 +299,7 @@ class PolicySet:
                 best.scope_kind is not None,
             ):
                 best = entry
-        if best is None:
-            text = "no commissioner in force on this date"
-            reasons.append((ClauseSource(f"service {service.id}", text, service.span.at()), False))
-            return Commissioner.ICB_CORE
-        reasons.append((_entry_source(service.id, best), True))
-        return _COMMISSIONERS[best.outcome]
+        return best
 
     def _select_policy(
         self, line: str, activity: Activity, reasons: Reasons
@@ -352,10 +377,10 @@ def _entry_source(service_id: str, entry: ast.CommissionerEntry) -> ClauseSource
     return ClauseSource(f"service {service_id}", text, entry.span.at())
 
 
-def _in_scope(entry: ast.CommissionerEntry, activity: Activity) -> bool:
+def _in_scope(entry: ast.CommissionerEntry, region: str | None, icb: str | None) -> bool:
     if entry.scope_kind is None:
         return True
-    value = activity.region if entry.scope_kind == "region" else activity.icb
+    value = region if entry.scope_kind == "region" else icb
     return value is not None and value in entry.scope_values
 
 
