@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, NamedTuple
@@ -78,26 +78,25 @@ def _sources(owner: str, condition: Evaluator | None) -> tuple[ClauseSource, ...
     return tuple(ClauseSource(owner, leaf.text, leaf.at) for leaf in condition.leaves)
 
 
-class RuleIndex:
-    """Identification rules indexed by the code, list value or nothing each one requires.
+class CodeIndex:
+    """Conditions indexed by the code, list value or nothing each one requires.
 
-    A rule whose condition is a conjunction containing a code-set test is filed under that
-    set's codes; a request then gathers only the rules its own codes can reach, plus the
-    few rules with no code test, and tries them in rank order.
+    A condition that is a conjunction containing a code test on one of `dimensions` is filed
+    under that test's codes: an activity none of whose codes reach it makes that test, and so
+    the whole conjunction, false. `candidates` gathers only the conditions the activity's own
+    codes can reach, plus those with no such test, in their original order.
     """
 
-    # The selectors rules are filed under: every coded list, and the treatment function.
-    DIMENSIONS = (*(s for s in Selector if s.many), Selector.TREATMENT_FUNCTION)
-
-    def __init__(self, rules: list[CompiledRule], codesets: dict[str, CodeSet]) -> None:
-        self.rules = rules
+    def __init__(self, conditions: Sequence[ast.Condition | None],
+                 codesets: dict[str, CodeSet], dimensions: Sequence[Selector]) -> None:
+        self.dimensions = tuple(dimensions)
         self.index: dict[Selector, dict[str, list[int]]] = {
-            d: defaultdict(list) for d in self.DIMENSIONS
+            d: defaultdict(list) for d in self.dimensions
         }
-        self.lengths: dict[Selector, set[int]] = {d: set() for d in self.DIMENSIONS}
+        self.lengths: dict[Selector, set[int]] = {d: set() for d in self.dimensions}
         self.unindexed: list[int] = []
-        for position, rule in enumerate(rules):
-            key = self._key(rule.decl.when, codesets)
+        for position, condition in enumerate(conditions):
+            key = None if condition is None else self._key(condition, codesets)
             if key is None:
                 self.unindexed.append(position)
                 continue
@@ -108,7 +107,7 @@ class RuleIndex:
         # Only the dimensions some rule is filed under are looked at.
         self._lookups = [
             (d.field, d.many, d.first_only, self.index[d], sorted(self.lengths[d]))
-            for d in self.DIMENSIONS
+            for d in self.dimensions
             if self.index[d]
         ]
         # Activity repeats the same few code lists: each is looked up once, in bounded memory.
@@ -118,14 +117,21 @@ class RuleIndex:
     def _key(
         self, cond: ast.Condition, codesets: dict[str, CodeSet]
     ) -> tuple[Selector, Iterable[str]] | None:
+        """The code test to file `cond` under: of its conjuncts' tests, the one with fewest
+        codes (the most selective), or None when it has none."""
         leaves = cond.items if isinstance(cond, ast.Group) and cond.kind == "all" else (cond,)
-        for dimension in self.DIMENSIONS:
-            for leaf in leaves:
-                if isinstance(leaf, ast.InSet) and leaf.selector == dimension:
-                    return dimension, codesets[leaf.set_name].keys
-                if isinstance(leaf, ast.InList) and leaf.selector == dimension:
-                    return dimension, list_keys(dimension, leaf.items)[1]
-        return None
+        tests: list[tuple[Selector, Collection[str]]] = []
+        for leaf in leaves:
+            if not isinstance(leaf, ast.InSet | ast.InList) or leaf.selector is None:
+                continue
+            dimension = Selector(leaf.selector)
+            if dimension not in self.dimensions:
+                continue
+            if isinstance(leaf, ast.InSet):
+                tests.append((dimension, codesets[leaf.set_name].keys))
+            else:
+                tests.append((dimension, list_keys(dimension, leaf.items)[1]))
+        return min(tests, key=lambda test: len(test[1])) if tests else None
 
     def candidates(self, activity: Activity) -> tuple[int, ...]:
         """Positions (rank order) of the rules the activity's codes can reach."""
@@ -147,6 +153,25 @@ class RuleIndex:
         return tuple(sorted(found))
 
 
+class RuleIndex(CodeIndex):
+    """Identification rules indexed by the codes they need, tried in rank order.
+
+    Rules are filed under every coded list and the treatment function: an absent treatment
+    function makes its test unknown, never true, and a rule matches only when true.
+    """
+
+    DIMENSIONS = (*(s for s in Selector if s.many), Selector.TREATMENT_FUNCTION)
+
+    def __init__(self, rules: list[CompiledRule], codesets: dict[str, CodeSet]) -> None:
+        self.rules = rules
+        super().__init__([r.decl.when for r in rules], codesets, self.DIMENSIONS)
+
+
+# Policies are filed only under coded lists: a list test is never unknown, so a policy its
+# codes cannot reach surely does not apply (an unknown one must stop the search instead).
+POLICY_DIMENSIONS = tuple(s for s in Selector if s.many)
+
+
 class PolicySet:
     """A compiled national pack: decides requests and runs assessments."""
 
@@ -164,12 +189,15 @@ class PolicySet:
         self.rule_index = RuleIndex(rules, checked.codesets)
         self.policies = [self._policy(p) for p in checked.policies]
         self.by_line: dict[str | None, list[CompiledPolicy]] = defaultdict(list)
+        self.policy_index: dict[str, CodeIndex] = {}
         any_line = [p for p in self.policies if p.decl.governs is None]
         for line in checked.lines:
             governed = [p for p in self.policies if p.decl.governs and line in p.decl.governs]
-            self.by_line[line] = sorted(
-                governed + any_line, key=lambda p: (p.decl.rank, p.decl.id, p.start)
-            )
+            ranked = sorted(governed + any_line, key=lambda p: (p.decl.rank, p.decl.id, p.start))
+            self.by_line[line] = ranked
+            if ranked:
+                self.policy_index[line] = CodeIndex([p.decl.applies for p in ranked],
+                                                    checked.codesets, POLICY_DIMENSIONS)
 
     def _rule(self, decl: ast.RuleDecl) -> CompiledRule:
         condition = self.compiler.compile(decl.when)
@@ -310,7 +338,12 @@ class PolicySet:
         that could apply depends on inputs the request lacks (an unknown applicability must
         not let a lower-ranked policy answer); (None, []) when none applies.
         """
-        for policy in self.by_line.get(line, ()):
+        index = self.policy_index.get(line)
+        if index is None:
+            return None, []
+        ranked = self.by_line[line]
+        for position in index.candidates(activity):
+            policy = ranked[position]
             if not policy.start <= activity.date <= policy.end:
                 continue
             if policy.applies is None:
