@@ -220,7 +220,7 @@ def _facts(
     facts: dict[str, Any] = {}
     for name, value in raw.items():
         vtype = fact_types.get(name)
-        if vtype is None or name in ("age", "decision_date", "sex"):
+        if vtype is None or name in _NOT_FACTS:
             hint = did_you_mean(name, [n for n in fact_types if n not in ("age", "sex")])
             problems.append(
                 Problem(f"{where}{name}", "unknown fact" + (f"; {hint}" if hint else ""))
@@ -228,12 +228,24 @@ def _facts(
             continue
         if value is None:
             continue  # an explicit null is the same as not giving the fact
+        # The common values pass at once; anything else gets the full check and its problem.
+        exact = _EXACT.get(vtype.kind)
+        if exact is not None and type(value) is exact and (exact is not int or vtype.integer):
+            facts[name] = value
+            continue
         typed = _typed(value, vtype)
         if isinstance(typed, Problem):
             problems.append(Problem(f"{where}{name}", typed.problem))
         else:
             facts[name] = typed
     return facts
+
+
+# Names a request may not give as facts: the language's own (`types.BUILTINS`).
+_NOT_FACTS = frozenset({"age", "decision_date", "sex"})
+# A value of exactly this type is already typed for a fact of this kind (an int for an
+# integer fact only: a decimal fact keeps the check, which accepts ints as they are too).
+_EXACT: dict[str, type] = {"bool": bool, "number": int}
 
 
 def _typed(value: Any, vtype: VType) -> Any:
