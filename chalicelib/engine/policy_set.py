@@ -284,10 +284,10 @@ class PolicySet:
         rules = self.rule_index.rules
         for position in self.rule_index.candidates(activity):
             rule = rules[position]
-            # The short-circuiting predicate finds the rule; only the winner is re-run
-            # clause by clause for its reasons.
-            if rule.condition.predicate(activity) is True:
-                _, results = rule.condition.evaluate(activity)
+            # Candidates come from the code index and mostly match, so each is evaluated
+            # clause by clause at once: the winner's results are its reasons.
+            value, results = rule.condition.evaluate(activity)
+            if value is True:
                 reasons.extend(zip(rule.sources, results, strict=True))
                 return rule
         reasons.append(
@@ -348,10 +348,9 @@ class PolicySet:
                 continue
             if policy.applies is None:
                 return policy, []
-            applies = policy.applies.predicate(activity)
+            applies, results = policy.applies.evaluate(activity)  # candidates mostly apply
             if applies is False:
                 continue
-            _, results = policy.applies.evaluate(activity)
             reasons.extend(zip(policy.applies_sources, results, strict=True))
             if applies is True:
                 return policy, []
