@@ -188,6 +188,11 @@ class PolicySet:
         rules = [self._rule(r) for r in checked.rules]
         self.rule_index = RuleIndex(rules, checked.codesets)
         self.policies = [self._policy(p) for p in checked.policies]
+        # What a decision says of each service line, built once.
+        self.service_info = {
+            line: ServiceInfo(s.id, line, s.name, s.programme, s.highly_specialised)
+            for line, s in checked.line_service.items()
+        }
         self.by_line: dict[str | None, list[CompiledPolicy]] = defaultdict(list)
         self.policy_index: dict[str, CodeIndex] = {}
         any_line = [p for p in self.policies if p.decl.governs is None]
@@ -243,9 +248,7 @@ class PolicySet:
                                   None, (), reasons)
         service = self.checked.line_service[rule.decl.line]
         commissioner = self._commissioner(service, activity, reasons)
-        info = ServiceInfo(
-            service.id, rule.decl.line, service.name, service.programme, service.highly_specialised
-        )
+        info = self.service_info[rule.decl.line]
         policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
         if policy is None:
             return self._decision(commissioner, info, None, Eligibility.NOT_APPLICABLE, None,

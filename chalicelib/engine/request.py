@@ -128,21 +128,21 @@ def parse_request(
         raise RequestError(validation_problems(exc)) from None
     problems: list[Problem] = []
     age = _age(request, problems)
-    codes = {
-        name: _codes(system, name, getattr(request, name), problems)
-        for name, system in (("procedures", "opcs4"), ("diagnoses", "icd10"), ("drugs", "drug"))
-    }
-    facts = _facts(request.facts, fact_types, problems)
-    problems += attestation_problems(request.attestations, attestations)
+    procedures = _codes("opcs4", "procedures", request.procedures, problems)
+    diagnoses = _codes("icd10", "diagnoses", request.diagnoses, problems)
+    drugs = _codes("drug", "drugs", request.drugs, problems)
+    facts = _facts(request.facts, fact_types, problems) if request.facts else {}
+    if request.attestations:
+        problems += attestation_problems(request.attestations, attestations)
     if problems:
         raise RequestError(problems)
     activity = Activity(
         date=request.date,
         age_months=age,
         sex=request.patient.sex,
-        procedures=codes["procedures"],
-        diagnoses=codes["diagnoses"],
-        drugs=codes["drugs"],
+        procedures=procedures,
+        diagnoses=diagnoses,
+        drugs=drugs,
         treatment_function=request.treatment_function,
         provider=request.provider.ods_code.upper()
         if request.provider and request.provider.ods_code
@@ -199,12 +199,17 @@ def _age(request: DecisionRequest, problems: list[Problem]) -> int | None:
     return months
 
 
+_CODE_LABELS = {"opcs4": "OPCS-4 code", "icd10": "ICD-10 code", "drug": "drug name"}
+
+
 def _codes(system: str, field: str, raw: list[str], problems: list[Problem]) -> tuple[str, ...]:
+    if not raw:
+        return ()
     out = []
-    label = {"opcs4": "OPCS-4 code", "icd10": "ICD-10 code", "drug": "drug name"}[system]
     for i, code in enumerate(raw):
         canonical = normalise(system, code)
         if canonical is None:
+            label = _CODE_LABELS[system]
             problems.append(Problem(f"{field}[{i}]", f"`{code}` is not a valid {label}"))
         else:
             out.append(canonical)
