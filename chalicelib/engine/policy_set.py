@@ -28,8 +28,10 @@ from chalicelib.engine.decision import (
     ClauseSource,
     Decision,
     PolicyInfo,
+    ProvenanceItem,
     ServiceInfo,
 )
+from chalicelib.engine.provenance import ProvenanceIndex
 from chalicelib.engine.request import parse_request
 from chalicelib.errors import NotCoveredError, Problem, RequestError, UnknownNameError
 
@@ -185,6 +187,7 @@ class PolicySet:
         self.compiler = Compiler(checked.fact_types, checked.codesets)
         # Decisions are mostly dated today, in a few regions: each answer is found once.
         self._entry_in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._entry_in_force_uncached)
+        self.provenance = ProvenanceIndex(checked)
         rules = [self._rule(r) for r in checked.rules]
         self.rule_index = RuleIndex(rules, checked.codesets)
         self.policies = [self._policy(p) for p in checked.policies]
@@ -247,18 +250,23 @@ class PolicySet:
             return self._decision(Commissioner.ICB_CORE, None, None, Eligibility.NOT_APPLICABLE,
                                   None, (), reasons)
         service = self.checked.line_service[rule.decl.line]
-        commissioner = self._commissioner(service, activity, reasons)
+        commissioner, entry = self._commissioner(service, activity, reasons)
         info = self.service_info[rule.decl.line]
         policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
+        line = self.checked.lines[rule.decl.line]
+        provenance = self.provenance.rests_on(
+            rule.decl, service, line, entry, policy.decl if policy else None
+        )
         if policy is None:
             return self._decision(commissioner, info, None, Eligibility.NOT_APPLICABLE, None,
-                                  (), reasons)
+                                  (), reasons, provenance)
         if undecided:
             # Whether this policy applies depends on inputs not given: say which.
             return self._decision(commissioner, info, policy.info, Eligibility.INCOMPLETE, None,
-                                  undecided, reasons)
+                                  undecided, reasons, provenance)
         eligibility, route, missing = self._apply(policy, activity, reasons)
-        return self._decision(commissioner, info, policy.info, eligibility, route, missing, reasons)
+        return self._decision(commissioner, info, policy.info, eligibility, route, missing, reasons,
+                              provenance)
 
     def _decision(
         self,
@@ -269,6 +277,7 @@ class PolicySet:
         route: str | None,
         missing: Iterable[str],
         reasons: Reasons,
+        provenance: tuple[ProvenanceItem, ...] = (),
     ) -> Decision:
         return Decision(
             self.version,
@@ -281,6 +290,7 @@ class PolicySet:
             tuple(missing),
             tuple(reasons),
             self.clock(),
+            provenance,
         )
 
     def _identify(self, activity: Activity, reasons: Reasons) -> CompiledRule | None:
@@ -308,14 +318,15 @@ class PolicySet:
 
     def _commissioner(
         self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons
-    ) -> Commissioner:
+    ) -> tuple[Commissioner, ast.CommissionerEntry | None]:
+        """The commissioner in force and the entry that says so (None: no entry in force)."""
         best = self._entry_in_force(service.id, activity.date, activity.region, activity.icb)
         if best is None:
             text = "no commissioner in force on this date"
             reasons.append((ClauseSource(f"service {service.id}", text, service.span.at()), False))
-            return Commissioner.ICB_CORE
+            return Commissioner.ICB_CORE, None
         reasons.append((_entry_source(service.id, best), True))
-        return _COMMISSIONERS[best.outcome]
+        return _COMMISSIONERS[best.outcome], best
 
     def _entry_in_force_uncached(self, service_id: str, date: dt.date, region: str | None,
                                  icb: str | None) -> ast.CommissionerEntry | None:

@@ -117,9 +117,15 @@ class DecisionRequest(BaseModel):
 
 
 def parse_request(
-    raw: Any, fact_types: Mapping[str, VType], attestations: Mapping[str, Any] | set[str]
+    raw: Any, fact_types: Mapping[str, VType], attestations: Mapping[str, Any] | set[str],
+    *, age_months: int | None = None,
 ) -> tuple[DecisionRequest, Activity]:
-    """Validate a request against the shape and the pack's vocabulary; build its `Activity`."""
+    """Validate a request against the shape and the pack's vocabulary; build its `Activity`.
+
+    `age_months` is for re-deciding a recorded decision: its stored inputs keep `age` in
+    years but not the birth date, so the exact months it was decided on are passed back in;
+    they are used only when they agree with that `age`.
+    """
     if not isinstance(raw, dict):
         raise RequestError([Problem("body", "must be a JSON object")])
     try:
@@ -128,6 +134,8 @@ def parse_request(
         raise RequestError(validation_problems(exc)) from None
     problems: list[Problem] = []
     age = _age(request, problems)
+    if age_months is not None and age is not None and age_months // 12 == age // 12:
+        age = age_months
     procedures = _codes("opcs4", "procedures", request.procedures, problems)
     diagnoses = _codes("icd10", "diagnoses", request.diagnoses, problems)
     drugs = _codes("drug", "drugs", request.drugs, problems)

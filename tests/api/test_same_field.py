@@ -74,3 +74,23 @@ def test_a_cds_order_with_the_bad_attestation_names_the_same_field(
     rejected = [c for c in cards if "rejected" in c["summary"]]
     assert len(rejected) == 1, cards
     assert f"`{FIELD}`" in rejected[0]["detail"]
+
+
+def test_a_re_decision_keeps_the_exact_age_in_months(
+    make_client: Callable[..., Client], store: DecisionStore
+) -> None:
+    from tests.dsl.test_age import PACK  # `age < 18 months` decides eligibility
+
+    client = make_client(store, policy_set=PACK)
+    twenty_months = {"date": "2025-06-01", "patient": {"birth_date": "2023-10-01"},
+                     "procedures": ["K26.1"]}
+    created = _post(client, "/v1/decisions", twenty_months)
+    assert created.status_code == 201, created.body
+    first = json.loads(created.body)
+    assert first["eligibility"] == "not_eligible"
+    again = _post(client, f"/v1/decisions/{first['decision_id']}/versions", {})
+    assert again.status_code == 201, again.body
+    # The stored inputs say `age: 1` (no birth date): 12 months would make it eligible.
+    assert json.loads(again.body)["eligibility"] == "not_eligible"
+    stored = store.versions(first["decision_id"])[-1].inputs["patient"]
+    assert "birth_date" not in stored and stored["age_months"] == 20
