@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from chalicelib.api.http import HttpRequest
 from chalicelib.api.logs import AccessLog
 from chalicelib.api.replies import ApiError, Reply
-from chalicelib.errors import Problem
+from chalicelib.errors import Problem, PssError
 from chalicelib.studio.schemas import MAX_BODY_BYTES
 from chalicelib.studio.service import Download, StudioService
 
@@ -71,8 +71,9 @@ def _json(status: int, data: Any, extra: tuple[tuple[str, str], ...] = ()) -> An
     return _answer(status, "application/json", body, (("Cache-Control", "no-store"), *extra))
 
 
-def _error(exc: ApiError) -> Answer:
-    return _json(exc.status, exc.error_body(), tuple(exc.headers.items()))
+def _error(exc: PssError) -> Answer:
+    headers = exc.headers if isinstance(exc, ApiError) else {}
+    return _json(exc.status, exc.body(), tuple(headers.items()))
 
 
 class StudioApp:
@@ -106,7 +107,7 @@ class StudioApp:
         path = urlsplit(target).path
         try:
             found = self._route(method, path, headers, body)
-        except ApiError as exc:
+        except PssError as exc:  # ApiError and the engine's own errors carry their status
             found = _error(exc)
         except Exception as exc:  # never a traceback to the page
             found = _error(ApiError(500, "internal_error", f"unexpected {type(exc).__name__}"))

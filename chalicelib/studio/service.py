@@ -1,7 +1,7 @@
 """The studio's use cases: check, test, decide, what-if, download and save an edited pack.
 
 In: JSON data from the page (validated by `schemas`) and the served pack (`Workspace`). Out:
-`Reply` bodies for the JSON endpoints, a `Download` for the change, or `ApiError` (400 with
+`Reply` bodies for the JSON endpoints, a `Download` for the change, or a `PssError` (400 with
 field and problem, 403 when saving is off, 409 when a file changed on disk, 422 for a date
 no pack covers). The served pack is never changed; only `save` writes, into the pack folder,
 and only when the studio was started with saving on (`pss serve`, never the deployed
@@ -27,8 +27,14 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.api.replies import ApiError, Reply, bad_request
 from chalicelib.api.whatif import inside_pack
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.engine.request import pydantic_problems
-from chalicelib.errors import NotCoveredError, PolicyError, Problem, RequestError
+from chalicelib.errors import (
+    NotCoveredError,
+    PolicyError,
+    Problem,
+    PssError,
+    RequestError,
+    validation_problems,
+)
 from chalicelib.studio.schemas import (
     DecideIn,
     Edits,
@@ -79,10 +85,10 @@ def _valid(model: type[Model], raw: Any) -> Model:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise bad_request(pydantic_problems(exc)) from None
+        raise bad_request(validation_problems(exc)) from None
 
 
-def _pack_errors(exc: PolicyError) -> ApiError:
+def _pack_errors(exc: PolicyError) -> PssError:
     errors = [d for d in exc.diagnostics if d.severity == "error"] or list(exc.diagnostics)
     return bad_request([Problem("files", d.headline()) for d in errors],
                        "the edited pack does not pass `pss check`: see the problems list")
@@ -166,7 +172,7 @@ class StudioService:
         from chalicelib.batch.classify import InputError
         from chalicelib.batch.diff import diff_csv
         from chalicelib.batch.report import moved_chart
-        from chalicelib.batch.synth import write_csv
+        from pss_dev.synth import write_csv
 
         request = _valid(WhatIfIn, raw)
         head = self._compile(request)

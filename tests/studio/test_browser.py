@@ -17,11 +17,11 @@ import pytest
 
 from chalicelib import load_policy_set
 from chalicelib.batch.diff import diff_csv
-from chalicelib.batch.synth import write_csv
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.studio.http import STATIC_DIR
 from chalicelib.studio.workspace import Workspace
 from chalicelib.testing import run_tests
+from pss_dev.synth import write_csv
 from tests.conftest import fixed_clock
 from tests.studio.browser import Page, Served, require_browser, served_studio, start_chromium
 from tests.studio.conftest import example

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api.replies import ApiError
 from chalicelib.engine.policy_set import PolicySet
+from chalicelib.errors import PssError
 from chalicelib.studio.service import StudioService
 from chalicelib.studio.workspace import Workspace
 from chalicelib.testing import run_tests
@@ -23,7 +23,7 @@ def body(reply: Any) -> dict[str, Any]:
     return data
 
 
-def problems(exc: pytest.ExceptionInfo[ApiError]) -> dict[str, str]:
+def problems(exc: pytest.ExceptionInfo[PssError]) -> dict[str, str]:
     return {d.field: d.problem for d in exc.value.details}
 
 
@@ -71,7 +71,7 @@ def test_check_also_rejects_a_test_whose_request_could_never_run(studio: StudioS
     assert text != workspace.texts["policies/tests/cardiac.pss"]
     data = body(studio.check({"files": {"policies/tests/cardiac.pss": text}}))
     assert any("invalid request" in d["message"] for d in data["diagnostics"])
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         studio.test({"files": {"policies/tests/cardiac.pss": text}})
     assert exc.value.status == 400
 
@@ -79,7 +79,7 @@ def test_check_also_rejects_a_test_whose_request_could_never_run(studio: StudioS
 @pytest.mark.parametrize("name", ["../cardiac.pss", "policies/../../etc/x.pss", "/etc/x.pss",
                                   "policies/notes.txt", "policies/", ""])
 def test_file_names_outside_the_pack_are_refused(studio: StudioService, name: str) -> None:
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         studio.check({"files": {name: "# nothing"}})
     assert exc.value.status == 400
     assert any(field.startswith("files") for field in problems(exc))
@@ -92,7 +92,7 @@ def test_file_names_outside_the_pack_are_refused(studio: StudioService, name: st
     ([], "body"),
 ])
 def test_malformed_bodies_name_the_field(studio: StudioService, raw: Any, field: str) -> None:
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         studio.check(raw)
     assert exc.value.status == 400 and field in problems(exc)
 
@@ -137,17 +137,17 @@ def test_decide_uses_the_edited_pack(studio: StudioService, workspace: Workspace
 
 def test_decide_reports_bad_referrals_by_field(studio: StudioService) -> None:
     case = {**example("tavi"), "patient": {"age": "eighty"}}
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         studio.decide({"files": {}, "case": case})
     assert exc.value.status == 400 and "case.patient.age" in problems(exc)
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         studio.decide({"files": {}, "case": {**example("tavi"), "date": "2010-01-01"}})
     assert exc.value.status == 422 and "case.date" in problems(exc)
 
 
 def test_a_pack_with_errors_is_not_decided(studio: StudioService, workspace: Workspace) -> None:
     edits = cancer_with(workspace, "codeset CETUXIMAB:", "codeset CETUXIMAB")
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         studio.decide({"files": edits, "case": example("tavi")})
     assert exc.value.status == 400 and "files" in problems(exc)
 
@@ -183,13 +183,13 @@ def test_what_if_of_the_unchanged_pack_moves_nothing(studio: StudioService) -> N
 
 
 def test_what_if_reads_an_uploaded_csv(studio: StudioService, workspace: Workspace) -> None:
-    from chalicelib.batch.synth import write_csv
+    from pss_dev.synth import write_csv
 
     text = io.StringIO()
     write_csv(text, 300, 9)
     data = body(studio.what_if({"files": {}, "csv": text.getvalue()}))
     assert data["cases"] == 300
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         studio.what_if({"files": {}, "csv": "not,an,activity\nfile\n"})
     assert exc.value.status == 400 and "csv" in problems(exc)
 
@@ -199,7 +199,7 @@ def test_what_if_reads_an_uploaded_csv(studio: StudioService, workspace: Workspa
     {"synth": {"rows": "10"}}, {"synth": {"rows": 10_000_000}}, {"synth": {"rows": 5, "x": 1}},
 ])
 def test_what_if_corpus_is_validated(studio: StudioService, corpus: dict[str, Any]) -> None:
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         studio.what_if({"files": {}, **corpus})
     assert exc.value.status == 400 and exc.value.details
 
@@ -229,14 +229,14 @@ def test_the_files_download_holds_only_the_changed_files(studio: StudioService,
 
 
 def test_nothing_to_download_without_a_change(studio: StudioService) -> None:
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         studio.export({"files": {}, "format": "diff"})
     assert exc.value.status == 400
 
 
 def test_saving_is_refused_when_off(studio: StudioService, workspace: Workspace) -> None:
     edits = cancer_with(workspace, WHO_LIMIT, WHO_LIMIT_EDITED)
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         studio.save({"files": edits, "confirm": True})
     assert exc.value.status == 403
 
@@ -244,7 +244,7 @@ def test_saving_is_refused_when_off(studio: StudioService, workspace: Workspace)
 def test_save_writes_only_on_confirmation(saving_studio: StudioService, pack_copy: Path) -> None:
     text = (pack_copy / "cancer.pss").read_text()
     edits = {"policies/cancer.pss": text.replace(WHO_LIMIT, WHO_LIMIT_EDITED)}
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         saving_studio.save({"files": edits})
     assert exc.value.status == 400 and (pack_copy / "cancer.pss").read_text() == text
     data = body(saving_studio.save({"files": edits, "confirm": True}))
@@ -256,7 +256,7 @@ def test_save_writes_only_on_confirmation(saving_studio: StudioService, pack_cop
 def test_save_refuses_a_pack_that_fails_check(saving_studio: StudioService,
                                               pack_copy: Path) -> None:
     text = (pack_copy / "cancer.pss").read_text()
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         saving_studio.save({"files": {"policies/cancer.pss": text + "rule {\n"}, "confirm": True})
     assert exc.value.status == 400 and (pack_copy / "cancer.pss").read_text() == text
 
@@ -265,7 +265,7 @@ def test_save_refuses_when_the_file_changed_on_disk(saving_studio: StudioService
                                                     pack_copy: Path) -> None:
     text = (pack_copy / "cancer.pss").read_text()
     (pack_copy / "cancer.pss").write_text(text + "# edited in another editor\n")
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(PssError) as exc:
         saving_studio.save({"files": {"policies/cancer.pss": text.replace(WHO_LIMIT, WHO_LIMIT_EDITED)},
                             "confirm": True})
     assert exc.value.status == 409
