@@ -8,6 +8,7 @@ name. Out: as `store.DecisionStore`. The only module that talks to DynamoDB.
 | decision version| DECISION#<id>                  | V#000001   |
 | latest pointer  | DECISION#<id>                  | LATEST     |
 | idempotency     | IDEMPOTENCY#<client>#<key>     | -          |
+| single use      | ONCE#<key>                     | -          |
 | (GSI1) referral | GSI1PK REFERRAL#<client>#<ref> | GSI1SK created_at |
 
 JSON documents (`inputs`, `result`) are stored as JSON strings: DynamoDB numbers would turn the
@@ -45,6 +46,11 @@ _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException",
               "TransactionInProgressException"}
 
 
+# A claim is live while `expires_at > now` (`IdempotencyClaim.live`), so at `expires_at == now`
+# it is already free to take over.
+_FREE_OR_EXPIRED = "attribute_not_exists(PK) OR expires_at <= :now"
+
+
 def decision_pk(decision_id: str) -> str:
     """The partition key of a decision's items."""
     return f"DECISION#{decision_id}"
@@ -78,7 +84,7 @@ class DynamoDBDecisionStore:
         ]
         if claim is not None:
             # An expired claim that TTL has not yet deleted may be taken over.
-            put = self._put(_claim_item(claim), "attribute_not_exists(PK) OR expires_at < :now")
+            put = self._put(_claim_item(claim), _FREE_OR_EXPIRED)
             put["Put"]["ExpressionAttributeValues"] = {":now": {"N": str(now_epoch)}}
             items.append(put)
         reasons = self._transact(items)
@@ -109,6 +115,22 @@ class DynamoDBDecisionStore:
         if self._transact(items) is not None:
             # A failed condition or a concurrent transaction: either way, someone moved first.
             raise VersionConflict(f"decision `{version.decision_id}` moved on")
+
+    def claim_once(self, key: str, expires_at: int, now_epoch: int) -> bool:
+        """Put `ONCE#<key>` unless a live item holds it (conditional put, TTL `expires_at`)."""
+        try:
+            self._client.put_item(
+                TableName=self._table, ConditionExpression=_FREE_OR_EXPIRED,
+                Item={"PK": {"S": f"ONCE#{key}"}, "SK": {"S": "-"}, "entity": {"S": "once"},
+                      "expires_at": {"N": str(expires_at)}},
+                ExpressionAttributeValues={":now": {"N": str(now_epoch)}})
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable(exc) from None
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from None
+        return True
 
     def _put(self, item: Item, condition: str) -> TransactWriteItemTypeDef:
         return {"Put": {"TableName": self._table, "Item": item,

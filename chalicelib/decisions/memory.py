@@ -23,6 +23,7 @@ class InMemoryDecisionStore:
         self._lock = threading.Lock()
         self._versions: dict[str, dict[int, DecisionVersion]] = {}
         self._claims: dict[tuple[str, str], IdempotencyClaim] = {}
+        self._once: dict[str, int] = {}
 
     def create(self, first: DecisionVersion, claim: IdempotencyClaim | None,
                now_epoch: int) -> None:
@@ -45,6 +46,14 @@ class InMemoryDecisionStore:
             if history is None or max(history) != version.version - 1:
                 raise VersionConflict(f"decision `{version.decision_id}` moved on")
             history[version.version] = version
+
+    def claim_once(self, key: str, expires_at: int, now_epoch: int) -> bool:
+        """Claim `key` until `expires_at` unless a live claim holds it."""
+        with self._lock:
+            if self._once.get(key, now_epoch) > now_epoch:
+                return False
+            self._once[key] = expires_at
+            return True
 
     def latest(self, decision_id: str) -> DecisionVersion | None:
         """The latest version, or None."""

@@ -1,8 +1,8 @@
 """The decision store port: immutable decision versions, a latest pointer, idempotency claims.
 
 In: `DecisionVersion`s and `IdempotencyClaim`s built by the API service. Out: the same records
-read back, or one of the errors below. Two adapters implement `DecisionStore`: `memory`
-(unit tests) and `dynamodb` (production and `pss serve`, design section 5).
+read back, or one of the errors below. Three adapters implement `DecisionStore`: `memory`
+(unit tests), `dynamodb` (production, design section 5) and `sqlite` (`pss serve`, on disk).
 
 Store errors:
 
@@ -111,3 +111,10 @@ class DecisionStore(Protocol):
 
     def by_referral(self, client_id: str, referral_id: str) -> list[DecisionVersion]:
         """Every decision version a client recorded for a referral, oldest first."""
+
+    def claim_once(self, key: str, expires_at: int, now_epoch: int) -> bool:
+        """Claim a single-use `key` (e.g. `jti#<iss>#<jti>`) until `expires_at` (epoch s).
+
+        True when claimed now (no claim, or only an expired one, existed); False while a live
+        claim exists, i.e. the key is being replayed.
+        """

@@ -1,11 +1,29 @@
-"""The `DecisionStore` contract, run against the in-memory store and DynamoDB (moto)."""
+"""The `DecisionStore` contract, run against every store: in memory, DynamoDB (moto), SQLite.
+
+The last tests race 8 writers through the service's read-decide-write cycle. Moto applies a
+transaction as check-then-write without a lock (and restores a whole-table copy when one
+fails), while DynamoDB runs transactions serialisably: `atomic_moto` adds that one lock so the
+races exercise *our* conditions and retries, not moto's missing isolation (the same for its
+conditional `put_item`, which DynamoDB applies atomically per item). Reads and the
+service's cycle still interleave freely between threads on every store.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any, TypeVar
 
 import pytest
+from moto.dynamodb.models import DynamoDBBackend
 
+from chalicelib.api.ids import UlidFactory
+from chalicelib.api.privacy import Pseudonymiser
+from chalicelib.api.replies import Reply
+from chalicelib.api.service import DecisionService
+from chalicelib.decisions.dynamodb import DynamoDBDecisionStore
 from chalicelib.decisions.store import (
     DecisionStore,
     DecisionVersion,
@@ -13,9 +31,12 @@ from chalicelib.decisions.store import (
     IdempotencyKeyTaken,
     VersionConflict,
 )
+from tests.support.api import Clock, load_pack, referral
 
 ID = "01JD0000000000000000000001"
 NOW = 1_750_000_000
+WRITERS = 8
+T = TypeVar("T")
 
 
 def version(n: int = 1, decision_id: str = ID, referral: str | None = "REF-1",
@@ -114,3 +135,104 @@ def test_by_referral_is_scoped_by_client(any_store: DecisionStore) -> None:
     found = any_store.by_referral("epr", "REF-1")
     assert [(v.decision_id, v.version) for v in found] == [(ID, 1), (ID, 2)]
     assert any_store.by_referral("epr", "REF-2") == []
+
+
+def test_a_claim_expires_at_its_expiry_second_on_read_and_write(any_store: DecisionStore) -> None:
+    any_store.create(version(1), claim(expires=NOW + 10), NOW)
+    assert any_store.claim("epr", "k", NOW + 9) == claim(expires=NOW + 10)
+    other = "01JD0000000000000000000002"
+    with pytest.raises(IdempotencyKeyTaken):
+        any_store.create(version(1, decision_id=other),
+                         replace(claim(expires=NOW + 100), decision_id=other), NOW + 9)
+    any_store.create(version(1, decision_id=other),
+                     replace(claim(expires=NOW + 100), decision_id=other), NOW + 10)
+    held = any_store.claim("epr", "k", NOW + 10)
+    assert held is not None and held.decision_id == other
+
+
+def test_claim_once_refuses_a_replay_until_the_claim_expires(any_store: DecisionStore) -> None:
+    key = "jti#https://ehr.example#abc"
+    assert any_store.claim_once(key, NOW + 300, NOW) is True
+    assert any_store.claim_once(key, NOW + 900, NOW + 1) is False
+    assert any_store.claim_once(key, NOW + 900, NOW + 299) is False
+    assert any_store.claim_once("jti#https://ehr.example#other", NOW + 300, NOW + 1) is True
+    # Expired (live means expires_at > now): taken over, and the new expiry then holds.
+    assert any_store.claim_once(key, NOW + 900, NOW + 300) is True
+    assert any_store.claim_once(key, NOW + 900, NOW + 899) is False
+
+
+def test_claim_once_and_idempotency_claims_do_not_collide(any_store: DecisionStore) -> None:
+    any_store.create(version(1), claim(key="k"), NOW)
+    assert any_store.claim_once("k", NOW + 10, NOW) is True
+    assert any_store.claim("epr", "k", NOW) == claim(key="k")
+
+
+# --- concurrency: the service's read-decide-write cycle on 8 threads -----------------------
+
+
+@pytest.fixture
+def raced_store(any_store: DecisionStore, monkeypatch: pytest.MonkeyPatch) -> DecisionStore:
+    """`any_store`, with moto's writes made as atomic as DynamoDB's (see the module doc)."""
+    if isinstance(any_store, DynamoDBDecisionStore):
+        lock = threading.RLock()  # moto's transaction calls its own put_item
+        for name in ("transact_write_items", "put_item"):
+            original = getattr(DynamoDBBackend, name)
+
+            def serialised(self: DynamoDBBackend, *args: Any, _original: Any = original,
+                           **kwargs: Any) -> Any:
+                with lock:
+                    return _original(self, *args, **kwargs)
+
+            monkeypatch.setattr(DynamoDBBackend, name, serialised)
+    return any_store
+
+
+@pytest.fixture
+def service(raced_store: DecisionStore) -> DecisionService:
+    clock = Clock()
+    return DecisionService(policy_set=load_pack(clock), store=lambda: raced_store, clock=clock,
+                           new_id=UlidFactory(clock), pseudonymiser=Pseudonymiser(b"k"))
+
+
+def _together(count: int, work: Callable[[int], T]) -> list[T]:
+    """Run `work(i)` on `count` threads released at the same moment by a barrier."""
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> T:
+        barrier.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_concurrent_redecisions_never_lose_or_duplicate_a_version(
+        service: DecisionService) -> None:
+    decision_id = service.decide(referral(), "epr", None, False).decision_id
+    assert decision_id is not None
+    replies: list[Reply] = _together(WRITERS, lambda i: service.redecide(
+        decision_id, {"facts": {"expected_cycle_length_days": 100 + i}}, f"writer{i}"))
+    numbers = sorted(r.body.version for r in replies)
+    assert numbers == list(range(2, WRITERS + 2))
+    history = service.store().versions(decision_id)
+    assert [v.version for v in history] == list(range(1, WRITERS + 2))
+    # Each version holds exactly its own writer's fact: no writer's answer was stored under
+    # another writer's version.
+    for v in history[1:]:
+        writer = int(v.client_id.removeprefix("writer"))
+        assert v.inputs["facts"]["expected_cycle_length_days"] == 100 + writer
+    latest = service.store().latest(decision_id)
+    assert latest is not None and latest.version == WRITERS + 1
+
+
+def test_concurrent_requests_with_one_idempotency_key_record_one_decision(
+        service: DecisionService) -> None:
+    replies = _together(WRITERS, lambda i: service.decide(referral(), "epr", "same-key", False))
+    assert sorted(r.status for r in replies) == [200] * (WRITERS - 1) + [201]
+    assert len({r.decision_id for r in replies}) == 1
+    assert len(service.store().by_referral("epr", "REF-1")) == 1
+
+
+def test_concurrent_single_use_claims_have_one_winner(raced_store: DecisionStore) -> None:
+    won = _together(WRITERS, lambda i: raced_store.claim_once("jti#iss#same", NOW + 60, NOW))
+    assert sorted(won) == [False] * (WRITERS - 1) + [True]
