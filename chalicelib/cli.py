@@ -201,9 +201,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start the local stack (embedded DynamoDB + the API); see `chalicelib.local_stack`."""
-    # Imported here: the local stack pulls in moto and chalice's dev server, which only
-    # `pss serve` needs.
+    """Start the local stack (the API, decisions in a SQLite data folder); see `local_stack`."""
+    # Imported here: the local stack pulls in chalice's dev server, which only `pss serve` needs.
     from chalicelib.local_stack import serve_main
 
     code = serve_main(args.rest)
@@ -276,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=text, add_help=False)
         command.add_argument("rest", nargs=argparse.REMAINDER)
         command.set_defaults(func=_batch_command(name))
-    serve = sub.add_parser("serve", help="run the API locally with an embedded DynamoDB")
+    serve = sub.add_parser("serve", help="run the API locally, decisions kept in a data folder")
     serve.add_argument("rest", nargs=argparse.REMAINDER)
     serve.set_defaults(func=cmd_serve)
     return parser
