@@ -58,7 +58,7 @@ SCHEMA = (
         ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS claims (
         client_id TEXT NOT NULL, key TEXT NOT NULL, request_digest TEXT NOT NULL,
-        decision_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+        decision_id TEXT NOT NULL, expires_at INTEGER NOT NULL, version INTEGER NOT NULL,
         PRIMARY KEY (client_id, key)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS once (
         key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID""",
@@ -88,26 +88,21 @@ class SqliteDecisionStore:
                now_epoch: int) -> None:
         """Insert version 1, the pointer and the claim in one transaction."""
         with self._write() as db:
-            if claim is not None:
-                held = db.execute("SELECT expires_at FROM claims WHERE client_id = ? AND key = ?",
-                                  (claim.client_id, claim.key)).fetchone()
-                if held is not None and held[0] > now_epoch:
-                    raise IdempotencyKeyTaken(f"idempotency key `{claim.key}` is already used")
+            _check_claim(db, claim, now_epoch)
             if db.execute("SELECT 1 FROM latest WHERE decision_id = ?",
                           (first.decision_id,)).fetchone() is not None:
                 raise VersionConflict(f"decision `{first.decision_id}` already exists")
             _insert_version(db, first)
             db.execute("INSERT INTO latest VALUES (?, ?, ?)",
                        (first.decision_id, first.version, first.created_at))
-            if claim is not None:
-                # An expired claim not yet purged is taken over, as DynamoDB's condition does.
-                db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
-                           (claim.client_id, claim.key, claim.request_digest,
-                            claim.decision_id, claim.expires_at))
+            _put_claim(db, claim)
 
-    def append(self, version: DecisionVersion) -> None:
-        """Insert version n and move the pointer from n - 1, in one transaction."""
+    def append(self, version: DecisionVersion, claim: IdempotencyClaim | None = None,
+               now_epoch: int = 0) -> None:
+        """Insert version n (and its claim) and move the pointer from n - 1, in one
+        transaction."""
         with self._write() as db:
+            _check_claim(db, claim, now_epoch)
             moved = db.execute(
                 "UPDATE latest SET version = ?, updated_at = ? "
                 "WHERE decision_id = ? AND version = ?",
@@ -115,6 +110,7 @@ class SqliteDecisionStore:
             if moved.rowcount != 1:
                 raise VersionConflict(f"decision `{version.decision_id}` moved on")
             _insert_version(db, version)
+            _put_claim(db, claim)
 
     def claim_once(self, key: str, expires_at: int, now_epoch: int) -> bool:
         """Claim `key` until `expires_at`; False while another live claim holds it."""
@@ -174,12 +170,12 @@ class SqliteDecisionStore:
         with self._lock:
             try:
                 row = self._db.execute(
-                    "SELECT request_digest, decision_id, expires_at FROM claims "
+                    "SELECT request_digest, decision_id, expires_at, version FROM claims "
                     "WHERE client_id = ? AND key = ? AND expires_at > ?",
                     (client_id, key, now_epoch)).fetchone()
             except sqlite3.Error as exc:
                 raise _unavailable(exc) from None
-        return IdempotencyClaim(client_id, key, row[0], row[1], row[2]) if row else None
+        return IdempotencyClaim(client_id, key, *row) if row else None
 
     def by_referral(self, client_id: str, referral_id: str) -> list[DecisionVersion]:
         """Versions recorded by a client for a referral, oldest first."""
@@ -219,6 +215,26 @@ def _open(path: Path) -> sqlite3.Connection:
         raise StoreUnavailable(f"the decision store `{path}` cannot be opened: {exc}",
                                retry_after=60) from None
     return db
+
+
+def _check_claim(db: sqlite3.Connection, claim: IdempotencyClaim | None,
+                 now_epoch: int) -> None:
+    """`IdempotencyKeyTaken` when a live claim holds the client's key (checked first, as the
+    DynamoDB transaction reports it first)."""
+    if claim is None:
+        return
+    held = db.execute("SELECT expires_at FROM claims WHERE client_id = ? AND key = ?",
+                      (claim.client_id, claim.key)).fetchone()
+    if held is not None and held[0] > now_epoch:
+        raise IdempotencyKeyTaken(f"idempotency key `{claim.key}` is already used")
+
+
+def _put_claim(db: sqlite3.Connection, claim: IdempotencyClaim | None) -> None:
+    # An expired claim not yet purged is taken over, as DynamoDB's condition does.
+    if claim is not None:
+        db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                   (claim.client_id, claim.key, claim.request_digest, claim.decision_id,
+                    claim.expires_at, claim.version))
 
 
 def _insert_version(db: sqlite3.Connection, v: DecisionVersion) -> None:
