@@ -24,6 +24,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,18 +171,24 @@ def _wait(stop: threading.Event) -> None:
 
 
 def prepare_data(options: ServeOptions) -> None:
-    """Create the data folder (wiping its decisions first with `--fresh`) and its pseudonym key."""
+    """Create the data folder (wiping its decisions first with `--fresh`) and its pseudonym key;
+    `StoreUnavailable` when the folder cannot be used."""
     folder = options.data_dir
-    if options.fresh:
-        for name in DATA_FILES:
-            (folder / name).unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    key = folder / PSEUDONYM_KEY_FILE
-    if not key.exists():
-        # Created owner-only: it is the secret behind the stored NHS-number hashes.
-        descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-            handle.write(secrets.token_hex(32))
+    try:
+        if options.fresh:
+            for name in DATA_FILES:
+                (folder / name).unlink(missing_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        key = folder / PSEUDONYM_KEY_FILE
+        if not key.exists():
+            # Created owner-only: it is the secret behind the stored NHS-number hashes.
+            descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_hex(32))
+    except OSError as exc:
+        raise StoreUnavailable(f"the data folder `{folder}` cannot be used: "
+                               f"{exc.strerror or exc}; choose another with --data DIR",
+                               retry_after=60) from None
 
 
 def _configure(options: ServeOptions) -> SqliteDecisionStore:
@@ -203,6 +210,9 @@ def _configure(options: ServeOptions) -> SqliteDecisionStore:
     # Opened now, not on the first request: a damaged or newer file is reported at start.
     store = wiring.current().store
     assert isinstance(store, SqliteDecisionStore), "PSS_LOCAL_STORE selects the SQLite store"
+    # What DynamoDB's TTL does in the background: expired claims are ignored by every read
+    # already, so deleting them at start only keeps the file from growing with them.
+    store.purge(int(time.time()))
     return store
 
 

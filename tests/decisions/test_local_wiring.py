@@ -8,6 +8,7 @@ import pytest
 
 from chalicelib.api.wiring import Wiring
 from chalicelib.decisions.sqlite import SqliteDecisionStore
+from chalicelib.decisions.store import StoreUnavailable
 from chalicelib.local_stack import (
     DATABASE,
     PSEUDONYM_KEY_FILE,
@@ -70,3 +71,10 @@ def test_fresh_deletes_the_stores_files_and_nothing_else(tmp_path: Path) -> None
     prepare_data(_options(tmp_path, fresh=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", PSEUDONYM_KEY_FILE]
     assert (tmp_path / PSEUDONYM_KEY_FILE).read_text() != old_key
+
+
+def test_a_data_folder_that_is_a_file_is_refused_with_the_option_to_change(
+        tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(StoreUnavailable, match="--data DIR"):
+        prepare_data(_options(tmp_path / "taken", fresh=False))
