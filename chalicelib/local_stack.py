@@ -202,6 +202,10 @@ def _configure(options: ServeOptions) -> SqliteDecisionStore:
     }
     if options.policy_dir is not None:
         env["PSS_POLICY_DIR"] = str(options.policy_dir.resolve())
+    if options.port and "PSS_PUBLIC_BASE_URL" not in os.environ:
+        # Card links and the JWT audience name this server (a free port, 0, is known only
+        # once bound, after the settings are read: the dev default stands then).
+        env["PSS_PUBLIC_BASE_URL"] = f"http://{options.host}:{options.port}"
     os.environ.update(env)
 
     from chalicelib.api import wiring
