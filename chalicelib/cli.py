@@ -201,9 +201,10 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start the local stack (the API, decisions in a SQLite data folder); see `local_stack`."""
+    """Start the local stack (the API, decisions in a SQLite data folder); see
+    `pss_dev.local_stack`."""
     # Imported here: the local stack pulls in chalice's dev server, which only `pss serve` needs.
-    from chalicelib.local_stack import serve_main
+    from pss_dev.local_stack import serve_main
 
     code = serve_main(args.rest)
     # Stopped, store closed, output flushed: skip the interpreter's teardown (module by module,

@@ -9,7 +9,8 @@ import pytest
 from chalicelib.api.wiring import Wiring
 from chalicelib.decisions.sqlite import SqliteDecisionStore
 from chalicelib.decisions.store import StoreUnavailable
-from chalicelib.local_stack import (
+from chalicelib.settings import Settings, SettingsError
+from pss_dev.local_stack import (
     DATABASE,
     PSEUDONYM_KEY_FILE,
     ServeOptions,
@@ -17,7 +18,6 @@ from chalicelib.local_stack import (
     parse_args,
     prepare_data,
 )
-from chalicelib.settings import Settings, SettingsError
 
 
 def test_the_local_store_is_chosen_only_when_asked_and_never_in_prod(tmp_path: Path) -> None:

@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
 
 from chalicelib.api import wiring
 from chalicelib.api.openapi import document
-from chalicelib.local_stack import chalice_local
 from chalicelib.settings import Settings
+from pss_dev.local_stack import chalice_local
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "schemathesis-key-0123456789"
