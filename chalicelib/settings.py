@@ -8,6 +8,7 @@ Secrets (API keys, the pseudonym key) are kept out of `repr` so a logged `Settin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,10 @@ _CHALICELIB = Path(__file__).resolve().parent
 
 
 M = TypeVar("M", bound=BaseModel)
+
+# What a client id may hold (CDS clients here, OAuth client ids in `api.auth`): store keys
+# join client ids with `#`, so none may hold one.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
 # The base URL `chalice local` and `pss serve` answer on by default (dev stage only).
 DEV_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
@@ -71,7 +76,7 @@ class JwtIssuer(BaseModel):
 class CdsClient(JwtIssuer):
     """A trusted EHR (`PSS_CDS_CLIENTS`): its client id owns the decisions its calls record."""
 
-    client_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+    client_id: str = Field(min_length=1, pattern=CLIENT_ID_PATTERN)
     # Prefixes of the FHIR servers we may fetch prefetch from, with this EHR's token.
     fhir_servers: tuple[str, ...] = ()
 
@@ -156,6 +161,9 @@ def parse_api_keys(text: str) -> tuple[tuple[str, str], ...]:
         client, sep, key = entry.partition(":")
         if not sep or not client.strip() or not key.strip():
             raise SettingsError(f"PSS_API_KEYS entry {position + 1} is not `client_id:key`")
+        if not re.fullmatch(CLIENT_ID_PATTERN, client.strip()):
+            raise SettingsError(f"PSS_API_KEYS entry {position + 1}: the client id may hold "
+                                "only letters, digits and `.`, `_`, `:`, `-` (at most 64)")
         pairs.append((client.strip(), key.strip()))
     return tuple(pairs)
 

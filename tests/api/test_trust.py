@@ -390,3 +390,30 @@ def test_birth_dates_are_not_stored_but_the_age_used_is(dev: Client,
 
 def test_an_ehr_issuer_is_matched_exactly(prod: Client) -> None:
     assert call(prod, bearer(cds_token(iss=EHR_ISS + "/"))).status_code == 401
+
+
+# --- review of issue 9: one client id, one owner ------------------------------------------------
+
+
+def test_an_oauth_token_naming_an_ehrs_client_id_cannot_read_its_decisions(
+        prod: Client) -> None:
+    # `epr-a` is bound to the EHR's own `iss` in PSS_CDS_CLIENTS; a token from the OAuth
+    # issuer claiming that client id must not become the owner of the EHR's decisions.
+    answer = json.loads(call(prod, bearer(cds_token())).body)
+    decision_id = answer["systemActions"][0]["resource"]["extension"][-1]["extension"][0][
+        "valueString"]
+    impostor = bearer(oauth_token("decisions:read decisions:write", client=EHR_CLIENT))
+    path = f"/v1/decisions/{decision_id}"
+    assert prod.http.get(path, headers=impostor).status_code == 401
+    assert prod.http.post(path + "/versions", headers=impostor,
+                          body=json.dumps({"attestations": []})).status_code == 401
+
+
+@pytest.mark.parametrize("client", ["trust-tie#redecide", "a b", "", "x" * 65, "tie\n"])
+def test_oauth_client_ids_that_could_collide_in_store_keys_are_refused(
+        prod: Client, watched: WatchedStore, client: str) -> None:
+    # Store keys join client ids with `#` (IDEMPOTENCY#<client>#<key>, REFERRAL#...).
+    response = prod.http.post("/v1/decisions", headers=bearer(oauth_token(client=client)),
+                              body=json.dumps(referral()))
+    assert response.status_code == 401
+    assert watched.writes == 0

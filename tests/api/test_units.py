@@ -89,3 +89,9 @@ def test_keyed_hashes_depend_on_the_key_not_on_key_order() -> None:
     assert one.nhs_number("9434765919") != two.nhs_number("9434765919")
     assert one.digest({"a": 1, "b": [1, 2]}) == one.digest({"b": [1, 2], "a": 1})
     assert one.digest({"a": 1}) != one.digest({"a": 2})
+
+
+def test_api_key_client_ids_may_not_hold_a_key_separator() -> None:
+    assert parse_api_keys("epr-a.1:k") == (("epr-a.1", "k"),)
+    with pytest.raises(SettingsError, match="entry 2"):
+        parse_api_keys("epr:k1,epr#b:k2")
