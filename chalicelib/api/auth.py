@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from chalicelib.api import jwt_check
 from chalicelib.api.jwt_check import KeySet, TokenRejected
-from chalicelib.decisions.store import DecisionStore, StoreUnavailable
+from chalicelib.decisions.store import DecisionStore
 from chalicelib.settings import CLIENT_ID_PATTERN, JwtIssuer, Settings
 
 API_KEY_HEADER = "x-api-key"
@@ -153,8 +153,9 @@ class Authenticator:
         expires = int(claims["exp"]) + jwt_check.CLOCK_SKEW
         try:
             fresh = self.store().claim_once(key, expires, int(self.clock().timestamp()))
-        except StoreUnavailable:
-            # Without the replay check the token cannot be accepted; the EHR retries.
+        except Exception:  # StoreUnavailable, or a store that could not even be built
+            # Without the replay check the token cannot be accepted; the EHR retries. Any
+            # failure here is a refusal (401), never an authorizer error (500).
             raise Unauthorized("the replay check is unavailable") from None
         if not fresh:
             raise Unauthorized("jti replayed")

@@ -211,3 +211,19 @@ def test_a_header_doubled_in_two_spellings_is_seen_twice() -> None:
     assert sorted(single.authorization) == ["Bearer a", "Bearer b"]
     with pytest.raises(Unauthorized):
         authenticator(InMemoryDecisionStore()).authorize(seen)
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("no region"), KeyError("Item")])
+def test_any_failure_of_the_replay_check_refuses_the_token(failure: Exception) -> None:
+    # A store that cannot be built, or a claim failing in an unforeseen way: 401, not 500.
+    def broken() -> InMemoryDecisionStore:
+        raise failure
+
+    auth = Authenticator(Settings(stage="prod", public_base_url=BASE_URL,
+                                  cds_clients=(ehr_client(),)),
+                         KeySet(lambda url: None, lambda: START), broken, lambda: START)
+    credentials = Credentials("POST", "/cds-services/pss-order-sign",
+                              (f"Bearer {cds_token()}",))
+    with pytest.raises(Unauthorized) as caught:
+        auth.authorize(credentials)
+    assert caught.value.reason == "the replay check is unavailable"
