@@ -169,6 +169,8 @@ class Authenticator:
             # Client ids go into store keys joined by `#` (idempotency, referral index): one
             # holding a `#` could land on another client's keys.
             raise Unauthorized(f"no usable `{issuer.client_id_claim}` claim")
+        if issuer.clients and client not in issuer.clients:
+            raise Unauthorized("the client id is not one this issuer may speak for")
         if any(c.client_id == client for c in self.settings.cds_clients):
             # That id owns an EHR's decisions and is bound to the EHR's own `iss`: an OAuth
             # token naming it would read and re-decide them.

@@ -31,6 +31,7 @@ from tests.support.tokens import (
     EHR_CLIENT,
     EHR_ISS,
     NOW,
+    OAUTH_AUDIENCE,
     bearer,
     cds_claims,
     cds_token,
@@ -417,3 +418,28 @@ def test_oauth_client_ids_that_could_collide_in_store_keys_are_refused(
                               body=json.dumps(referral()))
     assert response.status_code == 401
     assert watched.writes == 0
+
+
+def test_with_two_oauth_issuers_neither_speaks_for_the_others_clients(
+        make_client: Callable[..., Client], watched: WatchedStore) -> None:
+    # Issuer B minting a token for issuer A's client (or for an auditor) would own A's
+    # decisions; each issuer lists the clients it speaks for.
+    other = rsa_signer("auth-b-rsa-1")
+    issuers = (oauth_issuer(clients=["trust-tie", "auditor-app"]),
+               oauth_issuer(iss="https://auth-b.example.nhs.uk", jwks=jwks(other),
+                            clients=["trust-b"]))
+    client = make_client(watched, settings=trust_settings("prod", oauth_issuers=issuers),
+                         policy_set=national_pack())
+    body = json.dumps(referral())
+    created = client.http.post("/v1/decisions", headers=bearer(oauth_token()), body=body)
+    assert created.status_code == 201, created.body
+    path = f"/v1/decisions/{json.loads(created.body)['decision_id']}"
+
+    def from_b(client_id: str, scope: str = "decisions:read decisions:write") -> dict[str, str]:
+        claims = {"iss": "https://auth-b.example.nhs.uk", "aud": OAUTH_AUDIENCE,
+                  "exp": NOW + 600, "client_id": client_id, "scope": scope}
+        return bearer(other.sign(claims))
+
+    assert client.http.get(path, headers=from_b("trust-b")).status_code == 404
+    assert client.http.get(path, headers=from_b("trust-tie")).status_code == 401
+    assert client.http.get(path, headers=from_b("auditor-app", "audit:read")).status_code == 401

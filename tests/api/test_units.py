@@ -52,6 +52,17 @@ PROD = {"PSS_STAGE": "prod", "PSS_PSEUDONYM_KEY": "s",
     {"PSS_CDS_CLIENTS": '[{"client_id": "a", "iss": "x", "jwks": {"keys": []}},'
                         ' {"client_id": "b", "iss": "x", "jwks": {"keys": []}}]'},
     {"PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}}]'},  # no audience
+    # Two issuers: each must list the clients it speaks for, and no client twice.
+    {"PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}, "audience": "a"},'
+                          ' {"iss": "y", "jwks": {"keys": []}, "audience": "a"}]'},
+    {"PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}, "audience": "a",'
+                          ' "clients": ["c"]}, {"iss": "y", "jwks": {"keys": []},'
+                          ' "audience": "a", "clients": ["c"]}]'},
+    {"PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}, "audience": "a",'
+                          ' "clients": ["epr#a"]}]'},
+    {"PSS_CDS_CLIENTS": '[{"client_id": "c", "iss": "e", "jwks": {"keys": []}}]',
+     "PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}, "audience": "a",'
+                          ' "clients": ["c"]}]'},  # an EHR's client id
 ])
 def test_bad_settings_are_rejected(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError) as caught:
