@@ -443,3 +443,12 @@ def test_with_two_oauth_issuers_neither_speaks_for_the_others_clients(
     assert client.http.get(path, headers=from_b("trust-b")).status_code == 404
     assert client.http.get(path, headers=from_b("trust-tie")).status_code == 401
     assert client.http.get(path, headers=from_b("auditor-app", "audit:read")).status_code == 401
+
+
+def test_each_refusal_writes_one_token_free_log_line(prod: Client, log_lines: list[str]) -> None:
+    token = cds_token(aud=BASE_URL + "/cds-services/other")
+    assert call(prod, bearer(token)).status_code == 401
+    refusals = [json.loads(line) for line in log_lines if '"auth_refused"' in line]
+    assert refusals == [{"event": "auth_refused", "method": "POST", "api": "cds_hooks",
+                         "reason": "wrong audience"}]
+    assert all(token not in line and token.split(".")[1] not in line for line in log_lines)
