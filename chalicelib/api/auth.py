@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from chalicelib.api import jwt_check
 from chalicelib.api.jwt_check import KeySet, TokenRejected
 from chalicelib.decisions.store import DecisionStore
+from chalicelib.errors import PssError
 from chalicelib.settings import CLIENT_ID_PATTERN, JwtIssuer, Settings
 
 API_KEY_HEADER = "x-api-key"
@@ -40,9 +41,12 @@ IssuerT = TypeVar("IssuerT", bound=JwtIssuer)
 CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 
 
-class Unauthorized(Exception):
+class Unauthorized(PssError):
     """No or bad credentials. The message must stay exactly `Unauthorized` for API Gateway;
     `reason` is for tests only."""
+
+    code = "unauthorized"
+    status = 401
 
     def __init__(self, reason: str = "") -> None:
         self.reason = reason
