@@ -59,7 +59,8 @@ def served_studio(tmp: Path) -> Iterator[Served]:
     shutil.copytree(ROOT / "examples", tmp / "examples")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PSS_"))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", "serve", "--port", "0", "--policies", str(pack)],
+        [sys.executable, "-m", "chalicelib.cli", "serve", "--port", "0", "--policies", str(pack),
+         "--data", str(tmp / "data")],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str | None] = queue.Queue()
 
