@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, RootModel
 
+from chalicelib.api.http import json_body
 from chalicelib.api.replies import ApiError, Reply
 from chalicelib.api.service import DecisionService
 from chalicelib.cds.models import HookResponse
@@ -78,7 +79,8 @@ class HookService:
         # Imported on first use: urllib's HTTP stack is not needed to answer anything else.
         from chalicelib.cds.http_fetch import make_fetch
 
-        status, answer = handle(service_id, body, decide=decide, fetch=make_fetch(),
+        # Parsed here, within the API's JSON limits (depth, digits), not by `handle`.
+        status, answer = handle(service_id, json_body(body), decide=decide, fetch=make_fetch(),
                                 today=self.clock().date(), base_url=base_url)
         if status >= 400:
             error = answer.get("error", {})

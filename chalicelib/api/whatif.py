@@ -9,10 +9,11 @@ that fails `pss check` is a 400 whose details are its diagnostics.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
@@ -20,8 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 from chalicelib.api.replies import Reply, bad_request
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import PolicyError, Problem
+from chalicelib.limits import unicode_problem
 
 MAX_CASES = 1000
+MAX_FILES = 64
+# Lambda answers at most 6 MB; a failing pack's diagnostics are capped well below that.
+MAX_DIAGNOSTICS = 50
+_PACK_FILE = re.compile(r"policies/([a-z0-9][a-z0-9_-]{0,63}\.pss"
+                        r"|codes/[a-z0-9][a-z0-9_-]{0,63}\.csv)", re.ASCII)
+PACK_FILE_RULE = ("must be `policies/<name>.pss` or `policies/codes/<name>.csv`, `<name>` "
+                  "being 1 to 64 lowercase letters, digits, `_` or `-`")
 
 
 class WhatIfRequest(BaseModel):
@@ -29,8 +38,9 @@ class WhatIfRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    files: dict[str, str] = Field(min_length=1, description="pack path (e.g. "
-                                  "`policies/cardiac.pss`) -> its new text")
+    files: dict[str, str] = Field(min_length=1, max_length=MAX_FILES,
+                                  description="pack path (`policies/<name>.pss` or "
+                                  "`policies/codes/<name>.csv`) -> its new text")
     cases: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_CASES)
 
 
@@ -54,29 +64,47 @@ class WhatIfService:
         except ValidationError as exc:
             raise bad_request([Problem(".".join(str(p) for p in e["loc"]) or "body",
                                        e["msg"]) for e in exc.errors()]) from None
+        targets = _checked_files(request.files)
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch) / self.policy_dir.name
             shutil.copytree(self.policy_dir, folder)
-            for name, text in request.files.items():
-                target = _inside(folder, name)
+            for parts, text in targets:
+                target = folder.joinpath(*parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
             try:
                 answer = what_if(self.policy_set, folder, request.cases)
             except PolicyError as exc:
-                raise bad_request([Problem("files", d.headline()) for d in exc.diagnostics
-                                   if d.severity == "error"],
-                                  "the changed pack does not pass `pss check`") from None
+                errors = [d for d in exc.diagnostics if d.severity == "error"]
+                details = [Problem("files", d.headline()) for d in errors[:MAX_DIAGNOSTICS]]
+                if len(errors) > MAX_DIAGNOSTICS:
+                    details.append(Problem("files", f"... and {len(errors) - MAX_DIAGNOSTICS:,}"
+                                           " more errors (run `pss check` for all of them)"))
+                raise bad_request(details, "the changed pack does not pass `pss check`") from None
         return Reply(200, WhatIfOut(answer))
 
 
-def _inside(folder: Path, name: str) -> Path:
-    """The file `name` (`policies/x.pss` or `x.pss`) within `folder`; never outside it."""
-    parts = PurePosixPath(name).parts
-    if parts and parts[0] == folder.name:
-        parts = parts[1:]
-    if not parts or any(p in ("..", "") or p.startswith("/") for p in parts) or not (
-            parts[-1].endswith(".pss") or parts[-1].endswith(".csv")):
-        raise bad_request([Problem(f"files.{name}", "must be a `.pss` or `.csv` path inside "
-                                   "the pack, e.g. `policies/cardiac.pss`")])
-    return folder.joinpath(*parts)
+def _checked_files(files: dict[str, str]) -> list[tuple[tuple[str, ...], str]]:
+    """(path parts inside the pack, text) per file; a 400 naming every bad name or text."""
+    problems: list[Problem] = []
+    targets = []
+    for name, text in files.items():
+        match = _PACK_FILE.fullmatch(name)
+        field = f"files.{_shown(name)}"
+        if match is None:
+            problems.append(Problem(field, PACK_FILE_RULE))
+            continue
+        wrong = unicode_problem(text)
+        if wrong is not None:
+            problems.append(Problem(field, f"is not valid UTF-8 text: it {wrong}"))
+            continue
+        targets.append((tuple(match.group(1).split("/")), text))
+    if problems:
+        raise bad_request(problems)
+    return targets
+
+
+def _shown(name: str) -> str:
+    """A file name safe to echo in an error: printable, and at most 80 characters."""
+    clean = "".join(c if c.isprintable() else "?" for c in name)
+    return clean if len(clean) <= 80 else clean[:80] + "..."

@@ -13,12 +13,13 @@ redirect points. `allowed_servers` (URL prefixes) limits which servers we call a
 from __future__ import annotations
 
 import http.client
-import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
+
+from chalicelib.limits import load_json
 
 DEFAULT_TIMEOUT = 2.0  # two fetches stay well inside CRD's 5 s budget
 MAX_BYTES = 5 * 1024 * 1024
@@ -77,7 +78,7 @@ def fetch(
     if len(raw) > MAX_BYTES:
         return None
     try:
-        parsed = json.loads(raw)
+        parsed = load_json(raw)  # bounded: a FHIR server is input too
     except (ValueError, UnicodeDecodeError):
         return None
     return parsed if isinstance(parsed, dict) else None
