@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.activity import Activity
-from chalicelib.batch.classify import InputError, Progress, read_layout, records
+from chalicelib.batch.classify import InputError, Progress, read_layout
+from chalicelib.batch.lines import records
 from chalicelib.batch.parallel import iter_blocks, run_blocks
 from chalicelib.batch.rows import FastRows, Layout, RowDecider, RowError, reject_reason, row_request
 from chalicelib.engine.decision import Decision
