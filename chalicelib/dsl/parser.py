@@ -81,7 +81,7 @@ def parse_text(text: str, path: str) -> Tree[Token] | Diagnostic:
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
     if text.startswith(BOM):
-        text = " " + text[1:]  # keeps every column where the editor shows it
+        text = text[1:]  # editors show no column for it, so columns count from after it
     try:
         tree = parser().parse(text)
     except UnexpectedCharacters as exc:

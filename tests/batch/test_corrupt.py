@@ -113,8 +113,9 @@ def test_a_truncated_last_line_is_one_reject(tmp_path: Path) -> None:
 
 
 def test_a_one_megabyte_field_is_rejected_with_the_line_cut(tmp_path: Path) -> None:
-    rows, rejects, _ = _run(tmp_path, _corrupt(lambda r: r.replace(b",", b"," + b"9" * 2**20 + b",", 1)
-                                               .replace(b",,", b",", 1)))
+    # The record id replaced by a megabyte of digits.
+    rows, rejects, _ = _run(tmp_path, _corrupt(lambda r: b"9" * 2**20 + r[r.index(b","):]))
+    assert len(rows) == len(ROWS) - 1
     bad = _the_reject(rejects, BAD_AT + 2)
     assert bad[1].startswith("row: the line is 1,04") and bad[1].endswith("at most 65,536")
     assert len(bad[2]) < MAX_SHOWN_CHARS + 100 and "characters in all]" in bad[2]
