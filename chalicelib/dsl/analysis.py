@@ -7,6 +7,7 @@ activity's dimensions (dominant procedure, primary diagnosis, age, ...): two rul
 unless some single-valued dimension is constrained to disjoint sets or ranges; an earlier rule
 *shadows* a later one when each of its constraints is implied by the later one's. Rules that
 are not plain conjunctions are left out of the comparison (never reported falsely).
+`rule_overlap` searches a pack's rules for these relations without comparing every pair.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def _contradiction_in(cond: ast.Condition) -> tuple[Span, str] | None:
 
 # --- identification rules ----------------------------------------------------------------
 
-_SINGLE_VALUED = (
+SINGLE_VALUED = (
     "dominant procedure",
     "primary diagnosis",
     "treatment function",
@@ -154,7 +155,7 @@ _SINGLE_VALUED = (
     "icb",
     "sex",
 )
-_IMPLIES = {"dominant procedure": "any procedure", "primary diagnosis": "any diagnosis"}
+IMPLIES = {"dominant procedure": "any procedure", "primary diagnosis": "any diagnosis"}
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def can_overlap(a: Profile, b: Profile) -> bool:
         return False
     for dim_a, set_a in a.sets:
         for dim_b, set_b in b.sets:
-            if dim_a == dim_b and dim_a in _SINGLE_VALUED and not set_a.intersects(set_b):
+            if dim_a == dim_b and dim_a in SINGLE_VALUED and not set_a.intersects(set_b):
                 return False
     return True
 
@@ -222,194 +223,9 @@ def covers(first: Profile, second: Profile) -> bool:
         return False
     for dim_a, set_a in first.sets:
         implied = any(
-            (dim_b == dim_a or _IMPLIES.get(dim_b) == dim_a) and set_a.covers(set_b)
+            (dim_b == dim_a or IMPLIES.get(dim_b) == dim_a) and set_a.covers(set_b)
             for dim_b, set_b in second.sets
         )
         if not implied:
             return False
     return True
-
-
-@dataclass(frozen=True)
-class Ambiguous:
-    """Rules of one rank that can match the same activity (a connected group, name order)."""
-
-    rank: int
-    rules: tuple[ast.RuleDecl, ...]
-
-
-@dataclass(frozen=True)
-class Shadowed:
-    """Rules that can never apply because the earlier rule `by` matches all they match."""
-
-    by: ast.RuleDecl
-    rules: tuple[ast.RuleDecl, ...]
-
-
-def rule_relations(
-    rules: list[ast.RuleDecl], codesets: dict[str, CodeSet]
-) -> list[Ambiguous | Shadowed]:
-    """Group the rules that overlap with no precedence, and the rules an earlier one shadows.
-
-    Near-linear in practice: rules with the same constraints are compared once as a class;
-    other rules are compared only when an index of the codes they can match says they might
-    meet. Ambiguous groups are the connected parts of the "can overlap" relation (a pair
-    already joined is never compared); each shadowed rule is reported once, under the
-    earliest rule that covers it.
-    """
-    ordered = sorted(rules, key=lambda r: (r.rank, r.name))
-    classes: dict[object, list[ast.RuleDecl]] = {}
-    profiles: dict[object, Profile] = {}
-    for rule in ordered:
-        found = profile(rule, codesets)
-        if found is not None:
-            key = _signature(found)
-            classes.setdefault(key, []).append(rule)
-            profiles.setdefault(key, found)
-    reps = [(members, profiles[key]) for key, members in classes.items()]
-    return [*_ambiguous(reps), *_shadowed(reps)]
-
-
-def _signature(p: Profile) -> object:
-    """Equal for profiles with the same constraints, whatever their sets are called."""
-    return (tuple(sorted((dim, s.system, s.keys) for dim, s in p.sets)), p.age)
-
-
-def _candidates(profiles: list[Profile]) -> Iterator[tuple[int, list[int]]]:
-    """(i, earlier items that might overlap item i) for each item, from a code index.
-
-    Indexed on the single-valued dimension most items constrain: items with disjoint codes
-    there can never overlap. An item not constraining it (or with an empty set) is a
-    candidate for every item.
-    """
-    counts: dict[str, int] = {}
-    for p in profiles:
-        for dim in {d for d, _ in p.sets if d in _SINGLE_VALUED}:
-            counts[dim] = counts.get(dim, 0) + 1
-    if not counts:
-        for n in range(len(profiles)):
-            yield n, list(range(n))
-        return
-    pivot = max(sorted(counts), key=counts.__getitem__)
-    exact: dict[str, list[int]] = {}  # key -> items holding it
-    below: dict[str, list[int]] = {}  # key -> items holding a key under it
-    wild: list[int] = []
-    for n, p in enumerate(profiles):
-        sets = [s for dim, s in p.sets if dim == pivot]
-        keys: frozenset[str] = frozenset().union(*(s.keys for s in sets))
-        if not keys:
-            yield n, list(range(n))
-        else:
-            found = set(wild)
-            for key in keys:
-                found.update(_matching(key, exact, below, sets[0].hierarchical))
-            yield n, sorted(found)
-        if not keys:
-            wild.append(n)
-            continue
-        for key in keys:
-            exact.setdefault(key, []).append(n)
-            if sets[0].hierarchical:
-                for length in range(1, len(key)):
-                    below.setdefault(key[:length], []).append(n)
-
-
-def _matching(key: str, exact: dict[str, list[int]], below: dict[str, list[int]],
-              hierarchical: bool) -> Iterator[int]:
-    """Items holding `key`, a key above it, or (hierarchical) a key below it."""
-    yield from exact.get(key, ())
-    if hierarchical:
-        for length in range(1, len(key)):
-            yield from exact.get(key[:length], ())
-        yield from below.get(key, ())
-
-
-class _Components:
-    """Union-find over item numbers."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, n: int) -> int:
-        while self.parent[n] != n:
-            self.parent[n] = self.parent[self.parent[n]]
-            n = self.parent[n]
-        return n
-
-    def join(self, a: int, b: int) -> None:
-        self.parent[self.find(a)] = self.find(b)
-
-
-def _ambiguous(reps: list[tuple[list[ast.RuleDecl], Profile]]) -> list[Ambiguous]:
-    by_rank: dict[int, list[tuple[list[ast.RuleDecl], Profile]]] = {}
-    for members, p in reps:
-        for rank in sorted({r.rank for r in members}):
-            by_rank.setdefault(rank, []).append(([r for r in members if r.rank == rank], p))
-    groups: list[Ambiguous] = []
-    for rank, found in sorted(by_rank.items()):
-        # A rule whose own constraints cannot meet matches nothing, so overlaps nothing.
-        items = [(members, p) for members, p in found if can_overlap(p, p)]
-        parts = _Components(len(items))
-        for n, earlier in _candidates([p for _, p in items]):
-            for m in earlier:
-                if parts.find(m) != parts.find(n) and can_overlap(items[m][1], items[n][1]):
-                    parts.join(m, n)
-        joined: dict[int, list[ast.RuleDecl]] = {}
-        for n, (members, _) in enumerate(items):
-            joined.setdefault(parts.find(n), []).extend(members)
-        for members in joined.values():
-            if len(members) > 1:
-                in_order = tuple(sorted(members, key=lambda r: (r.span, r.name)))
-                groups.append(Ambiguous(rank, in_order))
-    return sorted(groups, key=lambda g: (g.rank, g.rules[0].name))
-
-
-def _shadowed(reps: list[tuple[list[ast.RuleDecl], Profile]]) -> list[Shadowed]:
-    # Each class's first rule (lowest rank) covers the class's later-ranked rules; across
-    # classes, a rule is covered by an earlier class whose code sets contain its own.
-    order = sorted(range(len(reps)), key=lambda n: (reps[n][0][0].rank, reps[n][0][0].name))
-    items = [reps[n] for n in order]
-    shadows: dict[str, tuple[ast.RuleDecl, list[ast.RuleDecl]]] = {}
-    for n, earlier in _coverers([p for _, p in items]):
-        members, p2 = items[n]
-        first = members[0]
-        # The earliest coverer of the class's first rule covers the whole class; without
-        # one, the first rule covers its class's later-ranked rules.
-        by = next((items[m][0][0] for m in earlier
-                   if items[m][0][0].rank < first.rank and covers(items[m][1], p2)), None)
-        found = members if by is not None else [r for r in members if r.rank > first.rank]
-        if found:
-            by = by or first
-            shadows.setdefault(by.name, (by, []))[1].extend(found)
-    ordered = sorted(shadows.values(), key=lambda s: (s[0].rank, s[0].name))
-    return [Shadowed(by, tuple(sorted(found, key=lambda r: (r.rank, r.name))))
-            for by, found in ordered]
-
-
-def _coverers(profiles: list[Profile]) -> Iterator[tuple[int, list[int]]]:
-    """(i, earlier profiles that might cover profile i, earliest first).
-
-    A profile covering another holds, on its first constrained dimension, a set containing
-    the other's set on that dimension (or on one implying it), so it shares a code with it;
-    a profile constraining no code set (age only) might cover anything.
-    """
-    exact: dict[tuple[str, str], list[int]] = {}
-    wild: list[int] = []
-    for n, p in enumerate(profiles):
-        found: set[int] = set(wild)
-        for dim, s in p.sets:
-            if not s.keys:
-                found.update(range(n))
-                break
-            key = min(s.keys)
-            prefixes = [key[:length] for length in range(1, len(key))] if s.hierarchical else []
-            for target in {dim, _IMPLIES.get(dim, dim)}:
-                for prefix in (key, *prefixes):
-                    found.update(exact.get((target, prefix), ()))
-        yield n, sorted(found)
-        if not p.sets:
-            wild.append(n)
-            continue
-        dim, s = p.sets[0]
-        for key in s.keys:
-            exact.setdefault((dim, key), []).append(n)

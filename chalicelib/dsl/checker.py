@@ -14,9 +14,10 @@ from itertools import pairwise
 from typing import TypeVar
 
 from chalicelib.dsl import ast
-from chalicelib.dsl.analysis import Ambiguous, find_contradiction, rule_relations
+from chalicelib.dsl.analysis import find_contradiction
 from chalicelib.dsl.codeset_loader import load_codesets
 from chalicelib.dsl.codesets import CodeSet
+from chalicelib.dsl.rule_overlap import MAX_COMPARISONS, Ambiguous, Unanalysed, rule_relations
 from chalicelib.dsl.source import Diagnostic, Span, did_you_mean
 from chalicelib.dsl.typecheck import ConditionTyper, Scope
 from chalicelib.dsl.types import BUILTINS, FACT_KINDS, REGIONS, UNITS, VType, fact_type
@@ -327,7 +328,16 @@ def _names(rules: Sequence[ast.RuleDecl]) -> str:
 def _report_rule_relations(
     rules: list[ast.RuleDecl], codesets: dict[str, CodeSet], report: _Report
 ) -> None:
-    relations = rule_relations(rules, codesets)
+    found = rule_relations(rules, codesets)
+    relations = [r for r in found if not isinstance(r, Unanalysed)]
+    for stopped in (r for r in found if isinstance(r, Unanalysed)):
+        report.error(
+            stopped.rule.span,
+            f"rule-overlap analysis stopped after {MAX_COMPARISONS:,} comparisons among "
+            f"{stopped.count:,} rules; overlaps past that point are not checked",
+            "many rules on the same codes whose age ranges never meet cannot be told apart "
+            "by the index; merge them, or give them distinct codes or ranks",
+        )
     for relation in relations[:MAX_RELATION_REPORTS]:
         if isinstance(relation, Ambiguous):
             group = relation.rules

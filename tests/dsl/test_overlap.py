@@ -12,17 +12,11 @@ from hypothesis import strategies as st
 
 from benchmarks.overlap import overlapping_pack
 from chalicelib.dsl import ast
-from chalicelib.dsl.analysis import (
-    Ambiguous,
-    Shadowed,
-    can_overlap,
-    covers,
-    profile,
-    rule_relations,
-)
+from chalicelib.dsl.analysis import can_overlap, covers, profile
 from chalicelib.dsl.checker import MAX_RELATION_REPORTS
 from chalicelib.dsl.codeset_loader import load_codesets
 from chalicelib.dsl.loader import check_sources, parse_sources
+from chalicelib.dsl.rule_overlap import Ambiguous, Shadowed, rule_relations
 from chalicelib.dsl.source import SourceMap, render
 from tests.dsl.test_checker import BASE, errors, only, warnings
 
@@ -128,3 +122,13 @@ def test_three_thousand_overlapping_rules_print_at_most_200_lines() -> None:
     assert last.startswith("and ") and "more groups of related rules" in last
     # Every group is counted: listed groups plus the "and N more" add up to what was found.
     assert "ambiguous" in last and "shadowed" in last
+
+
+def test_a_pack_built_to_defeat_the_index_stops_and_says_so() -> None:
+    text = "".join(f'rule r{i} "r" {{ line NCBPS13A rank {i + 1} when dominant procedure in '
+                   f"P_K26 and age >= {i} months and age < {i + 1} months }}\n" for i in range(60))
+    rules, codesets = _rules(text)
+    assert rule_relations(rules, codesets) == []  # type: ignore[arg-type]  # one-month bands: nothing covers another
+    stopped = rule_relations(rules, codesets, limit=500)  # type: ignore[arg-type]
+    assert [type(r).__name__ for r in stopped] == ["Unanalysed"]
+    assert stopped[0].rule.name == "r0" and stopped[0].count == 60  # type: ignore[union-attr]
