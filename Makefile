@@ -52,7 +52,8 @@ bench: bundle
 
 # A longer fuzzing run than the one `make test` includes.
 fuzz: $(STAMP)
-	PSS_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest tests/dsl/test_fuzz.py -q
+	PSS_FUZZ_EXAMPLES=20000 PSS_HTTP_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -q \
+		tests/dsl/test_fuzz.py tests/api/test_fuzz_http.py
 
 clean:
 	rm -rf $(VENV) build chalicelib/_bundle .pytest_cache .mypy_cache .ruff_cache
