@@ -9,6 +9,7 @@ that fails `pss check` is a 400 whose details are its diagnostics.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -18,15 +19,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
-from chalicelib.api.replies import Reply, bad_request
+from chalicelib.api.replies import ApiError, Reply, bad_request
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import PolicyError, Problem
 from chalicelib.limits import unicode_problem
 
 MAX_CASES = 1000
 MAX_FILES = 64
-# Lambda answers at most 6 MB; a failing pack's diagnostics are capped well below that.
+# Lambda answers at most 6 MB: a failing pack's diagnostics are capped (in number and each
+# in length, since names in them come from the request), and so is the answer itself.
 MAX_DIAGNOSTICS = 50
+MAX_PROBLEM_CHARS = 500
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
 _PACK_FILE = re.compile(r"policies/([a-z0-9][a-z0-9_-]{0,63}\.pss"
                         r"|codes/[a-z0-9][a-z0-9_-]{0,63}\.csv)", re.ASCII)
 PACK_FILE_RULE = ("must be `policies/<name>.pss` or `policies/codes/<name>.csv`, `<name>` "
@@ -62,8 +66,9 @@ class WhatIfService:
         try:
             request = WhatIfRequest.model_validate(raw)
         except ValidationError as exc:
-            raise bad_request([Problem(".".join(str(p) for p in e["loc"]) or "body",
-                                       e["msg"]) for e in exc.errors()]) from None
+            raise bad_request([Problem(_clip(".".join(str(p) for p in e["loc"]) or "body"),
+                                       _clip(e["msg"])) for e in exc.errors()[:MAX_DIAGNOSTICS]]
+                              ) from None
         targets = _checked_files(request.files)
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch) / self.policy_dir.name
@@ -76,11 +81,15 @@ class WhatIfService:
                 answer = what_if(self.policy_set, folder, request.cases)
             except PolicyError as exc:
                 errors = [d for d in exc.diagnostics if d.severity == "error"]
-                details = [Problem("files", d.headline()) for d in errors[:MAX_DIAGNOSTICS]]
+                details = [Problem("files", _clip(d.headline())) for d in errors[:MAX_DIAGNOSTICS]]
                 if len(errors) > MAX_DIAGNOSTICS:
                     details.append(Problem("files", f"... and {len(errors) - MAX_DIAGNOSTICS:,}"
                                            " more errors (run `pss check` for all of them)"))
                 raise bad_request(details, "the changed pack does not pass `pss check`") from None
+        size = len(json.dumps(answer, separators=(",", ":")))
+        if size > MAX_ANSWER_BYTES:
+            raise ApiError(413, "answer_too_large", f"the answer would be {size:,} bytes, over "
+                           f"{MAX_ANSWER_BYTES:,}", [Problem("cases", "send fewer cases")])
         return Reply(200, WhatIfOut(answer))
 
 
@@ -102,6 +111,10 @@ def _checked_files(files: dict[str, str]) -> list[tuple[tuple[str, ...], str]]:
     if problems:
         raise bad_request(problems)
     return targets
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_PROBLEM_CHARS else text[:MAX_PROBLEM_CHARS] + "..."
 
 
 def _shown(name: str) -> str:

@@ -193,3 +193,15 @@ def test_every_answer_carries_a_request_id(client: Client) -> None:
     second = get(client, "/v1/health")
     assert first.headers["X-Request-Id"] and first.headers["X-Request-Id"] != (
         second.headers["X-Request-Id"])
+
+
+def test_what_if_errors_echo_at_most_a_few_hundred_characters_of_the_request(
+        national: Client) -> None:
+    long_name = "A" + "B" * 100_000
+    text = f'rule r "r" {{ line {long_name} rank 1 when age >= 1 }}\n'
+    for body in ({"files": {"policies/long.pss": text}, "cases": [ACHD]},
+                 {"files": {"policies/" + "x" * 100_000 + ".pss": 5}, "cases": [ACHD]}):
+        response = post(national, "/v1/what-if", body)
+        error = _error(response)
+        assert len(response.body) < 5_000
+        assert all(len(d["field"]) <= 510 and len(d["problem"]) <= 510 for d in error["details"])
