@@ -71,7 +71,8 @@ _SEX_FAST = {**SEX_CODES, **{v: v for v in SEX_CODES.values()}}
 _REGIONS = frozenset(REGIONS)
 # A cell value pydantic would reject: the row takes the reference path to get its reason.
 _BAD: Any = object()
-_INT = re.compile(r"-?[0-9]+")
+# At most 18 digits (`limits.MAX_INT_DIGITS`): longer stays text, for validation to refuse.
+_INT = re.compile(r"-?[0-9]{1,18}")
 _DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")
 _ICB = re.compile(r"[A-Z0-9]{3,5}")
 _ODS = re.compile(r"[A-Za-z0-9]{3,6}")
@@ -345,7 +346,8 @@ class FastRows:
                 cache.clear()
         self.dates[date_s] = self._date(date_s)
         self.ages[age_s] = (
-            int(age_s) if age_s.isascii() and age_s.isdigit() and int(age_s) <= 130 else _BAD
+            int(age_s) if age_s.isascii() and age_s.isdigit() and len(age_s) <= 3
+            and int(age_s) <= 130 else _BAD
         )
         self.sexes[sex_s] = _SEX_FAST.get(sex_s, _BAD) if sex_s else None
         self.regions[region] = (region if region in _REGIONS else _BAD) if region else None
