@@ -109,3 +109,17 @@ def test_one_level_past_the_limit_is_refused_at_the_innermost_group() -> None:
 def test_numbers_at_the_digit_limit_are_fine() -> None:
     pack = build(PACK + _rule("age >= 1").replace("rank 9", "rank " + "9" * MAX_INT_DIGITS))
     assert max(r.rank for r in pack.checked.rules) == int("9" * MAX_INT_DIGITS)
+
+
+def test_pss_eval_of_a_case_nested_10000_deep_is_refused_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "pack.pss").write_text(HEADER + PACK, encoding="utf-8")
+    case = tmp_path / "case.json"
+    case.write_text('{"date": ' + "[" * 10_000 + "]" * 10_000 + "}", encoding="utf-8")
+    code = main(["eval", str(case), "--policies", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().endswith(f"nests deeper than {MAX_JSON_DEPTH} levels")
+    assert len(err.strip().splitlines()) == 1
