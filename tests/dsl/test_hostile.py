@@ -123,3 +123,15 @@ def test_pss_eval_of_a_case_nested_10000_deep_is_refused_in_one_line(
     assert code == 2 and "Traceback" not in err
     assert err.strip().endswith(f"nests deeper than {MAX_JSON_DEPTH} levels")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_file_that_is_not_utf8_is_located_at_the_bad_byte(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "pack.pss").write_bytes((HEADER + PACK).encode() + b"# caf\xe9\n")
+    assert main(["check", str(folder)]) == 1
+    out = capsys.readouterr()
+    lines = (HEADER + PACK).count("\n") + 1
+    assert f"policies/pack.pss:{lines}:6: error: not valid UTF-8 text: byte 0xe9" in (
+        out.out + out.err)
