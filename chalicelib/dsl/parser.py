@@ -141,21 +141,18 @@ def nesting_problem(tree: Tree[Token], path: str) -> Diagnostic | None:
         elif node.data in _JSON_NESTING:
             json_depth += 1
         if depth > MAX_NESTING or json_depth > MAX_JSON_DEPTH:
-            what, limit = (("JSON", MAX_JSON_DEPTH) if json_depth > MAX_JSON_DEPTH
-                           else ("nesting", MAX_NESTING))
-            meta = node.meta
-            line, col = getattr(meta, "line", 1), getattr(meta, "column", 1)
+            line = getattr(node.meta, "line", 1)
+            col = getattr(node.meta, "column", 1)
+            message = (f"nesting deeper than {MAX_NESTING}" if depth > MAX_NESTING
+                       else f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
             return Diagnostic(
-                "error",
-                f"{what} deeper than {limit}" if what == "nesting"
-                else f"JSON nested deeper than {limit} levels",
-                Span(path, line, col, line, col + 1),
-                "conditions and sums may nest at most "
-                f"{MAX_NESTING} levels and test JSON {MAX_JSON_DEPTH}; "
-                "flatten it (`all of` inside `all of` merges, `not not x` is `x`) or split "
-                "it into separate rules",
+                "error", message, Span(path, line, col, line, col + 1),
+                f"conditions and sums may nest at most {MAX_NESTING} levels and test JSON "
+                f"{MAX_JSON_DEPTH}; flatten it (`all of` inside `all of` merges, `not not x` "
+                "is `x`) or split it into separate rules",
             )
-        stack.extend((child, depth, json_depth) for child in node.children
+        # Reversed, so the first child is looked at first: the error is the first in the file.
+        stack.extend((child, depth, json_depth) for child in reversed(node.children)
                      if isinstance(child, Tree))
     return None
 
