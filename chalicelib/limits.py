@@ -112,3 +112,10 @@ def unicode_problem(text: str) -> str | None:
     if nul >= 0:
         return f"holds a NUL character at character {nul}"
     return None
+
+
+def visible(text: str, limit: int = 80) -> str:
+    """`text` safe to echo in a message: invisible characters written as `\\xNN`/`\\uNNNN`,
+    at most `limit` characters (then `...`)."""
+    clean = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[: limit + 1])
+    return clean if len(clean) <= limit and len(text) <= limit else clean[:limit] + "..."

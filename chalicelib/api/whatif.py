@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 from chalicelib.api.replies import ApiError, Reply, bad_request
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import PolicyError, Problem
-from chalicelib.limits import unicode_problem
+from chalicelib.limits import unicode_problem, visible
 
 MAX_CASES = 1000
 MAX_FILES = 64
@@ -118,6 +118,5 @@ def _clip(text: str) -> str:
 
 
 def _shown(name: str) -> str:
-    """A file name safe to echo in an error: printable, and at most 80 characters."""
-    clean = "".join(c if c.isprintable() else "?" for c in name)
-    return clean if len(clean) <= 80 else clean[:80] + "..."
+    """A file name safe to echo in an error: visible characters, at most 80."""
+    return visible(name, 80)

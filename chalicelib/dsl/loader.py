@@ -133,6 +133,8 @@ def load_pack(folder: str | Path) -> LoadedPack:
     sources = SourceMap(dict(texts))
 
     def read_file(relative: str) -> str:
+        if "\0" in relative:
+            raise OSError("a file name cannot hold a NUL character")
         target = (root / relative).resolve()
         if root.resolve() not in target.parents:
             raise OSError("code files must live inside the policy folder")

@@ -135,3 +135,14 @@ def test_a_file_that_is_not_utf8_is_located_at_the_bad_byte(
     lines = (HEADER + PACK).count("\n") + 1
     assert f"policies/pack.pss:{lines}:6: error: not valid UTF-8 text: byte 0xe9" in (
         out.out + out.err)
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "/etc/hostname", "codes/\\u0000.csv",
+                                  "a" * 300 + ".csv", "codes/x.csv/y.csv", "\\u202ecodes.csv"])
+def test_hostile_code_file_names_are_a_located_error(
+        name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = HEADER + PACK + f'codeset HOSTILE: drug = file "{name}"\n'
+    output = _check(tmp_path, text, capsys)
+    assert "\0" not in output and "\u202e" not in output
+    line = text.count("\n")
+    assert f"policies/pack.pss:{line}:30: error: cannot read code file `" in output, output
