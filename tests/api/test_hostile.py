@@ -205,3 +205,13 @@ def test_what_if_errors_echo_at_most_a_few_hundred_characters_of_the_request(
         error = _error(response)
         assert len(response.body) < 5_000
         assert all(len(d["field"]) <= 510 and len(d["problem"]) <= 510 for d in error["details"])
+
+
+def test_cds_handle_given_raw_bytes_bounds_them_too() -> None:
+    import datetime as dt
+
+    from chalicelib.cds.service import handle
+
+    status, body = handle("pss-order-sign", b"[" * 5000 + b"]" * 5000,
+                          decide=lambda *_: {}, fetch=None, today=dt.date(2025, 6, 1))
+    assert status == 400 and body["error"]["code"] == "invalid_request"
