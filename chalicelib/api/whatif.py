@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from chalicelib.api.replies import ApiError, Reply, bad_request
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.errors import PolicyError, Problem
+from chalicelib.errors import PolicyError, Problem, validation_problems
 from chalicelib.limits import unicode_problem, visible
 
 MAX_CASES = 1000
@@ -66,9 +66,9 @@ class WhatIfService:
         try:
             request = WhatIfRequest.model_validate(raw)
         except ValidationError as exc:
-            raise bad_request([Problem(_clip(".".join(str(p) for p in e["loc"]) or "body"),
-                                       _clip(e["msg"])) for e in exc.errors()[:MAX_DIAGNOSTICS]]
-                              ) from None
+            # Field paths hold file names from the request: clip what is echoed back.
+            raise bad_request([Problem(_clip(p.field), _clip(p.problem))
+                               for p in validation_problems(exc)[:MAX_DIAGNOSTICS]]) from None
         targets = _checked_files(request.files)
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch) / self.policy_dir.name
