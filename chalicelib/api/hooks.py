@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, RootModel
 
+from chalicelib.api.http import json_body
 from chalicelib.api.replies import ApiError, Reply
 from chalicelib.api.service import DecisionService
 from chalicelib.cds.http_fetch import Fetch, no_fetch
@@ -74,8 +75,10 @@ class HookService:
             decided: dict[str, Any] = reply.body.model_dump(mode="json")
             return decided
 
-        status, answer = handle(service_id, body, decide=decide, fetch=self.fetch_for(client_id),
-                                today=self.clock().date(), base_url=self.base_url)
+        # Parsed here, within the API's JSON limits (depth, digits), not by `handle`.
+        status, answer = handle(service_id, json_body(body), decide=decide,
+                                fetch=self.fetch_for(client_id), today=self.clock().date(),
+                                base_url=self.base_url)
         if status >= 400:
             error = answer.get("error", {})
             details = [Problem(d.get("field", ""), d.get("problem", ""))

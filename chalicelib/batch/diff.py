@@ -9,19 +9,20 @@ moved, each changed case explained by `explain.changed_clause`; rendered as text
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from chalicelib.batch.classify import InputError, Progress, read_layout, records
+from chalicelib.batch.classify import InputError, Progress, read_layout
 from chalicelib.batch.explain import decide_or_reason, explain
+from chalicelib.batch.lines import records
 from chalicelib.batch.parallel import iter_blocks, run_blocks
 from chalicelib.batch.rows import FastRows, Layout, RowDecider, RowError, row_request
 from chalicelib.batch.tally import REJECTED_OUTCOME, TOP, Outcome, Tally
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import PolicyError
+from chalicelib.limits import load_json
 
 
 class DiffJob:
@@ -106,8 +107,8 @@ def read_case_folder(folder: Path) -> list[tuple[str, Any]]:
     cases = []
     for file in sorted(folder.glob("*.json")):
         try:
-            cases.append((file.name, json.loads(file.read_text(encoding="utf-8"))))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            cases.append((file.name, load_json(file.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:  # JSONDecodeError, LimitError, UnicodeDecodeError
             raise InputError(f"cannot read case `{file}`: {exc}") from None
     if not cases:
         raise InputError(f"`{folder}` holds no *.json cases")

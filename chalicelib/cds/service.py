@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from chalicelib.errors import (
     error_body,
     validation_problems,
 )
+from chalicelib.limits import load_json
 
 Decide = Callable[[dict[str, Any], str], dict[str, Any]]
 Fetch = Callable[[str, str, str], dict[str, Any] | None]
@@ -151,7 +151,7 @@ def handle(
         return error(404, "not_found", f"no CDS service `{service_id}` (known: {known})")
     if isinstance(body, bytes | str):
         try:
-            body = json.loads(body)
+            body = load_json(body)  # depth and digits bounded (`chalicelib.limits`)
         except (ValueError, UnicodeDecodeError):
             return error(400, "invalid_request", "the body is not valid JSON")
     if not isinstance(body, dict):

@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.api.replies import ApiError, Reply, bad_request
-from chalicelib.api.whatif import inside_pack
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import (
     NotCoveredError,
@@ -233,7 +232,8 @@ class StudioService:
         changed = self._changed(request)
         self._compile(request)
         with self._save_lock:
-            targets = {shown: inside_pack(self.save_dir, shown) for shown in changed}
+            # `changed` names are checked pack paths (`policies/tests/x.pss`).
+            targets = {shown: self.save_dir.joinpath(*shown.split("/")[1:]) for shown in changed}
             moved = [shown for shown, target in targets.items()
                      if _read(target) != self.workspace.texts.get(shown)]
             if moved:

@@ -8,18 +8,25 @@ pack compiled. Nothing here writes anywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from chalicelib.api.whatif import inside_pack
+from chalicelib.api.replies import bad_request
 from chalicelib.dsl.loader import check_sources
 from chalicelib.dsl.source import Diagnostic, Span
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.errors import PolicyError
+from chalicelib.errors import PolicyError, Problem
+from chalicelib.limits import unicode_problem, visible
 from chalicelib.testing import invalid_inputs
 
 PACK_SUFFIXES = (".pss", ".csv")
+# The API's what-if names (`api/whatif.py`) without its one-level limit: the studio edits the
+# pack's author tests too (`policies/tests/x.pss`). Each part: lowercase, digits, `_`, `-`.
+_PART = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.ASCII)
+PATH_RULE = ("must be a `.pss` or `.csv` file inside the pack, e.g. `policies/cardiac.pss`, "
+             "each part 1 to 64 lowercase letters, digits, `_` or `-`")
 
 
 @dataclass(frozen=True)
@@ -43,16 +50,30 @@ class Workspace:
     def shown(self, name: str) -> str:
         """A client's file name as the pack shows it (`policies/x.pss`); 400 if not a pack
         file path."""
-        return inside_pack(Path(self.folder), name).as_posix()
+        parts = name.split("/")
+        if parts[0] == self.folder:
+            parts = parts[1:]
+        stem, dot, suffix = parts[-1].rpartition(".") if parts else ("", "", "")
+        if not 1 <= len(parts) <= 3 or f"{dot}{suffix}" not in PACK_SUFFIXES or not all(
+                _PART.fullmatch(p) for p in [*parts[:-1], stem]):
+            raise bad_request([Problem(f"files.{visible(name, 80)}", PATH_RULE)])
+        return "/".join([self.folder, *parts])
 
     def edited(self, files: Mapping[str, str]) -> dict[str, str]:
-        """Every file of the edited pack: the served ones, overlaid with `files`."""
+        """Every file of the edited pack: the served ones, overlaid with `files`; 400 for a
+        name outside the pack or a text that is not valid Unicode."""
         merged = dict(self.texts)
-        merged.update({self.shown(name): text for name, text in files.items()})
+        for name, text in files.items():
+            wrong = unicode_problem(text)
+            if wrong is not None:
+                raise bad_request([Problem(f"files.{visible(name, 80)}",
+                                           f"is not valid UTF-8 text: it {wrong}")])
+            merged[self.shown(name)] = text
         return merged
 
     def changed(self, files: Mapping[str, str]) -> dict[str, str]:
         """Only the files whose text differs from the served pack's (new files included)."""
+        self.edited(files)  # the same checks of names and texts
         out = {}
         for name, text in files.items():
             shown = self.shown(name)
