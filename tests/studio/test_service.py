@@ -270,3 +270,10 @@ def test_save_refuses_when_the_file_changed_on_disk(saving_studio: StudioService
                             "confirm": True})
     assert exc.value.status == 409
     assert (pack_copy / "cancer.pss").read_text() == text + "# edited in another editor\n"
+
+
+def test_texts_that_are_not_unicode_are_refused_before_any_use(studio: StudioService) -> None:
+    for use in (studio.check, lambda raw: studio.export({**raw, "format": "zip"})):
+        with pytest.raises(PssError) as exc:
+            use({"files": {"policies/pack.pss": "# \ud800 lone surrogate\n"}})
+        assert exc.value.status == 400 and "files.policies/pack.pss" in problems(exc)
