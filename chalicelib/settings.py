@@ -18,6 +18,8 @@ STAGES = ("dev", "prod")
 # Only for local/dev stages: a stable default so `chalice local` works without setup. Hashes
 # made with it are not secret; prod refuses to start without a real key.
 DEV_PSEUDONYM_KEY = "pss-dev-only-pseudonym-key"
+# Where `pss serve` / `chalice local` listen by default; card links and our FHIR URLs use it.
+DEV_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 
 _CHALICELIB = Path(__file__).resolve().parent
 
@@ -38,6 +40,9 @@ class Settings:
     # client id -> API key; a tuple of pairs keeps the dataclass hashable and immutable.
     api_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     pseudonym_key: bytes = field(default=DEV_PSEUDONYM_KEY.encode(), repr=False)
+    # Card links, our FHIR extension URLs and (issue 9) the JWT `aud` are built on this,
+    # never on the Host header a caller sends.
+    public_base_url: str = DEV_PUBLIC_BASE_URL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -51,6 +56,7 @@ class Settings:
                 raise SettingsError("PSS_PSEUDONYM_KEY must be set in the prod stage")
             pseudonym = DEV_PSEUDONYM_KEY
         policy_dir = env.get("PSS_POLICY_DIR")
+        base_url = parse_base_url(env.get("PSS_PUBLIC_BASE_URL", ""))
         return cls(
             stage=stage,
             table_name=env.get("PSS_DECISIONS_TABLE") or f"pss-decisions-{stage}",
@@ -59,6 +65,7 @@ class Settings:
             policy_dir=Path(policy_dir) if policy_dir else default_policy_dir(),
             api_keys=parse_api_keys(env.get("PSS_API_KEYS", "")),
             pseudonym_key=pseudonym.encode(),
+            public_base_url=base_url,
         )
 
     def keys_by_client(self) -> Mapping[str, str]:
@@ -81,6 +88,23 @@ def parse_api_keys(text: str) -> tuple[tuple[str, str], ...]:
             raise SettingsError(f"PSS_API_KEYS entry {position + 1} is not `client_id:key`")
         pairs.append((client.strip(), key.strip()))
     return tuple(pairs)
+
+
+def parse_base_url(text: str) -> str:
+    """Check `PSS_PUBLIC_BASE_URL`: an absolute http(s) URL without query or fragment.
+
+    Returned without a trailing slash; empty means the dev default.
+    """
+    from urllib.parse import urlsplit
+
+    text = text.strip()
+    if not text:
+        return DEV_PUBLIC_BASE_URL
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingsError("PSS_PUBLIC_BASE_URL must be an absolute http(s) URL "
+                            "without query or fragment")
+    return text.rstrip("/")
 
 
 def default_policy_dir() -> Path:
