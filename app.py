@@ -113,7 +113,8 @@ def health() -> Response:
 def openapi() -> Response:
     """The OpenAPI document; no key needed."""
     return _answer("GET /openapi.json",
-                   lambda r: Reply(200, OpenApiDocument.model_validate(document())))
+                   lambda r: Reply(200, OpenApiDocument.model_validate(
+                       document(wiring.current().settings.public_base_url))))
 
 
 @app.route("/v1/what-if", methods=["POST"], authorizer=api_key)
@@ -157,22 +158,15 @@ def cds_discovery() -> Response:
 def cds_call(service_id: str) -> Response:
     """A CDS Hooks call (order-select or order-sign): one card per draft order."""
     return _answer("POST /cds-services/{id}", lambda r: wiring.current().hooks.call(
-        service_id, r.body, r.client_id, _base_url()))
+        service_id, r.body, r.client_id))
 
 
-def _base_url() -> str:
-    """The API's own address, for links in cards (empty when unknown)."""
-    request = app.current_request
-    headers = request.headers if request is not None else {}
-    host = headers.get("host")
-    if not host:
-        return ""
-    scheme = headers.get("x-forwarded-proto", "http" if host.startswith("127.") else "https")
-    stage = ""
-    context = request.context if request is not None else {}
-    if context.get("stage") and "amazonaws.com" in host:
-        stage = "/" + str(context["stage"])
-    return f"{scheme}://{host}{stage}"
+@app.route("/cds-services/{service_id}/feedback", methods=["POST"], authorizer=api_key,
+           cors=True)
+def cds_feedback(service_id: str) -> Response:
+    """CDS Hooks feedback on cards this service issued, recorded against their decisions."""
+    return _answer("POST /cds-services/{id}/feedback", lambda r: wiring.current().hooks
+                   .feedback(service_id, r.body, r.client_id))
 
 
 def _register_method_not_allowed() -> None:

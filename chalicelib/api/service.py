@@ -14,8 +14,8 @@ import datetime as dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import partial
-from typing import Any, TypeVar
+from functools import partial, wraps
+from typing import Any, ParamSpec, TypeVar
 
 from pydantic import ValidationError
 
@@ -23,7 +23,13 @@ from chalicelib.activity import Activity
 from chalicelib.api.ids import is_ulid
 from chalicelib.api.privacy import Pseudonymiser
 from chalicelib.api.replies import ApiError, Reply, bad_request, not_found, unavailable
-from chalicelib.api.schemas import DecisionOut, DecisionVersionsOut, RedecideRequest
+from chalicelib.api.schemas import (
+    DecisionOut,
+    DecisionRecordOut,
+    DecisionVersionsOut,
+    FeedbackOut,
+    RedecideRequest,
+)
 from chalicelib.decisions.store import (
     DecisionStore,
     DecisionVersion,
@@ -43,6 +49,30 @@ IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_APPEND_ATTEMPTS = 16
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def guarded(call: Callable[[], T]) -> T:
+    """Run a store call; a store failure becomes a 503 with `Retry-After`."""
+    try:
+        return call()
+    except StoreUnavailable as exc:
+        raise unavailable(str(exc), exc.retry_after) from None
+
+
+def _http_errors(method: Callable[P, T]) -> Callable[P, T]:
+    """The engine's errors as the API's: RequestError → 400, NotCoveredError → 422."""
+
+    @wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except RequestError as exc:
+            raise bad_request(exc.details) from None
+        except NotCoveredError as exc:
+            raise ApiError(422, "not_covered", str(exc), [Problem("date", str(exc))]) from None
+
+    return run
 
 
 def _stamp(moment: dt.datetime) -> str:
@@ -61,6 +91,7 @@ class DecisionService:
 
     # --- POST /v1/decisions ---------------------------------------------------------------
 
+    @_http_errors
     def decide(self, raw: Any, client_id: str, idempotency_key: str | None,
                dry_run: bool, hook_instance: str | None = None) -> Reply:
         """Decide a request; record it as version 1 unless `dry_run`.
@@ -69,6 +100,21 @@ class DecisionService:
         Raises `ApiError` 400 (invalid), 409 (key reused with another body), 422 (not
         covered), 503 (store failed).
         """
+        return self._decide(raw, client_id, idempotency_key, dry_run, hook_instance)
+
+    def record(self, raw: Any, client_id: str, idempotency_key: str,
+               hook_instance: str) -> DecisionOut:
+        """Decide and record for an adapter (CDS Hooks): the typed decision, as `decide`.
+
+        A request the engine rejects raises its own `RequestError` / `NotCoveredError`, for
+        the adapter to turn into a card; store failures and key reuse stay `ApiError`s.
+        """
+        body = self._decide(raw, client_id, idempotency_key, False, hook_instance).body
+        assert isinstance(body, DecisionOut)  # _recorded always builds one
+        return body
+
+    def _decide(self, raw: Any, client_id: str, idempotency_key: str | None,
+                dry_run: bool, hook_instance: str | None) -> Reply:
         request, activity = self._parse(raw)
         decision = self._evaluate(activity)
         if dry_run:
@@ -114,6 +160,7 @@ class DecisionService:
 
     # --- POST /v1/decisions/{id}/versions -------------------------------------------------
 
+    @_http_errors
     def redecide(self, decision_id: str, raw: Any, client_id: str) -> Reply:
         """Re-decide the latest inputs plus added facts/attestations as a new version (201).
 
@@ -153,12 +200,16 @@ class DecisionService:
     # --- GET ------------------------------------------------------------------------------
 
     def latest(self, decision_id: str) -> Reply:
-        """The latest version of a decision (200) or 404."""
+        """The latest version of a decision with its CDS Hooks feedback (200), or 404."""
         self._known_id(decision_id)
         found = self._guard(lambda: self.store().latest(decision_id))
         if found is None:
             raise not_found(f"no decision `{decision_id}`")
-        return self._recorded(200, found)
+        feedback = self._guard(lambda: self.store().feedback(decision_id))
+        body = DecisionRecordOut.model_validate(
+            {**found.body(), "feedback": [FeedbackOut.of(f) for f in feedback]})
+        return Reply(200, body, {"Location": f"/v1/decisions/{found.decision_id}"},
+                     found.decision_id)
 
     def version(self, decision_id: str, number: str) -> Reply:
         """One version (200), 400 when `number` is not a positive integer, or 404."""
@@ -184,16 +235,10 @@ class DecisionService:
 
     def _parse(self, raw: Any) -> tuple[DecisionRequest, Activity]:
         checked = self.policy_set.checked
-        try:
-            return parse_request(raw, checked.fact_types, checked.attestations)
-        except RequestError as exc:
-            raise bad_request(exc.details) from None
+        return parse_request(raw, checked.fact_types, checked.attestations)
 
     def _evaluate(self, activity: Activity) -> Decision:
-        try:
-            return self.policy_set.decide_activity(activity)
-        except NotCoveredError as exc:
-            raise ApiError(422, "not_covered", str(exc), [Problem("date", str(exc))]) from None
+        return self.policy_set.decide_activity(activity)
 
     def _nhs_hash(self, request: DecisionRequest) -> str | None:
         number = request.patient.nhs_number
@@ -220,12 +265,7 @@ class DecisionService:
         if not is_ulid(decision_id):
             raise not_found(f"no decision `{decision_id[:64]}`")
 
-    @staticmethod
-    def _guard(call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except StoreUnavailable as exc:
-            raise unavailable(str(exc), exc.retry_after) from None
+    _guard = staticmethod(guarded)
 
 
 def stored_inputs(request: DecisionRequest) -> dict[str, Any]:

@@ -112,7 +112,8 @@ class Wiring:
         """The CDS Hooks use cases (they record through `decisions`)."""
         from chalicelib.api.hooks import HookService
 
-        return HookService(self.decisions, self.clock)
+        return HookService(self.decisions, self.clock, lambda: self.store,
+                           self.settings.public_base_url)
 
     @cached_property
     def s3(self) -> Any:

@@ -77,8 +77,10 @@ def shorten(text: str, limit: int = SUMMARY_MAX) -> str:
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
-    if " " in cut.strip():
-        cut = cut[: cut.rstrip().rfind(" ")]
+    if not text[limit - 1].isspace():  # the cut falls inside a word: drop that word
+        head, space, _ = cut.rpartition(" ")
+        if space and head.strip():
+            cut = head
     return cut.rstrip(" ,;:—-") + "…"
 
 

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
@@ -36,7 +38,8 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 # "Card Attributes": `summary` is a "<140-character" message, so 139 at most.
 SUMMARY_MAX = 139
@@ -45,6 +48,22 @@ Outcome = Literal["accepted", "overridden"]
 # RFC 3339 section 5.6 date-time, as "Feedback" asks of `outcomeTimestamp`.
 _RFC3339 = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$", re.IGNORECASE)
+
+
+class _OmittedWhenNone:
+    """In the JSON schema, an optional member is absent rather than null ("Use of JSON")."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        if schema["type"] == "nullable":
+            return handler(schema["schema"])
+        return handler(schema)
+
+
+T = TypeVar("T")
+# An optional member: None in Python, left out of the JSON we send and of its schema.
+Opt = Annotated[T | None, _OmittedWhenNone()]
 
 
 def _no_null_defaults(schema: dict[str, Any]) -> None:
@@ -63,7 +82,10 @@ class CdsOut(BaseModel):
     @model_serializer(mode="wrap")
     def _omit_empty(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        return {k: v for k, v in data.items() if v is not None and v != [] and v != {}}
+        fields = type(self).model_fields
+        # A required member stays even when empty: `cards: []` means "no guidance".
+        return {k: v for k, v in data.items()
+                if v is not None and (fields[k].is_required() or v not in ([], {}))}
 
 
 def absolute_url(value: str) -> str:
@@ -72,6 +94,9 @@ def absolute_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an absolute http(s) URL")
     return value
+
+
+AbsoluteUrl = Annotated[str, AfterValidator(absolute_url)]
 
 
 # --- the request ("Calling a CDS Service") ---
@@ -87,7 +112,7 @@ class FhirAuthorization(BaseModel):
     expires_in: StrictInt
     scope: StrictStr = Field(min_length=1)
     subject: StrictStr = Field(min_length=1)
-    patient: StrictStr | SkipJsonSchema[None] = None
+    patient: Opt[StrictStr] = None
 
 
 class OrderContext(BaseModel):
@@ -95,12 +120,12 @@ class OrderContext(BaseModel):
 
     model_config = ConfigDict(extra="allow", json_schema_extra=_no_null_defaults)
 
-    userId: StrictStr | SkipJsonSchema[None] = None
+    userId: Opt[StrictStr] = None
     patientId: StrictStr = Field(min_length=1, max_length=64)
-    encounterId: StrictStr | SkipJsonSchema[None] = None
+    encounterId: Opt[StrictStr] = None
     # A FHIR Bundle of orders, checked entry by entry so errors name the FHIR path.
     draftOrders: dict[str, Any]
-    selections: list[StrictStr] | SkipJsonSchema[None] = None
+    selections: Opt[list[StrictStr]] = None
 
 
 class HookRequest(BaseModel):
@@ -110,12 +135,12 @@ class HookRequest(BaseModel):
 
     hook: StrictStr
     hookInstance: StrictStr = Field(min_length=1, max_length=128)
-    fhirServer: StrictStr | SkipJsonSchema[None] = None
-    fhirAuthorization: FhirAuthorization | SkipJsonSchema[None] = None
+    fhirServer: Opt[StrictStr] = None
+    fhirAuthorization: Opt[FhirAuthorization] = None
     context: OrderContext
     # Values are FHIR resources or Bundles. We also take null for a key the EHR could not
     # fill (CDS Hooks 1.0 did that), treating it like an absent key.
-    prefetch: dict[str, dict[str, Any] | SkipJsonSchema[None]] | SkipJsonSchema[None] = None
+    prefetch: Opt[dict[str, Opt[dict[str, Any]]]] = None
 
     @model_validator(mode="after")
     def _server_with_authorization(self) -> HookRequest:
@@ -133,7 +158,7 @@ class Coding(CdsOut):
 
     system: str = Field(min_length=1)
     code: str = Field(min_length=1)
-    display: str | SkipJsonSchema[None] = None
+    display: Opt[str] = None
 
 
 class DisplayedCoding(Coding):
@@ -146,14 +171,9 @@ class Source(CdsOut):
     """"Source": who produced a card; `topic` lets EHRs group and count cards."""
 
     label: str = Field(min_length=1)
-    url: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = None
-    icon: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = None
-    topic: Coding | SkipJsonSchema[None] = None
-
-    @field_validator("url", "icon")
-    @classmethod
-    def _absolute(cls, value: str | None) -> str | None:
-        return None if value is None else absolute_url(value)
+    url: Opt[AbsoluteUrl] = None
+    icon: Opt[AbsoluteUrl] = None
+    topic: Opt[Coding] = None
 
 
 class Link(CdsOut):
@@ -162,7 +182,7 @@ class Link(CdsOut):
     label: str = Field(min_length=1)
     url: str = Field(min_length=1)
     type: Literal["absolute", "smart"]
-    appContext: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = None
+    appContext: Opt[Annotated[str, Field(min_length=1)]] = None
 
     @model_validator(mode="after")
     def _conformant(self) -> Link:
@@ -179,8 +199,8 @@ class Action(CdsOut):
     type: Literal["create", "update", "delete"]
     # Optional for system actions, required in suggestions (cds-resp-5); we always give one.
     description: str = Field(min_length=1)
-    resource: dict[str, Any] | SkipJsonSchema[None] = None
-    resourceId: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = None
+    resource: Opt[dict[str, Any]] = None
+    resourceId: Opt[Annotated[str, Field(min_length=1)]] = None
 
 
 class Suggestion(CdsOut):
@@ -188,8 +208,8 @@ class Suggestion(CdsOut):
 
     label: str = Field(min_length=1)
     uuid: str = Field(min_length=1)  # optional in the spec; feedback needs it
-    isRecommended: StrictBool | SkipJsonSchema[None] = None
-    actions: Annotated[list[Action], Field(min_length=1)] | SkipJsonSchema[None] = None
+    isRecommended: Opt[StrictBool] = None
+    actions: Opt[Annotated[list[Action], Field(min_length=1)]] = None
 
 
 class Card(CdsOut):
@@ -198,14 +218,13 @@ class Card(CdsOut):
 
     uuid: str = Field(min_length=1)
     summary: str = Field(min_length=1, max_length=SUMMARY_MAX)
-    detail: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = None
+    detail: Opt[Annotated[str, Field(min_length=1)]] = None
     indicator: Indicator
     source: Source
-    suggestions: Annotated[list[Suggestion], Field(min_length=1)] | SkipJsonSchema[None] = None
-    selectionBehavior: Literal["at-most-one", "any"] | SkipJsonSchema[None] = None
-    overrideReasons: (
-        Annotated[list[DisplayedCoding], Field(min_length=1)] | SkipJsonSchema[None]) = None
-    links: Annotated[list[Link], Field(min_length=1)] | SkipJsonSchema[None] = None
+    suggestions: Opt[Annotated[list[Suggestion], Field(min_length=1)]] = None
+    selectionBehavior: Opt[Literal["at-most-one", "any"]] = None
+    overrideReasons: Opt[Annotated[list[DisplayedCoding], Field(min_length=1)]] = None
+    links: Opt[Annotated[list[Link], Field(min_length=1)]] = None
 
     @model_validator(mode="after")
     def _selection(self) -> Card:
@@ -223,8 +242,7 @@ class HookResponse(CdsOut):
     """"HTTP Response": `cards` (required, may be empty) and optional `systemActions`."""
 
     cards: list[Card]
-    systemActions: (
-        Annotated[list[Action], Field(min_length=1)] | SkipJsonSchema[None]) = None
+    systemActions: Opt[Annotated[list[Action], Field(min_length=1)]] = None
 
 
 class ServiceDescription(CdsOut):
@@ -234,8 +252,8 @@ class ServiceDescription(CdsOut):
     id: str = Field(min_length=1)
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
-    prefetch: dict[str, str] | SkipJsonSchema[None] = None
-    usageRequirements: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = None
+    prefetch: Opt[dict[str, str]] = None
+    usageRequirements: Opt[Annotated[str, Field(min_length=1)]] = None
 
 
 class Discovery(CdsOut):
@@ -260,8 +278,8 @@ class OverrideReasonIn(BaseModel):
 
     model_config = ConfigDict(extra="allow", json_schema_extra=_no_null_defaults)
 
-    reason: Coding | SkipJsonSchema[None] = None
-    userComment: Annotated[StrictStr, Field(max_length=2000)] | SkipJsonSchema[None] = None
+    reason: Opt[Coding] = None
+    userComment: Opt[Annotated[StrictStr, Field(max_length=2000)]] = None
 
     @model_validator(mode="after")
     def _something(self) -> OverrideReasonIn:
@@ -277,9 +295,8 @@ class FeedbackEntry(BaseModel):
 
     card: StrictStr = Field(min_length=1, max_length=64)
     outcome: Outcome  # cds-fb-1
-    acceptedSuggestions: (
-        Annotated[list[AcceptedSuggestion], Field(min_length=1)] | SkipJsonSchema[None]) = None
-    overrideReason: OverrideReasonIn | SkipJsonSchema[None] = None
+    acceptedSuggestions: Opt[Annotated[list[AcceptedSuggestion], Field(min_length=1)]] = None
+    overrideReason: Opt[OverrideReasonIn] = None
     outcomeTimestamp: StrictStr = Field(
         description="RFC 3339 date-time in UTC, e.g. 2021-12-11T10:05:31Z")
 
@@ -314,8 +331,8 @@ class FeedbackResult(CdsOut):
 
     card: str
     status: Literal[200, 404]
-    decision_id: str | SkipJsonSchema[None] = None
-    problem: str | SkipJsonSchema[None] = None
+    decision_id: Opt[str] = None
+    problem: Opt[str] = None
 
 
 class FeedbackAnswer(CdsOut):

@@ -18,10 +18,11 @@ indexed for references, for EHRs that send them there.
   `Reference.identifier`, a contained / bundled / prefetched Organization, or a
   PractitionerRole's `organization`.
 * Facts: extension `FACT_URL` with nested `name` (valueString|valueCode) and `value`
-  (value[x]; a top-level value[x] beside the nested `name` is accepted too), or `supportingInfo`
-  Observations coded in `FACT_SYSTEM` (code = fact name, value[x] = value).
+  (value[x]; a top-level value[x] beside the nested `name` is accepted too), or supporting
+  Observations (`ServiceRequest.supportingInfo`, `MedicationRequest.supportingInformation`)
+  coded in `FACT_SYSTEM` (code = fact name, value[x] = value).
 * Attestations: extension `ATTESTATION_URL` (valueCode|valueString = the name), or
-  `supportingInfo` Observations coded in `ATTESTATION_SYSTEM` with valueBoolean true.
+  supporting Observations coded in `ATTESTATION_SYSTEM` with valueBoolean true.
 """
 
 from __future__ import annotations
@@ -364,7 +365,9 @@ def _fact_extension(order: Order, ext: Mapping[str, Any], path: str) -> None:
 def _read_supporting_info(
     order: Order, resource: Mapping[str, Any], path: str, resolver: Resolver
 ) -> None:
-    for reference, at in objects(resource, "supportingInfo", path):
+    # R4 names the element differently on the two orders we read.
+    name = "supportingInfo" if order.kind == "ServiceRequest" else "supportingInformation"
+    for reference, at in objects(resource, name, path):
         item = resolver.resolve(reference, resource, at)
         if item is None or item.get("resourceType") != "Observation":
             continue  # supporting information we do not map (documents, other orders…)
