@@ -187,3 +187,27 @@ def test_any_corruption_is_a_200_or_400_never_an_exception(
     status, answer = run(ORDER_SELECT, body, recorder, fetch, valid_orders=False)
     assert status in (200, 400)
     assert ("cards" in answer) if status == 200 else ("error" in answer)
+
+
+def test_every_national_service_and_outcome_gives_a_summary_under_140() -> None:
+    from pathlib import Path
+
+    from chalicelib import load_policy_set
+    from chalicelib.cds.cards import COMMISSIONER_LABEL
+
+    checked = load_policy_set(Path(__file__).resolve().parents[2] / "policies").checked
+    policies = [None, *{p.id for p in checked.policies.values()}] if isinstance(
+        checked.policies, dict) else [None, *{p.id for p in checked.policies}]
+    seen = 0
+    for service in checked.services.values():
+        for commissioner in COMMISSIONER_LABEL:
+            for eligibility in ("eligible", "not_eligible", "prior_approval", "ifr_required",
+                                "incomplete", "not_applicable"):
+                for policy in policies:
+                    decided = _decided(service.name, policy, eligibility, "Blueteq CET5")
+                    decided.commissioner = commissioner
+                    text = summary(decided)
+                    assert len(text) < 140, text
+                    assert not text.split("commissions: ", 1)[1].startswith("…"), text
+                    seen += 1
+    assert seen > 1000
