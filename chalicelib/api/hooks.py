@@ -10,7 +10,6 @@ from a decision is recorded (scoped by client) so feedback about it finds that d
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,10 +50,11 @@ class HookService:
             # An EHR may send the same call again (a retry, a re-fired order-sign): the same
             # hook instance and order replay the decision already recorded, never a new one.
             # The request is part of the key, so an order changed under the same hook
-            # instance is a new decision rather than a reused key.
-            canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
-            key = "cds-" + hashlib.sha256(f"{hook_instance}\0{canonical}".encode()).hexdigest()
-            return self.decisions.record(request, client_id, key, hook_instance)
+            # instance is a new decision rather than a reused key. Keyed: the request holds
+            # an NHS number and a birth date, which a plain hash would let anyone try.
+            digest = self.decisions.pseudonymiser.digest({"hook": hook_instance,
+                                                          "request": request})
+            return self.decisions.record(request, client_id, "cds-" + digest, hook_instance)
 
         # Imported on first use: urllib's HTTP stack is not needed to answer anything else.
         from chalicelib.cds.http_fetch import make_fetch
