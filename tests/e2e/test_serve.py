@@ -112,7 +112,8 @@ def test_the_printed_curl_records_a_decision_readable_over_http_and_in_dynamodb(
     status, created = _call(stack, "POST", "/v1/decisions", stack.curl_body)
     assert status == 201 and created["recorded"] is True
     decision_id = created["decision_id"]
-    assert _call(stack, "GET", f"/v1/decisions/{decision_id}") == (200, created)
+    # the decision as recorded, plus the CDS Hooks feedback on its cards (none here)
+    assert _call(stack, "GET", f"/v1/decisions/{decision_id}") == (200, {**created, "feedback": []})
 
     dynamodb = boto3.client("dynamodb", endpoint_url=stack.dynamodb, region_name="eu-west-2",
                             aws_access_key_id="local", aws_secret_access_key="local")
