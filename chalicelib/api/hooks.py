@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from chalicelib.api.replies import ApiError, Reply, bad_request, not_found
 from chalicelib.api.service import DecisionService, guarded
 from chalicelib.cds.models import FeedbackAnswer, FeedbackRequest, FeedbackResult
-from chalicelib.cds.recorded import RecordedDecision
+from chalicelib.cds.recorded import Fetch, RecordedDecision
 from chalicelib.cds.service import SERVICES, HookRequestError, discovery, handle, problems
 from chalicelib.decisions.store import CardRecord, DecisionStore, FeedbackRecord
 from chalicelib.errors import Problem, UnknownNameError
@@ -37,6 +37,9 @@ class HookService:
     decisions: DecisionService
     clock: Callable[[], dt.datetime]
     store: Callable[[], DecisionStore]
+    # The prefetch fetcher of a calling client: only its EHR's configured FHIR servers.
+    fetch_for: Callable[[str], Fetch | None]
+    # `PSS_PUBLIC_BASE_URL`: card links are built on it, never on the `Host` header.
     base_url: str
 
     def discover(self) -> Reply:
@@ -56,11 +59,8 @@ class HookService:
                                                           "request": request})
             return self.decisions.record(request, client_id, "cds-" + digest, hook_instance)
 
-        # Imported on first use: urllib's HTTP stack is not needed to answer anything else.
-        from chalicelib.cds.http_fetch import make_fetch
-
         try:
-            answer = handle(service_id, body, decide=decide, fetch=make_fetch(),
+            answer = handle(service_id, body, decide=decide, fetch=self.fetch_for(client_id),
                             today=self.clock().date(), base_url=self.base_url)
         except UnknownNameError as exc:
             raise not_found(str(exc)) from None

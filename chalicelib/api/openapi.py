@@ -206,8 +206,12 @@ def document(base_url: str) -> dict[str, Any]:
         "tags": [{"name": name, "description": text} for name, text in TAGS],
         "paths": paths,
         "components": {"schemas": definitions.get("$defs", {}),
-                       "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header",
-                                                      "name": API_KEY_HEADER}}},
+                       "securitySchemes": {
+                           # dev stage only; prod takes OAuth 2.0 bearer JWTs (and CDS Hooks
+                           # calls a JWT signed by the EHR, in every stage).
+                           "apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
+                           "bearer": {"type": "http", "scheme": "bearer",
+                                      "bearerFormat": "JWT"}}},
     }
 
 
@@ -241,7 +245,8 @@ def _operation(op: Operation, refs: Mapping[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"operationId": op.operation_id, "tags": [op.tag],
                            "summary": op.summary, "description": op.description,
                            "parameters": list(op.parameters), "responses": responses,
-                           "security": [{"apiKey": []}] if op.authenticated else []}
+                           "security": [{"apiKey": []}, {"bearer": []}] if op.authenticated
+                           else []}
     if op.request is not None:
         out["requestBody"] = {"required": True, "content": content(op.request, True)}
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,15 @@ def post(client: Client, path: str, body: Any, headers: dict[str, str] | None = 
     return client.http.post(path, headers=HEADERS if headers is None else headers, body=data)
 
 
-@pytest.fixture(scope="module")
-def national() -> PolicySet:
+@cache
+def national_pack() -> PolicySet:
+    """The national pack, compiled once per test process."""
     return load_policy_set(Path(__file__).resolve().parents[2] / "policies")
+
+
+@pytest.fixture
+def national() -> PolicySet:
+    return national_pack()
 
 
 @pytest.fixture
@@ -225,3 +232,26 @@ def test_malformed_feedback_is_400_naming_the_field(cds: Client, entry: dict[str
 @pytest.mark.parametrize("body", ["{not json", "[]", json.dumps({"feedback": []}), ""])
 def test_a_feedback_body_that_is_not_a_feedback_object_is_400(cds: Client, body: str) -> None:
     assert post(cds, "/cds-services/pss-order-sign/feedback", body).status_code == 400
+
+
+def test_feedback_takes_the_same_signed_jwt_as_the_service(
+    make_client: Callable[..., Client], store: DecisionStore
+) -> None:
+    from tests.api.test_trust import trust_settings
+    from tests.support.tokens import bearer, cds_token
+
+    client = make_client(store, settings=trust_settings("prod"), policy_set=national_pack())
+    headers = {**bearer(cds_token()), "content-type": "application/json"}
+    answer = json.loads(post(client, SIGN, example(), headers).body)
+    card = answer["cards"][1]["uuid"]
+    entry = [{"card": card, "outcome": "overridden", "outcomeTimestamp": "2025-06-01T10:05:00Z"}]
+    # CDS Hooks: the JWT's `aud` is the endpoint called, here the feedback URL
+    signed = {**bearer(cds_token(path="/cds-services/pss-order-sign/feedback")),
+              "content-type": "application/json"}
+    assert feedback(client, entry, signed).status_code == 200
+    # a token for the service itself is not one for its feedback endpoint, and keys are dev-only
+    assert feedback(client, entry, {**bearer(cds_token()),
+                                    "content-type": "application/json"}).status_code == 401
+    assert feedback(client, entry, HEADERS).status_code == 401
+    shown = store.feedback(decision_ids(answer)[1])
+    assert [(f.client_id, f.outcome) for f in shown] == [("epr-a", "overridden")]
