@@ -25,6 +25,7 @@ from chalicelib.cds.models import (
     Source,
 )
 from chalicelib.cds.orders import Order
+from chalicelib.cds.provenance import unverified_lines
 from chalicelib.cds.recorded import RecordedDecision
 from chalicelib.errors import Problem
 
@@ -239,6 +240,7 @@ def detail_lines(
     eligibility = _ELIGIBILITY.get(decision.eligibility, decision.eligibility)
     route = f" via {md(decision.route)}" if decision.route else ""
     lines.append(f"- **Eligibility:** {eligibility}{route}")
+    lines += unverified_lines(decision)
     if decision.missing:
         lines += ["", "**Still needed:** " + ", ".join(_code(m) for m in decision.missing)]
     reasons = decision.reasons
