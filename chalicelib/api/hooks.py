@@ -21,9 +21,9 @@ from chalicelib.api.replies import ApiError, Reply, bad_request, not_found
 from chalicelib.api.service import DecisionService, guarded
 from chalicelib.cds.models import FeedbackAnswer, FeedbackRequest, FeedbackResult
 from chalicelib.cds.recorded import Fetch, RecordedDecision
-from chalicelib.cds.service import SERVICES, HookRequestError, discovery, handle, problems
+from chalicelib.cds.service import SERVICES, HookRequestError, discovery, handle
 from chalicelib.decisions.store import CardRecord, DecisionStore, FeedbackRecord
-from chalicelib.errors import Problem, UnknownNameError
+from chalicelib.errors import Problem, UnknownNameError, validation_problems
 
 
 def _stamp(moment: dt.datetime) -> str:
@@ -121,4 +121,5 @@ def _feedback_request(body: bytes) -> FeedbackRequest:
     try:
         return FeedbackRequest.model_validate(raw)
     except ValidationError as exc:
-        raise bad_request(problems(exc), "not a valid CDS Hooks feedback request") from None
+        raise bad_request(validation_problems(exc),
+                          "not a valid CDS Hooks feedback request") from None

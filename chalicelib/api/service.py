@@ -22,8 +22,8 @@ import datetime as dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import partial, wraps
-from typing import Any, ParamSpec, TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -48,8 +48,8 @@ from chalicelib.decisions.store import (
 )
 from chalicelib.engine.decision import Decision
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.engine.request import DecisionRequest, parse_request
-from chalicelib.errors import NotCoveredError, Problem, RequestError
+from chalicelib.engine.request import DecisionRequest, attestation_problems, parse_request
+from chalicelib.errors import Problem, validation_problems
 
 IDEMPOTENCY_TTL = dt.timedelta(hours=48)
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -57,7 +57,6 @@ IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_APPEND_ATTEMPTS = 16
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 
 def guarded(call: Callable[[], T]) -> T:
@@ -66,21 +65,6 @@ def guarded(call: Callable[[], T]) -> T:
         return call()
     except StoreUnavailable as exc:
         raise unavailable(str(exc), exc.retry_after) from None
-
-
-def _http_errors(method: Callable[P, T]) -> Callable[P, T]:
-    """The engine's errors as the API's: RequestError → 400, NotCoveredError → 422."""
-
-    @wraps(method)
-    def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return method(*args, **kwargs)
-        except RequestError as exc:
-            raise bad_request(exc.details) from None
-        except NotCoveredError as exc:
-            raise ApiError(422, "not_covered", str(exc), [Problem("date", str(exc))]) from None
-
-    return run
 
 
 def _stamp(moment: dt.datetime) -> str:
@@ -101,7 +85,6 @@ class DecisionService:
 
     # --- POST /v1/decisions ---------------------------------------------------------------
 
-    @_http_errors
     def decide(self, raw: Any, client_id: str, idempotency_key: str | None,
                dry_run: bool, hook_instance: str | None = None) -> Reply:
         """Decide a request; record it as version 1 unless `dry_run`.
@@ -110,21 +93,6 @@ class DecisionService:
         Raises `ApiError` 400 (invalid), 409 (key reused with another body), 422 (not
         covered), 503 (store failed).
         """
-        return self._decide(raw, client_id, idempotency_key, dry_run, hook_instance)
-
-    def record(self, raw: Any, client_id: str, idempotency_key: str,
-               hook_instance: str) -> DecisionOut:
-        """Decide and record for an adapter (CDS Hooks): the typed decision, as `decide`.
-
-        A request the engine rejects raises its own `RequestError` / `NotCoveredError`, for
-        the adapter to turn into a card; store failures and key reuse stay `ApiError`s.
-        """
-        body = self._decide(raw, client_id, idempotency_key, False, hook_instance).body
-        assert isinstance(body, DecisionOut)  # _recorded always builds one
-        return body
-
-    def _decide(self, raw: Any, client_id: str, idempotency_key: str | None,
-                dry_run: bool, hook_instance: str | None) -> Reply:
         request, activity = self._parse(raw)
         decision = self._evaluate(activity)
         if dry_run:
@@ -140,8 +108,7 @@ class DecisionService:
             if held is not None:
                 return self._replay(store, held, digest)
         first = self._version(self.new_id(), 1, client_id, now, digest, request, decision,
-                              request.referral_id, self._nhs_hash(request),
-                              _age_months(request, activity))
+                              request.referral_id, self._nhs_hash(request), activity.age_months)
         if hook_instance is not None:
             first = replace(first, hook_instance=hook_instance)
         claim = None if idempotency_key is None else IdempotencyClaim(
@@ -158,6 +125,17 @@ class DecisionService:
             return self._replay(store, held, digest)
         return self._recorded(201, first)
 
+    def record(self, raw: Any, client_id: str, idempotency_key: str,
+               hook_instance: str) -> DecisionOut:
+        """Decide and record for an adapter (CDS Hooks): the typed decision, as `decide`.
+
+        The engine's `RequestError` / `NotCoveredError` reach the adapter as they are, for
+        it to turn into a card; store failures and key reuse are `ApiError`s.
+        """
+        body = self.decide(raw, client_id, idempotency_key, False, hook_instance).body
+        assert isinstance(body, DecisionOut)  # `_recorded` always builds one
+        return body
+
     def _replay(self, store: DecisionStore, held: IdempotencyClaim, digest: str) -> Reply:
         if held.request_digest != digest:
             raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was already "
@@ -169,7 +147,6 @@ class DecisionService:
 
     # --- POST /v1/decisions/{id}/versions -------------------------------------------------
 
-    @_http_errors
     def redecide(self, decision_id: str, raw: Any, client_id: str,
                  idempotency_key: str | None = None) -> Reply:
         """Re-decide the latest inputs plus added facts/attestations as a new version (201).
@@ -195,12 +172,13 @@ class DecisionService:
             if latest is None or latest.client_id != client_id:
                 raise not_found(f"no decision `{decision_id}`")
             inputs = _merge(latest.inputs, added)
-            request, activity = self._parse(inputs)
+            # The stored inputs hold no birth date, so the months first decided on are kept.
+            request, activity = self._parse(inputs, _kept_age_months(latest.inputs))
             decision = self._evaluate(activity)
             following = self._version(decision_id, latest.version + 1, client_id, self.clock(),
                                       self.pseudonymiser.digest(inputs), request, decision,
                                       latest.referral_id, latest.nhs_number_hash,
-                                      _kept_age_months(latest.inputs, request, activity))
+                                      activity.age_months)
             claim = None if scoped is None else IdempotencyClaim(
                 client_id, scoped, digest, decision_id, _epoch(now + IDEMPOTENCY_TTL),
                 following.version)
@@ -219,14 +197,19 @@ class DecisionService:
         raise ApiError(409, "version_conflict", "the decision changed too often while being "
                        "re-decided; retry", decision_id=decision_id)
 
-    @staticmethod
-    def _redecide_body(raw: Any) -> RedecideRequest:
+    def _redecide_body(self, raw: Any) -> RedecideRequest:
+        """The added facts and attestations, checked as `POST /v1/decisions` checks them
+        (so a mistake is reported at the same field: `attestations[0]`, `facts.x`)."""
         if not isinstance(raw, dict):
             raise bad_request([Problem("body", "must be a JSON object")])
         try:
-            return RedecideRequest.model_validate(raw)
+            added = RedecideRequest.model_validate(raw)
         except ValidationError as exc:
-            raise bad_request(_problems(exc)) from None
+            raise bad_request(validation_problems(exc)) from None
+        problems = attestation_problems(added.attestations, self.policy_set.checked.attestations)
+        if problems:
+            raise bad_request(problems)
+        return added
 
     # --- GET ------------------------------------------------------------------------------
 
@@ -277,11 +260,16 @@ class DecisionService:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _parse(self, raw: Any) -> tuple[DecisionRequest, Activity]:
+    def _parse(self, raw: Any, age_months: int | None = None
+               ) -> tuple[DecisionRequest, Activity]:
+        """The request and its activity; `RequestError` (400) names every bad field.
+        `age_months`: the exact age a re-decision keeps (see `parse_request`)."""
         checked = self.policy_set.checked
-        return parse_request(raw, checked.fact_types, checked.attestations)
+        return parse_request(raw, checked.fact_types, checked.attestations,
+                             age_months=age_months)
 
     def _evaluate(self, activity: Activity) -> Decision:
+        """The decision; `NotCoveredError` (422, field `date`) before the pack's first date."""
         return self.policy_set.decide_activity(activity)
 
     def _nhs_hash(self, request: DecisionRequest) -> str | None:
@@ -331,21 +319,11 @@ def stored_inputs(request: DecisionRequest, age_months: int | None) -> dict[str,
 AGE_MONTHS = "age_months"
 
 
-def _age_months(request: DecisionRequest, activity: Activity) -> int | None:
-    """The age the decision used, in whole months: exact from a birth date, else years × 12."""
-    born = request.patient.birth_date
-    if born is None:
-        return None if activity.age is None else activity.age * 12
-    on = request.date
-    return (on.year - born.year) * 12 + (on.month - born.month) - (on.day < born.day)
-
-
-def _kept_age_months(inputs: Mapping[str, Any], request: DecisionRequest,
-                     activity: Activity) -> int | None:
-    """A re-decision keeps the months recorded first (its inputs no longer hold the birth
-    date, so the months could not be worked out again)."""
+def _kept_age_months(inputs: Mapping[str, Any]) -> int | None:
+    """The months a recorded version decided on (its inputs no longer hold the birth date,
+    so they could not be worked out again); None for versions stored without them."""
     kept = (inputs.get("patient") or {}).get(AGE_MONTHS)
-    return kept if isinstance(kept, int) else _age_months(request, activity)
+    return kept if isinstance(kept, int) and not isinstance(kept, bool) else None
 
 
 def _merge(inputs: Mapping[str, Any], added: RedecideRequest) -> dict[str, Any]:
@@ -367,11 +345,3 @@ def _check_key(idempotency_key: str | None) -> None:
 def _epoch(moment: dt.datetime) -> int:
     return int(moment.timestamp())
 
-
-def _problems(exc: ValidationError) -> list[Problem]:
-    out = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "body"
-        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        out.append(Problem(path, message))
-    return out

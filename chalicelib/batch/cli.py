@@ -52,7 +52,7 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace | 
 
 def synth_main(argv: Sequence[str] | None = None) -> int:
     """`pss synth --rows N --seed S -o FILE.csv`: write synthetic SUS-like activity."""
-    from chalicelib.batch.synth import write_csv
+    from pss_dev.synth import write_csv
 
     parser = _Parser(prog="pss synth", description="write synthetic SUS-like activity as CSV")
     parser.add_argument("--rows", type=int, required=True, help="number of data rows")

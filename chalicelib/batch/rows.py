@@ -25,17 +25,16 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.activity import Activity
 from chalicelib.codes import normalise
-from chalicelib.dsl.types import REGIONS
+from chalicelib.engine import fields as checks
 from chalicelib.engine.decision import Decision
 from chalicelib.engine.policy_set import PolicySet, RuleIndex
-from chalicelib.engine.request import ISO_DATE, MAX_CODES
-from chalicelib.errors import NotCoveredError, RequestError
+from chalicelib.errors import NotCoveredError, PssError, RequestError
 
 COLUMNS = (
     "record_id",
@@ -70,27 +69,28 @@ RESULT_COLUMNS = (
     "verified",
 )
 SEX_CODES = {"1": "male", "2": "female", "9": "indeterminate", "0": "unknown"}
-_SEX_FAST = {**SEX_CODES, **{v: v for v in SEX_CODES.values()}}
-_REGIONS = frozenset(REGIONS)
+_SEX_FAST = {**SEX_CODES, **{v: v for v in checks.SEXES}}
 # A cell value pydantic would reject: the row takes the reference path to get its reason.
 _BAD: Any = object()
 _INT = re.compile(r"-?[0-9]+")
 _DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")
-_ICB = re.compile(r"[A-Z0-9]{3,5}")
-_ODS = re.compile(r"[A-Za-z0-9]{3,6}")
-_TF = re.compile(r"[0-9]{3}")
-_MAX_REFERRAL_ID = 128
 # Distinct codes in a year of activity number in the tens of thousands; the cache stops
 # growing past this so memory stays constant whatever the file.
 _CODE_CACHE_LIMIT = 200_000
 
 
-class RowError(Exception):
+class RowError(PssError):
     """A row cannot be classified; the message is the reason written to the rejects file."""
 
+    code = "invalid_row"
+    status = 400
 
-class HeaderError(Exception):
+
+class HeaderError(PssError):
     """The header lacks required columns (an input error: exit 2, nothing classified)."""
+
+    code = "invalid_header"
+    status = 400
 
 
 @dataclass(frozen=True)
@@ -226,12 +226,13 @@ class Unreached:
     date: dt.date
 
 
-# Which RuleIndex dimensions each code list is looked up in (see RuleIndex.candidates).
+# Which RuleIndex dimensions each code list is looked up in (see RuleIndex.candidates),
+# keyed by the code system the cell is normalised in ("tf": treatment function codes).
+_FIELD_SYSTEMS = {"procedures": "opcs4", "diagnoses": "icd10", "drugs": "drug",
+                  "treatment_function": "tf"}
 _DIMENSIONS = {
-    "opcs4": ("dominant procedure", "any procedure"),
-    "icd10": ("primary diagnosis", "any diagnosis"),
-    "drug": ("any drug",),
-    "tf": ("treatment function",),
+    system: tuple(d for d in RuleIndex.DIMENSIONS if d.field == field)
+    for field, system in _FIELD_SYSTEMS.items()
 }
 _Cell = tuple[tuple[str, ...], bool] | None  # (canonical codes, reaches a rule) or None: unsure
 
@@ -278,9 +279,10 @@ class FastRows:
             pass
         found: _Cell = None
         raw = ([first] if first else []) + _split(rest)
-        if not (rest and not first) and len(raw) <= MAX_CODES:
+        if not (rest and not first) and len(raw) <= checks.MAX_CODES:
             if system == "tf":
-                found = ((first,), self._reaches(system, first)) if _TF.fullmatch(first) else None
+                found = (((first,), self._reaches(system, first))
+                         if checks.TREATMENT_FUNCTION.fullmatch(first) else None)
             else:
                 codes = [normalise(system, item) for item in raw]
                 if None not in codes:
@@ -293,8 +295,7 @@ class FastRows:
     @staticmethod
     def _date(text: str) -> Unreached | None:
         try:
-            # The same test as the API's: YYYY-MM-DD only (`2024-W01-1` is ten characters too).
-            return Unreached(dt.date.fromisoformat(text)) if ISO_DATE.fullmatch(text) else None
+            return Unreached(checks.iso_date(text))
         except ValueError:
             return None
 
@@ -304,7 +305,7 @@ class FastRows:
             return None
         (rid, _setting, date_s, provider, age_s, sex_s, region, icb, tf, diag1, diags, proc1,
          procs, drugs_s, facts, attestations) = self.pick(fields)  # fmt: skip
-        if facts or attestations or len(rid) > _MAX_REFERRAL_ID:
+        if facts or attestations or len(rid) > checks.MAX_REFERRAL_ID:
             return None
         try:
             day, age, sex = self.dates[date_s], self.ages[age_s], self.sexes[sex_s]
@@ -328,7 +329,7 @@ class FastRows:
             return day
         return Activity(
             date=day.date,
-            age=age,
+            age_months=age,
             sex=sex,
             procedures=procedures[0],
             diagnoses=diagnoses[0],
@@ -348,14 +349,14 @@ class FastRows:
             for cache in caches:
                 cache.clear()
         self.dates[date_s] = self._date(date_s)
-        self.ages[age_s] = (
-            int(age_s) if age_s.isascii() and age_s.isdigit() and int(age_s) <= 130 else _BAD
-        )
+        # Ages in the file are whole years; the engine carries months.
+        whole = age_s.isascii() and age_s.isdigit()
+        self.ages[age_s] = int(age_s) * 12 if whole and checks.valid_age(int(age_s)) else _BAD
         self.sexes[sex_s] = _SEX_FAST.get(sex_s, _BAD) if sex_s else None
-        self.regions[region] = (region if region in _REGIONS else _BAD) if region else None
-        self.icbs[icb] = (icb if _ICB.fullmatch(icb) else _BAD) if icb else None
+        self.regions[region] = _checked(checks.region, region)
+        self.icbs[icb] = (icb if checks.ICB.fullmatch(icb) else _BAD) if icb else None
         self.providers[provider] = (
-            (provider.upper() if _ODS.fullmatch(provider) else _BAD) if provider else None
+            (provider.upper() if checks.ODS.fullmatch(provider) else _BAD) if provider else None
         )
 
     def activity(self, fields: Sequence[str]) -> Activity | None:
@@ -368,6 +369,17 @@ class FastRows:
             finally:
                 self.shortcut = shortcut
         return found
+
+
+def _checked(check: Callable[[str], Any], cell: str) -> Any:
+    """The cell through one of `engine.fields`' checks: its value, None when empty, or
+    `_BAD` when the API would reject it."""
+    if not cell:
+        return None
+    try:
+        return check(cell)
+    except ValueError:
+        return _BAD
 
 
 class RowDecider:

@@ -23,7 +23,7 @@ class FhirError(RequestError):
     """FHIR that is not well formed; `details` names the bad element by JSON path."""
 
     def __init__(self, field_path: str, problem: str) -> None:
-        super().__init__([Problem(field_path, problem)])
+        super().__init__([Problem(field_path, problem)], f"{field_path}: {problem}")
 
 
 def obj(value: Any, path: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from chalicelib.cds.models import (
 from chalicelib.cds.orders import Order
 from chalicelib.cds.provenance import unverified_lines
 from chalicelib.cds.recorded import RecordedDecision
+from chalicelib.dsl.outcomes import Commissioner, Eligibility
 from chalicelib.errors import Problem
 
 SOURCE_LABEL = "NHS England specialised commissioning (PSS rules)"
@@ -47,21 +48,22 @@ OVERRIDE_REASONS = (
 _CARD_NAMESPACE = uuid.UUID("4f1c0c5e-3f7a-4b8e-9d1e-6a0c2b7d5e11")
 MAX_REASONS = 15
 
-COMMISSIONER_LABEL = {
-    "nhs_england": "NHS England",
-    "icb_delegated": "ICB (delegated by NHS England)",
-    "icb_core": "ICB",
+COMMISSIONER_LABEL: dict[str, str] = {
+    Commissioner.NHS_ENGLAND: "NHS England",
+    Commissioner.ICB_DELEGATED: "ICB (delegated by NHS England)",
+    Commissioner.ICB_CORE: "ICB",
 }
-_ELIGIBILITY = {
-    "eligible": "eligible",
-    "not_eligible": "not eligible",
-    "prior_approval": "prior approval needed",
-    "ifr_required": "individual funding request (IFR) needed",
-    "incomplete": "more information needed",
-    "not_applicable": "no eligibility policy applies",
+_ELIGIBILITY: dict[str, str] = {
+    Eligibility.ELIGIBLE: "eligible",
+    Eligibility.NOT_ELIGIBLE: "not eligible",
+    Eligibility.PRIOR_APPROVAL: "prior approval needed",
+    Eligibility.IFR_REQUIRED: "individual funding request (IFR) needed",
+    Eligibility.INCOMPLETE: "more information needed",
+    Eligibility.NOT_APPLICABLE: "no eligibility policy applies",
 }
 # Outcomes a clinician is warned about, and may decline (with a reason) to act on.
-WARNING = frozenset({"prior_approval", "ifr_required", "not_eligible"})
+WARNING = frozenset({Eligibility.PRIOR_APPROVAL, Eligibility.IFR_REQUIRED,
+                     Eligibility.NOT_ELIGIBLE})
 
 
 def card_uuid(hook_instance: str, order: Order, decision_id: str = "") -> str:
@@ -178,12 +180,14 @@ def summary(decision: RecordedDecision) -> str:
     policy = decision.policy.id if decision.policy else None
     route = decision.route
     outcome = {
-        "eligible": f"Eligible under {policy}" if policy else "Eligible",
-        "prior_approval": f"Prior approval via {route}" if route else "Prior approval needed",
-        "ifr_required": f"IFR needed via {route}" if route else "IFR needed",
-        "not_eligible": f"Not eligible under {policy}" if policy else "Not eligible",
-        "incomplete": f"More information needed for {policy}" if policy else "More info needed",
-        "not_applicable": "No eligibility policy applies",
+        Eligibility.ELIGIBLE: f"Eligible under {policy}" if policy else "Eligible",
+        Eligibility.PRIOR_APPROVAL:
+            f"Prior approval via {route}" if route else "Prior approval needed",
+        Eligibility.IFR_REQUIRED: f"IFR needed via {route}" if route else "IFR needed",
+        Eligibility.NOT_ELIGIBLE: f"Not eligible under {policy}" if policy else "Not eligible",
+        Eligibility.INCOMPLETE:
+            f"More information needed for {policy}" if policy else "More info needed",
+        Eligibility.NOT_APPLICABLE: "No eligibility policy applies",
     }.get(decision.eligibility, decision.eligibility)
     head, tail = f"Specialised — {who} commissions: ", f". {outcome}"
     room = SUMMARY_MAX - len(head) - len(tail)

@@ -25,18 +25,19 @@ from typing import Any
 from chalicelib.cds.cards import COMMISSIONER_LABEL, decision_url
 from chalicelib.cds.models import Action
 from chalicelib.cds.recorded import RecordedDecision
+from chalicelib.dsl.outcomes import Eligibility
 
 CRD_URL = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/ext-coverage-information"
 NO_COVERAGE_DISPLAY = "NHS-funded care: the EHR sent no Coverage resource"
 
 # Our eligibility as the CRD `covered` and `pa-needed` codes (CRDCoveredInfo, CRDCoveragePaDetail).
 _CRD_CODES: Mapping[str, tuple[str, str | None]] = {
-    "eligible": ("covered", "no-auth"),
-    "not_applicable": ("covered", "no-auth"),
-    "prior_approval": ("covered", "auth-needed"),
-    "incomplete": ("conditional", "conditional"),
-    "ifr_required": ("not-covered", None),  # crd-ci-q2: not-covered ⇒ no pa-needed
-    "not_eligible": ("not-covered", None),
+    Eligibility.ELIGIBLE: ("covered", "no-auth"),
+    Eligibility.NOT_APPLICABLE: ("covered", "no-auth"),
+    Eligibility.PRIOR_APPROVAL: ("covered", "auth-needed"),
+    Eligibility.INCOMPLETE: ("conditional", "conditional"),
+    Eligibility.IFR_REQUIRED: ("not-covered", None),  # crd-ci-q2: not-covered ⇒ no pa-needed
+    Eligibility.NOT_ELIGIBLE: ("not-covered", None),
 }
 
 
@@ -63,14 +64,14 @@ def _reason(decision: RecordedDecision) -> str | None:
     """Why the assertion is what it is, when a reader could not tell from the codes."""
     policy = f" under {decision.policy.id}" if decision.policy else ""
     route = f" via {decision.route}" if decision.route else ""
-    if decision.eligibility == "incomplete":
+    if decision.eligibility == Eligibility.INCOMPLETE:
         return "More information needed to decide eligibility" + policy + ": " + ", ".join(
             decision.missing)
-    if decision.eligibility == "not_eligible":
+    if decision.eligibility == Eligibility.NOT_ELIGIBLE:
         return "Not eligible" + policy
-    if decision.eligibility == "ifr_required":
+    if decision.eligibility == Eligibility.IFR_REQUIRED:
         return "Not routinely commissioned: individual funding request (IFR) needed" + route
-    if decision.eligibility == "prior_approval":
+    if decision.eligibility == Eligibility.PRIOR_APPROVAL:
         return "Prior approval needed" + route
     if decision.service is None:
         return "Not a prescribed specialised service: the patient's ICB commissions it"

@@ -32,7 +32,13 @@ from chalicelib.cds.patient import PatientData, conditions_in, read_patient
 from chalicelib.cds.recorded import Decide, Fetch
 from chalicelib.cds.references import Resolver
 from chalicelib.cds.request import referral_request
-from chalicelib.errors import NotCoveredError, Problem, RequestError, UnknownNameError
+from chalicelib.errors import (
+    NotCoveredError,
+    Problem,
+    RequestError,
+    UnknownNameError,
+    validation_problems,
+)
 
 ORDER_SELECT = "pss-order-select"
 ORDER_SIGN = "pss-order-sign"
@@ -75,8 +81,7 @@ class HookRequestError(RequestError):
     """A call that is not a well-formed CDS Hooks request; `message` says which part."""
 
     def __init__(self, message: str, details: list[Problem] | tuple[Problem, ...]) -> None:
-        self.message = message
-        super().__init__(details)
+        super().__init__(details, message)
 
 
 @dataclass(frozen=True)
@@ -139,23 +144,11 @@ def parse_call(body: Any, service: Service) -> HookRequest:
     try:
         call = HookRequest.model_validate(body)
     except ValidationError as exc:
-        raise HookRequestError("not a valid CDS Hooks request", problems(exc)) from None
+        raise HookRequestError("not a valid CDS Hooks request", validation_problems(exc)) from None
     if call.hook != service.hook:
         raise HookRequestError(f"service `{service.id}` answers `{service.hook}`",
                                [Problem("hook", f"must be `{service.hook}`, not `{call.hook}`")])
     return call
-
-
-def problems(exc: ValidationError) -> list[Problem]:
-    """Pydantic's errors as `Problem`s with `a.b[0].c` paths."""
-    out = []
-    for err in exc.errors():
-        where = ""
-        for part in err["loc"]:
-            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else part)
-        message = "is required" if err["type"] == "missing" else err["msg"]
-        out.append(Problem(where or "body", message))
-    return out
 
 
 # --- gathering the patient, their conditions and coverage ---
