@@ -179,7 +179,7 @@ def summary(decision: RecordedDecision) -> str:
     who = COMMISSIONER_LABEL.get(decision.commissioner, decision.commissioner)
     policy = decision.policy.id if decision.policy else None
     route = decision.route
-    outcome = {
+    outcomes: dict[str, str] = {
         Eligibility.ELIGIBLE: f"Eligible under {policy}" if policy else "Eligible",
         Eligibility.PRIOR_APPROVAL:
             f"Prior approval via {route}" if route else "Prior approval needed",
@@ -188,7 +188,8 @@ def summary(decision: RecordedDecision) -> str:
         Eligibility.INCOMPLETE:
             f"More information needed for {policy}" if policy else "More info needed",
         Eligibility.NOT_APPLICABLE: "No eligibility policy applies",
-    }.get(decision.eligibility, decision.eligibility)
+    }
+    outcome = outcomes.get(decision.eligibility, decision.eligibility)
     head, tail = f"Specialised — {who} commissions: ", f". {outcome}"
     room = SUMMARY_MAX - len(head) - len(tail)
     return head + shorten(service.name, max(room, 12)) + tail
