@@ -400,8 +400,7 @@ def test_an_oauth_token_naming_an_ehrs_client_id_cannot_read_its_decisions(
     # `epr-a` is bound to the EHR's own `iss` in PSS_CDS_CLIENTS; a token from the OAuth
     # issuer claiming that client id must not become the owner of the EHR's decisions.
     answer = json.loads(call(prod, bearer(cds_token())).body)
-    decision_id = answer["systemActions"][0]["resource"]["extension"][-1]["extension"][0][
-        "valueString"]
+    decision_id = decision_ids(answer)[0]
     impostor = bearer(oauth_token("decisions:read decisions:write", client=EHR_CLIENT))
     path = f"/v1/decisions/{decision_id}"
     assert prod.http.get(path, headers=impostor).status_code == 401
