@@ -1,10 +1,10 @@
 """The decision store port: immutable decision versions, a latest pointer, idempotency claims.
 
 In: `DecisionVersion`s and `IdempotencyClaim`s built by the API service. Out: the same records
-read back, or one of the errors below. Two adapters implement `DecisionStore`: `memory`
-(unit tests) and `dynamodb` (production and `pss serve`, design section 5). CDS Hooks cards
-(`CardRecord`) and the feedback EHRs send about them (`FeedbackRecord`) are kept beside the
-decisions they came from.
+read back, or one of the errors below. Three adapters implement `DecisionStore`: `memory`
+(unit tests), `dynamodb` (production, design section 5) and `sqlite` (`pss serve`, on disk). CDS
+Hooks cards (`CardRecord`) and the feedback EHRs send about them (`FeedbackRecord`) are kept
+beside the decisions they came from.
 
 Store errors:
 
