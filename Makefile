@@ -52,8 +52,9 @@ bench: bundle
 
 # Longer fuzzing and differential (compiled vs the test oracle) runs than `make test` has.
 fuzz: $(STAMP)
-	PSS_FUZZ_EXAMPLES=20000 PSS_DIFF_EXAMPLES=5000 $(BIN)/python -m pytest \
-		tests/dsl/test_fuzz.py tests/dsl/test_differential.py -q
+	PSS_FUZZ_EXAMPLES=20000 PSS_DIFF_EXAMPLES=5000 PSS_HTTP_FUZZ_EXAMPLES=1000 $(BIN)/python \
+		-m pytest tests/dsl/test_fuzz.py tests/dsl/test_differential.py \
+		tests/api/test_fuzz_http.py -q
 
 clean:
 	rm -rf $(VENV) build chalicelib/_bundle .pytest_cache .mypy_cache .ruff_cache

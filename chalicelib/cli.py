@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import NotCoveredError, PolicyError, RequestError
+from chalicelib.limits import load_json
 
 OK, FAILED, USAGE = 0, 1, 2
 # `pss check` decides nothing, but a policy set needs a clock: a fixed one says so.
@@ -142,8 +143,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from chalicelib import load_policy_set
 
     try:
-        request = json.loads(Path(args.case).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        request = load_json(Path(args.case).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError, LimitError, UnicodeDecodeError
         print(f"pss: error: cannot read `{args.case}`: {exc}", file=sys.stderr)
         return USAGE
     try:

@@ -10,13 +10,13 @@ from a decision is recorded (scoped by client) so feedback about it finds that d
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from chalicelib.api.http import json_body
 from chalicelib.api.replies import ApiError, Reply, bad_request, not_found
 from chalicelib.api.service import DecisionService, guarded
 from chalicelib.cds.models import FeedbackAnswer, FeedbackRequest, FeedbackResult
@@ -60,8 +60,10 @@ class HookService:
             return self.decisions.record(request, client_id, "cds-" + digest, hook_instance)
 
         try:
-            answer = handle(service_id, body, decide=decide, fetch=self.fetch_for(client_id),
-                            today=self.clock().date(), base_url=self.base_url)
+            # Parsed here, within the API's JSON limits (depth, digits), not by `handle`.
+            answer = handle(service_id, json_body(body), decide=decide,
+                            fetch=self.fetch_for(client_id), today=self.clock().date(),
+                            base_url=self.base_url)
         except UnknownNameError as exc:
             raise not_found(str(exc)) from None
         except HookRequestError as exc:
@@ -112,10 +114,7 @@ class HookService:
 
 
 def _feedback_request(body: bytes) -> FeedbackRequest:
-    try:
-        raw = json.loads(body.decode("utf-8")) if body.strip() else None
-    except (UnicodeDecodeError, ValueError):
-        raise bad_request([Problem("body", "is not valid JSON")]) from None
+    raw = json_body(body)  # within the API's JSON limits
     if not isinstance(raw, dict):
         raise bad_request([Problem("body", "must be a JSON object with `feedback`")])
     try:

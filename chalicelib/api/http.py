@@ -4,14 +4,17 @@ In: the current Chalice request, a route label and a use case `HttpRequest -> Re
 JSON `Response` (the reply's model, or the error body of design section 4) and one access-log
 line. Size limits, JSON parsing and query flags are checked here, before any use case runs.
 
-INVARIANT: every answer has a JSON body; an unexpected exception is logged by type only (its
-message could quote the request) and answered 500 with the error body.
+INVARIANT: every answer has a JSON body and an `X-Request-Id` header. An unexpected exception
+is logged as one structured line (its type, the traceback's frames and the request id; never
+its message, which could quote the request) and answered 500 with the error body naming the
+request id, so a caller's report can be matched to the log line.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +25,24 @@ from chalicelib.api.auth import AUDIT
 from chalicelib.api.logs import AccessLog
 from chalicelib.api.replies import ApiError, Reply, bad_request
 from chalicelib.errors import Problem, PssError
+from chalicelib.limits import LimitError, load_json
 
 MAX_BODY_BYTES = 256 * 1024
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"`{name}` is not valid JSON")
+def json_body(body: bytes) -> Any:
+    """`body` as JSON data within the limits of `chalicelib.limits`; 400 (field `body`) when
+    empty, not UTF-8, not JSON or over a limit."""
+    if not body.strip():
+        raise bad_request([Problem("body", "is required: a JSON object")])
+    try:
+        return load_json(body)
+    except LimitError as exc:
+        where = f" (at character {exc.position})" if exc.position is not None else ""
+        raise bad_request([Problem("body", f"{exc}{where}")]) from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise bad_request([Problem("body", f"is not valid JSON: {_short(exc)}")]) from None
 
 
 @dataclass(frozen=True)
@@ -49,13 +64,8 @@ class HttpRequest:
         return AUDIT in self.scopes
 
     def json(self) -> Any:
-        """The body as JSON data; 400 (field `body`) when empty, not UTF-8 or not JSON."""
-        if not self.body.strip():
-            raise bad_request([Problem("body", "is required: a JSON object")])
-        try:
-            return json.loads(self.body.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise bad_request([Problem("body", f"is not valid JSON: {_short(exc)}")]) from None
+        """The body as JSON data; 400 (field `body`) as `json_body` says."""
+        return json_body(self.body)
 
     def header(self, name: str) -> str | None:
         """A header value by case-insensitive name."""
@@ -76,8 +86,9 @@ def _short(exc: Exception) -> str:
     return str(exc).split("\n", 1)[0][:200]
 
 
-def from_chalice(request: Request) -> HttpRequest:
-    """Copy what the use cases need out of Chalice's request."""
+def from_chalice(request: Request, new_request_id: Callable[[], str]) -> HttpRequest:
+    """Copy what the use cases need out of Chalice's request; a request id is made with
+    `new_request_id` when API Gateway gave none (`chalice local`, `pss serve`)."""
     context: dict[str, Any] = request.context or {}
     authorizer = context.get("authorizer") or {}
     raw = request.raw_body or b""
@@ -89,9 +100,13 @@ def from_chalice(request: Request) -> HttpRequest:
         params=dict(request.uri_params or {}),
         client_id=str(authorizer.get("client_id") or authorizer.get("principalId")
                       or "anonymous"),
-        request_id=context.get("requestId"),
+        request_id=str(context.get("requestId") or new_request_id()),
         scopes=frozenset(str(authorizer.get("scopes") or "").split()),
     )
+
+
+def _random_request_id() -> str:
+    return uuid.uuid4().hex
 
 
 def requires(scopes: frozenset[str], use_case: Callable[[HttpRequest], Reply]
@@ -114,22 +129,23 @@ class Endpoint:
 
     log: AccessLog
     timer: Callable[[], float] = time.perf_counter
+    new_request_id: Callable[[], str] = _random_request_id
 
     def __call__(self, route: str, request: Request,
                  use_case: Callable[[HttpRequest], Reply]) -> Response:
         """Answer `request` with `use_case`, logging one line."""
         started = self.timer()
-        http = from_chalice(request)
-        status, body, headers, decision_id, code = self._run(http, use_case)
+        http = from_chalice(request, self.new_request_id)
+        status, body, headers, decision_id, code = self._run(http, use_case, route)
         self.log.request(route=route, method=http.method, status=status,
                          latency_ms=(self.timer() - started) * 1000, decision_id=decision_id,
                          client=http.client_id if http.client_id != "anonymous" else None,
                          error_code=code, request_id=http.request_id)
         return Response(body=json.dumps(body, separators=(",", ":")), status_code=status,
-                        headers={"Content-Type": "application/json", **headers})
+                        headers={"Content-Type": "application/json",
+                                 REQUEST_ID_HEADER: http.request_id or "", **headers})
 
-    @staticmethod
-    def _run(http: HttpRequest, use_case: Callable[[HttpRequest], Reply]
+    def _run(self, http: HttpRequest, use_case: Callable[[HttpRequest], Reply], route: str
              ) -> tuple[int, dict[str, Any], Mapping[str, str], str | None, str | None]:
         try:
             if len(http.body) > MAX_BODY_BYTES:
@@ -144,7 +160,11 @@ class Endpoint:
         except PssError as exc:  # the engine's own errors carry their status and details
             return exc.status, exc.body(), {}, None, exc.code
         except Exception as exc:
-            internal = ApiError(500, "internal_error", f"unexpected {type(exc).__name__}")
+            self.log.unexpected(route=route, method=http.method, request_id=http.request_id,
+                                error=exc)
+            internal = ApiError(500, "internal_error",
+                                f"unexpected {type(exc).__name__}; quote request id "
+                                f"{http.request_id} when reporting it")
             return 500, internal.body(), {}, None, internal.code
 
 

@@ -228,7 +228,8 @@ class DecisionService:
     def version(self, decision_id: str, number: str, client_id: str,
                 audit: bool = False) -> Reply:
         """One version (200), 400 when `number` is not a positive integer, or 404."""
-        if not (number.isdigit() and number.isascii() and 0 < int(number) < 10**6):
+        # Length first: `int()` of thousands of digits raises (Python's digit limit).
+        if not (number.isascii() and number.isdigit() and len(number) <= 6 and int(number) > 0):
             raise bad_request([Problem("version", "must be a whole number from 1")])
         self._known_id(decision_id)
         owner = self._guard(lambda: self.store().get(decision_id, 1))

@@ -9,19 +9,32 @@ that fails `pss check` is a 400 whose details are its diagnostics.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
-from chalicelib.api.replies import Reply, bad_request
+from chalicelib.api.replies import ApiError, Reply, bad_request
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import PolicyError, Problem, validation_problems
+from chalicelib.limits import unicode_problem, visible
 
 MAX_CASES = 1000
+MAX_FILES = 64
+# Lambda answers at most 6 MB: a failing pack's diagnostics are capped (in number and each
+# in length, since names in them come from the request), and so is the answer itself.
+MAX_DIAGNOSTICS = 50
+MAX_PROBLEM_CHARS = 500
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+_PACK_FILE = re.compile(r"policies/([a-z0-9][a-z0-9_-]{0,63}\.pss"
+                        r"|codes/[a-z0-9][a-z0-9_-]{0,63}\.csv)", re.ASCII)
+PACK_FILE_RULE = ("must be `policies/<name>.pss` or `policies/codes/<name>.csv`, `<name>` "
+                  "being 1 to 64 lowercase letters, digits, `_` or `-`")
 
 
 class WhatIfRequest(BaseModel):
@@ -29,8 +42,9 @@ class WhatIfRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    files: dict[str, str] = Field(min_length=1, description="pack path (e.g. "
-                                  "`policies/cardiac.pss`) -> its new text")
+    files: dict[str, str] = Field(min_length=1, max_length=MAX_FILES,
+                                  description="pack path (`policies/<name>.pss` or "
+                                  "`policies/codes/<name>.csv`) -> its new text")
     cases: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_CASES)
 
 
@@ -52,30 +66,57 @@ class WhatIfService:
         try:
             request = WhatIfRequest.model_validate(raw)
         except ValidationError as exc:
-            raise bad_request(validation_problems(exc)) from None
+            # Field paths hold file names from the request: clip what is echoed back.
+            raise bad_request([Problem(_clip(p.field), _clip(p.problem))
+                               for p in validation_problems(exc)[:MAX_DIAGNOSTICS]]) from None
+        targets = _checked_files(request.files)
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch) / self.policy_dir.name
             shutil.copytree(self.policy_dir, folder)
-            for name, text in request.files.items():
-                target = _inside(folder, name)
+            for parts, text in targets:
+                target = folder.joinpath(*parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
             try:
                 answer = what_if(self.policy_set, folder, request.cases)
             except PolicyError as exc:
-                raise bad_request([Problem("files", d.headline()) for d in exc.diagnostics
-                                   if d.severity == "error"],
-                                  "the changed pack does not pass `pss check`") from None
+                errors = [d for d in exc.diagnostics if d.severity == "error"]
+                details = [Problem("files", _clip(d.headline())) for d in errors[:MAX_DIAGNOSTICS]]
+                if len(errors) > MAX_DIAGNOSTICS:
+                    details.append(Problem("files", f"... and {len(errors) - MAX_DIAGNOSTICS:,}"
+                                           " more errors (run `pss check` for all of them)"))
+                raise bad_request(details, "the changed pack does not pass `pss check`") from None
+        size = len(json.dumps(answer, separators=(",", ":")))
+        if size > MAX_ANSWER_BYTES:
+            raise ApiError(413, "answer_too_large", f"the answer would be {size:,} bytes, over "
+                           f"{MAX_ANSWER_BYTES:,}", [Problem("cases", "send fewer cases")])
         return Reply(200, WhatIfOut(answer))
 
 
-def _inside(folder: Path, name: str) -> Path:
-    """The file `name` (`policies/x.pss` or `x.pss`) within `folder`; never outside it."""
-    parts = PurePosixPath(name).parts
-    if parts and parts[0] == folder.name:
-        parts = parts[1:]
-    if not parts or any(p in ("..", "") or p.startswith("/") for p in parts) or not (
-            parts[-1].endswith(".pss") or parts[-1].endswith(".csv")):
-        raise bad_request([Problem(f"files.{name}", "must be a `.pss` or `.csv` path inside "
-                                   "the pack, e.g. `policies/cardiac.pss`")])
-    return folder.joinpath(*parts)
+def _checked_files(files: dict[str, str]) -> list[tuple[tuple[str, ...], str]]:
+    """(path parts inside the pack, text) per file; a 400 naming every bad name or text."""
+    problems: list[Problem] = []
+    targets = []
+    for name, text in files.items():
+        match = _PACK_FILE.fullmatch(name)
+        field = f"files.{_shown(name)}"
+        if match is None:
+            problems.append(Problem(field, PACK_FILE_RULE))
+            continue
+        wrong = unicode_problem(text)
+        if wrong is not None:
+            problems.append(Problem(field, f"is not valid UTF-8 text: it {wrong}"))
+            continue
+        targets.append((tuple(match.group(1).split("/")), text))
+    if problems:
+        raise bad_request(problems)
+    return targets
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_PROBLEM_CHARS else text[:MAX_PROBLEM_CHARS] + "..."
+
+
+def _shown(name: str) -> str:
+    """A file name safe to echo in an error: visible characters, at most 80."""
+    return visible(name, 80)

@@ -2,8 +2,10 @@
 
 In: a byte source holding a CSV with the `rows.COLUMNS` (any order, extra columns kept).
 Out: the classified CSV (every input column, then `rows.RESULT_COLUMNS`), a rejects CSV
-(`line`, `reason`, then the input columns as read) and a `Summary`. Every record read is
-written to exactly one of the two: rows in = rows out + rejects.
+(`line`, `reason`, then the input columns as read; a line that could not be read at all
+carries the line itself in the first of them) and a `Summary`. Input is read one physical
+line at a time (`lines.records`): every data line is written to exactly one of the two, so
+rows in (physical data lines) = rows out + rejects.
 
 Rows go through `FastRows` (hand validation, no pydantic) when it is sure of them and through
 `PolicySet.decide` otherwise, so decisions and reject reasons are the API's.
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
+from chalicelib.batch.lines import records
 from chalicelib.batch.parallel import Readable, iter_blocks, run_blocks, split_header
 from chalicelib.batch.rows import RESULT_COLUMNS, HeaderError, Layout, RowDecider, RowError
 from chalicelib.engine.policy_set import PolicySet
@@ -102,25 +105,10 @@ class Summary:
         rate = self.rows_in / self.seconds if self.seconds else 0.0
         lines.append(
             f"rows in {self.rows_in:,} = classified {self.rows_out:,} + rejected "
-            f"{self.rejects:,}; {self.seconds:.1f} s, {rate:,.0f} rows/s"
+            f"{self.rejects:,} (one row per physical data line); {self.seconds:.1f} s, "
+            f"{rate:,.0f} rows/s"
         )
         return "\n".join(lines)
-
-
-def _decode(block: bytes) -> Iterator[tuple[str, str | None]]:
-    """(text, problem) per stretch: the whole block, or line by line around bad UTF-8."""
-    try:
-        yield block.decode("utf-8"), None
-        return
-    except UnicodeDecodeError:
-        pass
-    for raw in block.splitlines(keepends=True):
-        try:
-            yield raw.decode("utf-8"), None
-        except UnicodeDecodeError as exc:
-            bad = raw[exc.start : exc.start + 1].hex()
-            problem = f"row: not valid UTF-8 (byte 0x{bad} at offset {exc.start})"
-            yield raw.decode("utf-8", errors="replace"), problem
 
 
 class Classifier:
@@ -174,43 +162,6 @@ class Classifier:
         )
 
 
-Record = tuple[int, list[str], str | None, str | None]
-
-
-def records(block: bytes, first_line: int) -> Iterator[Record]:
-    """(input line, fields, problem or None, the line as read or None) per record of a block.
-
-    Text without quotes or carriage returns is split on newlines and commas directly, and each
-    line is handed back so it can be written out again verbatim (what csv.writer would
-    write for it); anything else goes through csv.reader.
-    """
-    line = first_line
-    for text, problem in _decode(block):
-        if '"' not in text and "\r" not in text:
-            lines = text.split("\n")
-            if lines[-1] == "":
-                lines.pop()
-            for n, raw in enumerate(lines):
-                if raw:
-                    yield line + n, raw.split(","), problem, raw
-                else:
-                    yield line + n, [], problem or "row: is empty", None
-            line += len(lines)
-            continue
-        reader = csv.reader(io.StringIO(text, newline=""))
-        while True:
-            at = line + reader.line_num
-            try:
-                fields = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                yield at, [], f"row: malformed CSV ({exc})", None
-                continue
-            yield at, fields, problem or (None if fields else "row: is empty"), None
-        line += reader.line_num
-
-
 def read_layout(blocks: Iterator[bytes]) -> tuple[Layout, Iterator[bytes]]:
     """Read and check the header; raise `InputError` when the file is not an activity CSV."""
     header_bytes, rest = split_header(blocks)
@@ -220,6 +171,9 @@ def read_layout(blocks: Iterator[bytes]) -> tuple[Layout, Iterator[bytes]]:
         header_text = header_bytes.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError("the file is not UTF-8 text (header line cannot be decoded)") from None
+    if "\r" in header_text:
+        raise InputError("lines end with a lone carriage return (CR, old Mac style); "
+                         "convert the file to LF or CRLF line ends")
     try:
         header = next(csv.reader([header_text]))
         return Layout.from_header(header), rest

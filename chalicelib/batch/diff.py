@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 import io
-import json
 import subprocess
 import tarfile
 from collections import Counter
@@ -22,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.activity import Activity
-from chalicelib.batch.classify import InputError, Progress, read_layout, records
+from chalicelib.batch.classify import InputError, Progress, read_layout
+from chalicelib.batch.lines import records
 from chalicelib.batch.parallel import iter_blocks, run_blocks
 from chalicelib.batch.rows import FastRows, Layout, RowDecider, RowError, reject_reason, row_request
 from chalicelib.engine.decision import Decision
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import NotCoveredError, PolicyError, RequestError
+from chalicelib.limits import load_json
 
 _TOTALS = ("cases", "changed", "rejected_base", "rejected_head", "to_icb", "to_nhs_england")
 _COUNTERS = (
@@ -361,8 +362,8 @@ def read_case_folder(folder: Path) -> list[tuple[str, Any]]:
     cases = []
     for file in sorted(folder.glob("*.json")):
         try:
-            cases.append((file.name, json.loads(file.read_text(encoding="utf-8"))))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            cases.append((file.name, load_json(file.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:  # JSONDecodeError, LimitError, UnicodeDecodeError
             raise InputError(f"cannot read case `{file}`: {exc}") from None
     if not cases:
         raise InputError(f"`{folder}` holds no *.json cases")

@@ -1,7 +1,7 @@
 """Streaming a CSV in blocks of whole records, and running a job over them on every core.
 
 In: anything with `read(n) -> bytes` (a file, an S3 body). Out: blocks of complete CSV records
-(never cut inside a quoted field), then the job's results in input order. At most a few blocks
+(whole lines), then the job's results in input order. At most a few blocks
 are in flight at once, so memory stays constant whatever the file size.
 
 Workers are forked: they inherit the compiled policy sets already in memory (compiled packs
@@ -17,10 +17,6 @@ from collections.abc import Callable, Iterator
 from typing import Protocol, TypeVar
 
 BLOCK_SIZE = 1 << 20
-# A quoted field may hold newlines; a block boundary waits for the quote to close. Past this
-# size the quote is taken to be unbalanced and the block is cut anyway (the CSV reader then
-# rejects the broken record) rather than reading the rest of the file into memory.
-_MAX_CARRY = 16 << 20
 
 R = TypeVar("R")
 Job = Callable[[bytes, int], R]
@@ -45,8 +41,9 @@ def iter_blocks(source: Readable, size: int = BLOCK_SIZE) -> Iterator[bytes]:
             return
         buf = carry + data if carry else data
         cut = buf.rfind(b"\n")
-        # An odd number of quotes before the cut means it falls inside a quoted field.
-        if cut < 0 or (buf.count(b'"', 0, cut) % 2 and len(buf) < _MAX_CARRY):
+        # Records are physical lines (`lines.records`): any newline is a boundary, and a
+        # stray quote never holds the rest of the file back.
+        if cut < 0:
             carry = buf
             continue
         yield buf[: cut + 1]

@@ -72,7 +72,8 @@ SEX_CODES = {"1": "male", "2": "female", "9": "indeterminate", "0": "unknown"}
 _SEX_FAST = {**SEX_CODES, **{v: v for v in checks.SEXES}}
 # A cell value pydantic would reject: the row takes the reference path to get its reason.
 _BAD: Any = object()
-_INT = re.compile(r"-?[0-9]+")
+# At most 18 digits (`limits.MAX_INT_DIGITS`): longer stays text, for validation to refuse.
+_INT = re.compile(r"-?[0-9]{1,18}")
 _DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")
 # Distinct codes in a year of activity number in the tens of thousands; the cache stops
 # growing past this so memory stays constant whatever the file.
@@ -349,8 +350,9 @@ class FastRows:
             for cache in caches:
                 cache.clear()
         self.dates[date_s] = self._date(date_s)
-        # Ages in the file are whole years; the engine carries months.
-        whole = age_s.isascii() and age_s.isdigit()
+        # Ages in the file are whole years; the engine carries months. Length first:
+        # `int()` of thousands of digits raises.
+        whole = age_s.isascii() and age_s.isdigit() and len(age_s) <= 3
         self.ages[age_s] = int(age_s) * 12 if whole and checks.valid_age(int(age_s)) else _BAD
         self.sexes[sex_s] = _SEX_FAST.get(sex_s, _BAD) if sex_s else None
         self.regions[region] = _checked(checks.region, region)

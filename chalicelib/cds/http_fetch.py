@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
-import json
 import socket
 import ssl
 import time
@@ -33,6 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
+
+from chalicelib.limits import load_json
 
 DEFAULT_TIMEOUT = 2.0  # per fetch, all of it: two fetches stay well inside CRD's 5 s budget
 MAX_BYTES = 5 * 1024 * 1024
@@ -148,9 +149,9 @@ class SafeGet:
         if raw is None:
             return None
         try:
-            parsed = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return None  # RecursionError: nested deeper than the parser goes
+            parsed = load_json(raw)  # bounded (depth, digits): a FHIR server's answer is input
+        except (ValueError, UnicodeDecodeError):
+            return None
         return parsed if isinstance(parsed, dict) else None
 
     def _body(self, response: http.client.HTTPResponse, sock: socket.socket | None,

@@ -14,7 +14,6 @@ Framework-free so Chalice routes stay thin and tests need no HTTP:
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +38,7 @@ from chalicelib.errors import (
     UnknownNameError,
     validation_problems,
 )
+from chalicelib.limits import load_json
 
 ORDER_SELECT = "pss-order-select"
 ORDER_SIGN = "pss-order-sign"
@@ -134,7 +134,7 @@ def parse_call(body: Any, service: Service) -> HookRequest:
     """The body as a `HookRequest` for `service`, or `HookRequestError`."""
     if isinstance(body, bytes | str):
         try:
-            body = json.loads(body)
+            body = load_json(body)  # depth and digits bounded (`chalicelib.limits`)
         except (ValueError, UnicodeDecodeError):
             raise HookRequestError("the body is not valid JSON",
                                    [Problem("body", "is not valid JSON")]) from None

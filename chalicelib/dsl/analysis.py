@@ -7,6 +7,7 @@ activity's dimensions (dominant procedure, primary diagnosis, age, ...): two rul
 unless some single-valued dimension is constrained to disjoint sets or ranges; an earlier rule
 *shadows* a later one when each of its constraints is implied by the later one's. Rules that
 are not plain conjunctions are left out of the comparison (never reported falsely).
+`rule_overlap` searches a pack's rules for these relations without comparing every pair.
 """
 
 from __future__ import annotations
@@ -146,8 +147,8 @@ def _contradiction_in(cond: ast.Condition) -> tuple[Span, str] | None:
 # --- identification rules ----------------------------------------------------------------
 
 # Dimensions an activity has at most one value in: single-valued selectors, and `sex`.
-_SINGLE_VALUED = frozenset({*(s for s in ast.Selector if s.single_valued), "sex"})
-_IMPLIES: dict[str, str] = {s: s.implies for s in ast.Selector if s.implies is not None}
+SINGLE_VALUED = frozenset({*(s for s in ast.Selector if s.single_valued), "sex"})
+IMPLIES: dict[str, str] = {s: s.implies for s in ast.Selector if s.implies is not None}
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def can_overlap(a: Profile, b: Profile) -> bool:
         return False
     for dim_a, set_a in a.sets:
         for dim_b, set_b in b.sets:
-            if dim_a == dim_b and dim_a in _SINGLE_VALUED and not set_a.intersects(set_b):
+            if dim_a == dim_b and dim_a in SINGLE_VALUED and not set_a.intersects(set_b):
                 return False
     return True
 
@@ -215,26 +216,9 @@ def covers(first: Profile, second: Profile) -> bool:
         return False
     for dim_a, set_a in first.sets:
         implied = any(
-            (dim_b == dim_a or _IMPLIES.get(dim_b) == dim_a) and set_a.covers(set_b)
+            (dim_b == dim_a or IMPLIES.get(dim_b) == dim_a) and set_a.covers(set_b)
             for dim_b, set_b in second.sets
         )
         if not implied:
             return False
     return True
-
-
-def rule_relations(
-    rules: list[ast.RuleDecl], codesets: dict[str, CodeSet]
-) -> list[tuple[str, ast.RuleDecl, ast.RuleDecl]]:
-    """Return ("ambiguous" | "shadowed", earlier, later) for every related pair of rules."""
-    profiled = [(r, profile(r, codesets)) for r in sorted(rules, key=lambda r: (r.rank, r.name))]
-    usable = [(r, p) for r, p in profiled if p is not None]
-    found: list[tuple[str, ast.RuleDecl, ast.RuleDecl]] = []
-    for i, (first, p1) in enumerate(usable):
-        for second, p2 in usable[i + 1 :]:
-            if first.rank == second.rank:
-                if can_overlap(p1, p2):
-                    found.append(("ambiguous", first, second))
-            elif covers(p1, p2):
-                found.append(("shadowed", first, second))
-    return found

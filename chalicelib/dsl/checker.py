@@ -8,13 +8,13 @@ usable only when no diagnostic is an error.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TypeVar
 
 from chalicelib.dsl import ast
-from chalicelib.dsl.analysis import find_contradiction, rule_relations
+from chalicelib.dsl.analysis import find_contradiction
 from chalicelib.dsl.codeset_loader import load_codesets
 from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.outcomes import (
@@ -25,6 +25,7 @@ from chalicelib.dsl.outcomes import (
     Eligibility,
 )
 from chalicelib.dsl.provenance import check_provenance
+from chalicelib.dsl.rule_overlap import MAX_COMPARISONS, Ambiguous, Unanalysed, rule_relations
 from chalicelib.dsl.source import Diagnostic, Span, did_you_mean
 from chalicelib.dsl.typecheck import ConditionTyper, Scope
 from chalicelib.dsl.types import BUILTINS, FACT_KINDS, REGIONS, UNITS, VType, fact_type
@@ -318,24 +319,70 @@ def _check_rules(
     return rules
 
 
+# Enough groups to act on, few enough that 10,000 overlapping rules print a screenful
+# (each diagnostic renders as four lines).
+MAX_RELATION_REPORTS = 25
+_LISTED = 5
+
+
+def _names(rules: Sequence[ast.RuleDecl]) -> str:
+    """`a`, `b`, `c`, `d`, `e` and 7 more."""
+    shown = ", ".join(f"`{r.name}`" for r in rules[:_LISTED])
+    return shown + (f" and {len(rules) - _LISTED:,} more" if len(rules) > _LISTED else "")
+
+
 def _report_rule_relations(
     rules: list[ast.RuleDecl], codesets: dict[str, CodeSet], report: _Report
 ) -> None:
-    for kind, first, second in rule_relations(rules, codesets):
-        if kind == "ambiguous":
-            report.error(
-                second.span,
-                f"rules `{first.name}` and `{second.name}` can match the same activity with "
-                f"no precedence between them (both rank {first.rank})",
-                "give one of them a lower rank so it is tried first",
-            )
-        elif kind == "shadowed":
+    found = rule_relations(rules, codesets)
+    relations = [r for r in found if not isinstance(r, Unanalysed)]
+    for stopped in (r for r in found if isinstance(r, Unanalysed)):
+        report.error(
+            stopped.rule.span,
+            f"rule-overlap analysis stopped after {MAX_COMPARISONS:,} comparisons among "
+            f"{stopped.count:,} rules; overlaps past that point are not checked",
+            "many rules on the same codes whose age ranges never meet cannot be told apart "
+            "by the index; merge them, or give them distinct codes or ranks",
+        )
+    for relation in relations[:MAX_RELATION_REPORTS]:
+        if isinstance(relation, Ambiguous):
+            group = relation.rules
+            if len(group) == 2:
+                what = (f"rules `{group[0].name}` and `{group[1].name}` can match the same "
+                        f"activity with no precedence between them (both rank {relation.rank})")
+            else:
+                what = (f"{len(group):,} rules can match the same activity with no precedence "
+                        f"between them (all rank {relation.rank}): {_names(group)}")
+            report.error(group[1].span, what, "give one of them a lower rank so it is tried "
+                         "first" if len(group) == 2 else "give them distinct ranks so one "
+                         "is tried first")
+            continue
+        first, shadowed = relation.by, relation.rules
+        if len(shadowed) == 1:
             report.warning(
-                second.span,
-                f"rule `{second.name}` can never apply: rule `{first.name}` (rank {first.rank}) "
-                "matches every activity it matches",
-                f"give `{second.name}` a lower rank than {first.rank}, or remove it",
+                shadowed[0].span,
+                f"rule `{shadowed[0].name}` can never apply: rule `{first.name}` (rank "
+                f"{first.rank}) matches every activity it matches",
+                f"give `{shadowed[0].name}` a lower rank than {first.rank}, or remove it",
             )
+        else:
+            report.warning(
+                shadowed[0].span,
+                f"{len(shadowed):,} rules can never apply: rule `{first.name}` (rank "
+                f"{first.rank}) matches every activity they match: {_names(shadowed)}",
+                f"give them a lower rank than {first.rank}, or remove them",
+            )
+    rest = relations[MAX_RELATION_REPORTS:]
+    if rest:
+        ambiguous = sum(isinstance(r, Ambiguous) for r in rest)
+        first_rule = rest[0].rules[0]
+        message = (f"and {len(rest):,} more groups of related rules ({ambiguous:,} ambiguous, "
+                   f"{len(rest) - ambiguous:,} shadowed), not listed")
+        hint = "fix the groups above and run `pss check` again"
+        if ambiguous:
+            report.error(first_rule.span, message, hint)
+        else:
+            report.warning(first_rule.span, message, hint)
 
 
 def _report_contradiction(condition: ast.Condition, report: _Report) -> None:

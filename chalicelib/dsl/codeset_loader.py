@@ -15,6 +15,7 @@ from chalicelib.codes import SYSTEMS, expand_range, normalise
 from chalicelib.dsl import ast
 from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.source import Span, did_you_mean
+from chalicelib.limits import visible
 
 ErrorSink = Callable[[Span, str, str], None]
 _EXAMPLES = {"icd10": "`C18.7`", "opcs4": "`K26.2`", "drug": "`cetuximab`", "ods": "`RBA`"}
@@ -131,8 +132,9 @@ def _load_file(
 ) -> bool:
     try:
         text = read_file(item.value)
-    except (OSError, UnicodeDecodeError) as exc:
-        error(item.span, f"cannot read code file `{item.value}`", str(exc.__class__.__name__))
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a name the OS refuses
+        error(item.span, f"cannot read code file `{visible(item.value, 200)}`",
+              str(exc.__class__.__name__))
         return False
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or "code" not in reader.fieldnames:

@@ -105,8 +105,16 @@ def _read_files(folder: Path, files: list[Path]) -> tuple[dict[str, str], list[D
     for file in files:
         shown = f"{folder.name}/{file.relative_to(folder).as_posix()}"
         try:
-            texts[shown] = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            raw = file.read_bytes()
+            texts[shown] = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Where the bad byte is, so an author can find it (often a Latin-1 `é`).
+            line = raw.count(b"\n", 0, exc.start) + 1
+            col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            problems.append(Diagnostic(
+                "error", f"not valid UTF-8 text: byte 0x{raw[exc.start]:02x}",
+                Span(shown, line, col, line, col + 1), "save the file as UTF-8"))
+        except OSError as exc:
             problem = f"cannot read file: {exc.__class__.__name__}"
             problems.append(Diagnostic("error", problem, Span(shown, 1, 1)))
     return texts, problems
@@ -125,6 +133,8 @@ def load_pack(folder: str | Path) -> LoadedPack:
     sources = SourceMap(dict(texts))
 
     def read_file(relative: str) -> str:
+        if "\0" in relative:
+            raise OSError("a file name cannot hold a NUL character")
         target = (root / relative).resolve()
         if root.resolve() not in target.parents:
             raise OSError("code files must live inside the policy folder")

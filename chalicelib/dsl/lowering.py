@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import Any, NamedTuple
 
 from lark import Token, Transformer, Tree, v_args
@@ -15,6 +16,7 @@ from lark.tree import Meta
 
 from chalicelib.dsl import ast
 from chalicelib.dsl.source import Diagnostic, Span
+from chalicelib.limits import MAX_INT_DIGITS
 
 # The grammar names each selector rule `sel_` + the selector with underscores.
 _SELECTORS = {"sel_" + s.value.replace(" ", "_"): s for s in ast.Selector}
@@ -77,6 +79,30 @@ class _Lower(Transformer[Token, Any]):
                 "error", f"`{token}` is not a real date", self._tok(token),
                 "dates are written YYYY-MM-DD and must exist in the calendar"))
             return dt.date.min
+
+    def _int(self, token: Token) -> int:
+        """A whole-number literal; one over `MAX_INT_DIGITS` digits is reported at itself."""
+        number = self._number(token)
+        return number if isinstance(number, int) else 0
+
+    def _number(self, token: Token) -> int | float:
+        """A number literal (`12`, `-3`, `2.5`, `1e3`), within the digit limit and finite."""
+        text = str(token)
+        whole = text.lstrip("-").split(".")[0].split("e")[0].split("E")[0]
+        if len(whole) > MAX_INT_DIGITS:
+            self.problems.append(Diagnostic(
+                "error", f"a number of {len(whole):,} digits is too long", self._tok(token),
+                f"numbers may have at most {MAX_INT_DIGITS} digits before the point"))
+            return 0
+        if text.lstrip("-").isdigit():
+            return int(text)
+        number = float(text)
+        if not math.isfinite(number):
+            self.problems.append(Diagnostic(
+                "error", f"`{text[:20]}` is out of range", self._tok(token),
+                "write the number without an exponent this large"))
+            return 0.0
+        return number
 
     def _block(self, token: Token, meta: Meta) -> Span:
         """The span of a block's name, ending where the block ends (for the formatter)."""
@@ -226,7 +252,8 @@ class _Lower(Transformer[Token, Any]):
     def rule(self, meta: Meta, c: list[Any]) -> ast.RuleDecl:
         c, provenance = _provenance(c)
         return ast.RuleDecl(
-            str(c[0]), _unquote(c[1]), str(c[2]), int(c[3]), c[4], self._tok(c[0]), provenance
+            str(c[0]), _unquote(c[1]), str(c[2]), self._int(c[3]), c[4], self._tok(c[0]),
+            provenance,
         )
 
     @v_args(meta=True)
@@ -241,7 +268,7 @@ class _Lower(Transformer[Token, Any]):
         start, end = fields.get("effective", (None, None))
         return ast.PolicyDecl(
             id=_unquote(c[0]),
-            version=int(c[1]),
+            version=self._int(c[1]),
             title=_unquote(c[2]),
             effective_from=start,
             effective_to=end,
@@ -271,7 +298,7 @@ class _Lower(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def policy_rank(self, meta: Meta, c: list[Token]) -> FieldValue:
-        return ("rank", int(c[0]), meta.line)
+        return ("rank", self._int(c[0]), meta.line)
 
     @v_args(meta=True)
     def applies(self, meta: Meta, c: list[Any]) -> FieldValue:
@@ -354,8 +381,7 @@ class _Lower(Transformer[Token, Any]):
         return _unquote(c[0])
 
     def json_number(self, c: list[Token]) -> int | float:
-        text = str(c[0])
-        return int(text) if text.lstrip("-").isdigit() else float(text)
+        return self._number(c[0])
 
     def json_true(self, c: list[Token]) -> bool:
         return True
@@ -394,7 +420,7 @@ class _Lower(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def at_least_of(self, meta: Meta, c: list[Any]) -> ast.Group:
-        return ast.Group("at_least", tuple(c[1:]), int(c[0]), True, self._span(meta))
+        return ast.Group("at_least", tuple(c[1:]), self._int(c[0]), True, self._span(meta))
 
     @v_args(meta=True)
     def comparison(self, meta: Meta, c: list[Any]) -> ast.Compare:
@@ -454,9 +480,7 @@ class _Lower(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def quantity(self, meta: Meta, c: list[Any]) -> ast.Num:
-        text = str(c[0])
-        number: int | float = float(text) if "." in text else int(text)
-        return ast.Num(number, c[1] if len(c) > 1 else None, self._span(meta))
+        return ast.Num(self._number(c[0]), c[1] if len(c) > 1 else None, self._span(meta))
 
     @v_args(meta=True)
     def date_lit(self, meta: Meta, c: list[Token]) -> ast.DateLit:

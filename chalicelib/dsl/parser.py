@@ -7,11 +7,13 @@ that names what was found, what would have fitted, and a hint a policy author ca
 
 from __future__ import annotations
 
+import unicodedata
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chalicelib.dsl.source import Diagnostic, Span
+from chalicelib.limits import MAX_JSON_DEPTH, MAX_NESTING
 
 if TYPE_CHECKING:
     from lark import Lark, Token, Tree
@@ -60,18 +62,34 @@ def parser() -> Lark:
     )
 
 
+# Tree nodes that nest without bound in the grammar: every stage after the parser recurses on
+# them. Conditions and sums count towards `MAX_NESTING`, `given` JSON towards the API's own
+# `MAX_JSON_DEPTH` (a `given` is a request as `POST /v1/decisions` takes it).
+_NESTING = frozenset({"or_", "and_", "not_", "all_of", "any_of", "exactly_one_of",
+                      "at_least_of", "add", "sub"})
+_JSON_NESTING = frozenset({"json_object", "json_array"})
+BOM = "\ufeff"
+
+
 def parse_text(text: str, path: str) -> Tree[Token] | Diagnostic:
-    """Parse one file; return its tree, or the first syntax error as a diagnostic."""
+    """Parse one file; return its tree, or the first syntax error as a diagnostic.
+
+    A byte-order mark at the very start is skipped (editors on Windows write one); a tree
+    nesting deeper than the limits is reported at the first node past them, before any
+    recursive stage sees it.
+    """
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
+    if text.startswith(BOM):
+        text = text[1:]  # editors show no column for it, so columns count from after it
     try:
-        return parser().parse(text)
+        tree = parser().parse(text)
     except UnexpectedCharacters as exc:
         pos = exc.pos_in_stream or 0
         char = text[pos] if pos < len(text) else ""
         return Diagnostic(
             "error",
-            f"unexpected character `{char}`",
+            f"unexpected character {_char_name(char)}",
             Span(path, exc.line, exc.column, exc.line, exc.column + 1),
             _hint_for_expected(exc.allowed or set(), char),
         )
@@ -102,6 +120,54 @@ def parse_text(text: str, path: str) -> Tree[Token] | Diagnostic:
             Span(path, line, col, line, col + max(len(value), 1)),
             _hint_for_expected(expected, value),
         )
+
+
+    deep = nesting_problem(tree, path)
+    return tree if deep is None else deep
+
+
+def nesting_problem(tree: Tree[Token], path: str) -> Diagnostic | None:
+    """The first place `tree` nests past the limits, as a diagnostic; None within them.
+
+    Iterative on purpose: the tree may be 10,000 deep, which is what it guards against.
+    """
+    from lark import Tree
+
+    stack: list[tuple[Tree[Token], int, int]] = [(tree, 0, 0)]
+    while stack:
+        node, depth, json_depth = stack.pop()
+        if node.data in _NESTING:
+            depth += 1
+        elif node.data in _JSON_NESTING:
+            json_depth += 1
+        if depth > MAX_NESTING or json_depth > MAX_JSON_DEPTH:
+            line = getattr(node.meta, "line", 1)
+            col = getattr(node.meta, "column", 1)
+            message = (f"nesting deeper than {MAX_NESTING}" if depth > MAX_NESTING
+                       else f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            return Diagnostic(
+                "error", message, Span(path, line, col, line, col + 1),
+                f"conditions and sums may nest at most {MAX_NESTING} levels and test JSON "
+                f"{MAX_JSON_DEPTH}; flatten it (`all of` inside `all of` merges, `not not x` "
+                "is `x`) or split it into separate rules",
+            )
+        # Reversed, so the first child is looked at first: the error is the first in the file.
+        stack.extend((child, depth, json_depth) for child in reversed(node.children)
+                     if isinstance(child, Tree))
+    return None
+
+
+def _char_name(char: str) -> str:
+    """A character for a message: itself in backticks, or its code point and Unicode name
+    when it would be invisible or confusing on screen (a BOM, a zero-width space, a NUL)."""
+    if not char:
+        return "at the end of the file"
+    if char.isprintable() and not char.isspace() and unicodedata.category(char) != "Cf":
+        return f"`{char}`"
+    name = unicodedata.name(char, "")
+    if char == BOM:
+        name = "BYTE ORDER MARK (ZERO WIDTH NO-BREAK SPACE)"
+    return f"U+{ord(char):04X}" + (f" {name}" if name else "") + " (an invisible character)"
 
 
 def _hint_for_expected(expected: set[str], found: str) -> str:

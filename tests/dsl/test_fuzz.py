@@ -119,3 +119,56 @@ def test_the_national_pack_mutated_line_by_line_never_crashes() -> None:
         lines = file.read_text(encoding="utf-8").splitlines()
         for i in range(0, len(lines), max(1, len(lines) // 40)):
             assert_structured("\n".join(lines[:i] + lines[i + 1 :]))
+
+
+# --- hostile text: deep nesting, huge numbers, odd Unicode (issue 10) ----------------------
+
+NESTERS = [("not ", ""), ("all of { ", " }"), ("any of { ", " }"), ("(", ")"),
+           ("exactly one of { ", " }"), ("at least 1 of { ", " }")]
+ODD_UNICODE = ["\ufeff", "\u200b", "\u202e", "\u00a0", "\ud800", "\0", "\x1b", "\u2028",
+               "\U0001f600", "e\u0301", "\uff21", "\u0130"]
+RULE = 'rule deep "d" {{ line NCBPS13A rank {rank} when {condition} }}\n'
+
+
+@settings(max_examples=max(EXAMPLES // 20, 20), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(NESTERS), min_size=1, max_size=400), st.booleans())
+def test_deep_nesting_gives_only_diagnostics(levels: list[tuple[str, str]], chain: bool) -> None:
+    leaf = "age" + " - age" * len(levels) + " > 1" if chain else "attested consultant"
+    condition = "".join(o for o, _ in levels) + leaf + "".join(c for _, c in reversed(levels))
+    assert_structured(SEED_TEXT + RULE.format(rank=9, condition=condition))
+
+
+@settings(max_examples=max(EXAMPLES // 20, 20), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 400), st.sampled_from(["[", '{"a": ']))
+def test_deep_given_json_gives_only_diagnostics(depth: int, opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    given_json = '{"x": ' + opener * depth + "1" + closer * depth + "}"
+    assert_structured(SEED_TEXT + f'test "t" {{ given {given_json} expect commissioner none }}\n')
+
+
+@settings(max_examples=max(EXAMPLES // 20, 20), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 6000), st.sampled_from(["rank", "age", "json", "version", "at least"]))
+def test_huge_numbers_give_only_diagnostics(digits: int, where: str) -> None:
+    number = "9" * digits
+    text = {
+        "rank": RULE.format(rank=number, condition="age >= 1"),
+        "age": RULE.format(rank=9, condition=f"age >= {number}"),
+        "json": f'test "t" {{ given {{"x": {number}}} expect commissioner none }}\n',
+        "version": f'policy "P" version {number} "p" {{ effective from 2020-01-01 }}\n',
+        "at least": RULE.format(rank=9, condition=f"at least {number} of {{ age >= 1 }}"),
+    }[where]
+    assert_structured(SEED_TEXT + text)
+
+
+@settings(max_examples=EXAMPLES // 4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(SEED_TEXT)), st.sampled_from(ODD_UNICODE)),
+                min_size=1, max_size=4))
+def test_odd_unicode_anywhere_gives_only_diagnostics(edits: list[tuple[int, str]]) -> None:
+    text = SEED_TEXT
+    for position, char in edits:
+        text = text[:position] + char + text[position:]
+    assert_structured(text)
+    assert_structured("\ufeff" + text)
