@@ -127,7 +127,8 @@ def health() -> Response:
 def openapi() -> Response:
     """The OpenAPI document; no key needed."""
     return _answer("GET /openapi.json",
-                   lambda r: Reply(200, OpenApiDocument.model_validate(document())))
+                   lambda r: Reply(200, OpenApiDocument.model_validate(
+                       document(wiring.current().settings.public_base_url))))
 
 
 @app.route("/v1/what-if", methods=["POST"], authorizer=caller)
@@ -172,6 +173,15 @@ def cds_call(service_id: str) -> Response:
     """A CDS Hooks call (order-select or order-sign): one card per draft order."""
     return _answer("POST /cds-services/{id}", requires(WRITES, lambda r: wiring.current()
                    .hooks.call(service_id, r.body, r.client_id)))
+
+
+@app.route("/cds-services/{service_id}/feedback", methods=["POST"], authorizer=caller,
+           cors=True)
+def cds_feedback(service_id: str) -> Response:
+    """CDS Hooks feedback on cards this service issued, recorded against their decisions;
+    the same credentials as the service (its JWT `aud` is this feedback URL)."""
+    return _answer("POST /cds-services/{id}/feedback", requires(WRITES, lambda r: wiring
+                   .current().hooks.feedback(service_id, r.body, r.client_id)))
 
 
 def _register_method_not_allowed() -> None:

@@ -9,7 +9,7 @@ Our exception hierarchy (every class below derives from `PssError`):
   + UnknownNameError        -- a policy, assessment or decision asked for does not exist (404)
   + api.replies.ApiError    -- any other answer a use case gives (409, 503, ...)
   + api.auth.Unauthorized   -- missing or wrong credentials (401)
-  + cds.fhir.FhirError      -- malformed FHIR in a CDS Hooks request (400)
+  + cds.access.FhirError    -- malformed FHIR in a CDS Hooks request (400)
   + batch.rows.RowError / HeaderError, batch.classify.InputError -- `pss batch` inputs
 
 Every `PssError` has the same documented attributes, so any edge (HTTP, CDS Hooks, CLI) can

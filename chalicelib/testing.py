@@ -7,10 +7,12 @@ unknown) the tests made it take. A clause never seen true or never seen false is
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from chalicelib.activity import Activity
@@ -30,11 +32,17 @@ class TestResult:
     name: str
     at: str
     failures: tuple[str, ...]
+    seconds: float = 0.0  # how long the test took, for JUnit's `time`
 
     @property
     def passed(self) -> bool:
         """True when every expectation held."""
         return not self.failures
+
+    @property
+    def file(self) -> str:
+        """The test's file, e.g. `policies/tests/cancer.pss` (from `at`, `file:line`)."""
+        return self.at.rsplit(":", 1)[0] if ":" in self.at else self.at
 
 
 @dataclass
@@ -107,12 +115,18 @@ def invalid_inputs(policy_set: PolicySet) -> list[Diagnostic]:
     return found
 
 
-def run_tests(policy_set: PolicySet, coverage: Coverage | None = None) -> list[TestResult]:
-    """Run every test of the pack; record clause results into `coverage` when given."""
+def run_tests(policy_set: PolicySet, coverage: Coverage | None = None, *,
+              timer: Callable[[], float] = time.perf_counter) -> list[TestResult]:
+    """Run every test of the pack; record clause results into `coverage` when given.
+
+    `timer` (seconds, monotonic) times each test for the JUnit report.
+    """
     results = []
     for test in policy_set.checked.tests:
+        started = timer()
         failures = _run_one(policy_set, test, coverage)
-        results.append(TestResult(test.name, test.span.at(), tuple(failures)))
+        results.append(TestResult(test.name, test.span.at(), tuple(failures),
+                                  max(timer() - started, 0.0)))
     return results
 
 
@@ -179,7 +193,12 @@ def _check(expectation: ast.Expectation, decision: Decision) -> str | None:
 
 
 def junit_xml(results: list[TestResult], suite: str = "pss") -> str:
-    """Render results as JUnit XML (one testsuite, one testcase per test)."""
+    """Render results as JUnit XML: one testsuite, one testcase per test.
+
+    `classname` is the file's stem (`cancer` for `policies/tests/cancer.pss`): CI servers
+    such as Jenkins split classnames on dots, so a path with `.pss:3` would scatter. `name` is
+    the test's title, `time` its seconds, and `file` / `line` say where it is written.
+    """
     failures = sum(1 for r in results if not r.passed)
     root = ET.Element(
         "testsuite",
@@ -188,10 +207,20 @@ def junit_xml(results: list[TestResult], suite: str = "pss") -> str:
         failures=str(failures),
         errors="0",
         skipped="0",
+        time=_seconds(sum(r.seconds for r in results)),
     )
     for result in results:
-        case = ET.SubElement(root, "testcase", name=result.name, classname=result.at)
+        line = result.at.rsplit(":", 1)[1] if ":" in result.at else ""
+        case = ET.SubElement(root, "testcase", name=result.name,
+                             classname=PurePosixPath(result.file).stem.replace(".", "_"),
+                             time=_seconds(result.seconds), file=result.file)
+        if line.isdigit():
+            case.set("line", line)
         if not result.passed:
             failure = ET.SubElement(case, "failure", message=result.failures[0])
-            failure.text = "\n".join(result.failures)
+            failure.text = f"{result.at}\n" + "\n".join(result.failures)
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.6f}"

@@ -1,8 +1,13 @@
-"""The OpenAPI 3.1 document, generated from the pydantic models of `api.schemas`.
+"""The OpenAPI 3.1 document, generated from the pydantic models of `api.schemas` and
+`cds.models`.
 
-In: the table of operations below (method, path, request model, responses). Out: the document
-served at `GET /openapi.json`. `app.py` registers exactly these operations; a test checks the
-two lists agree, so neither can gain a route the other lacks.
+In: the table of operations below (method, path, tag, request model, responses) and the
+public base URL (the `servers` entry). Out: the document served at `GET /openapi.json`.
+`app.py` registers exactly these operations; a test checks the two lists agree, so neither can
+gain a route the other lacks, and `make test` checks the document with openapi-spec-validator.
+
+CDS Hooks bodies (`cds.models.CdsOut`) are documented by their validation schema: they drop
+absent optional members when serialised, so that schema (no `null` anywhere) is what is sent.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib.api.auth import API_KEY_HEADER
-from chalicelib.api.hooks import DiscoveryOut
 from chalicelib.api.schemas import (
     AssessmentOut,
     AssessRequest,
     DecisionOut,
+    DecisionRecordOut,
     DecisionRequest,
     DecisionVersionsOut,
     ErrorBody,
@@ -31,14 +36,21 @@ from chalicelib.api.schemas import (
     RedecideRequest,
 )
 from chalicelib.api.whatif import WhatIfOut, WhatIfRequest
-from chalicelib.cds.models import HookRequest, HookResponse
+from chalicelib.cds.models import (
+    CdsOut,
+    Discovery,
+    FeedbackAnswer,
+    FeedbackRequest,
+    HookRequest,
+    HookResponse,
+)
 
 Response = tuple[str, type[BaseModel] | None]
 
 _ERRORS: Mapping[int, str] = {
     400: "malformed or invalid request; `details` names each bad field",
     401: "missing or invalid API key",
-    404: "no such decision, version or policy",
+    404: "no such decision, version, policy, CDS service or card",
     405: "method not allowed on this path",
     409: "Idempotency-Key reused with another body, or too many concurrent re-decisions",
     413: "body over 256 KiB",
@@ -54,7 +66,9 @@ class Operation:
     method: Literal["GET", "POST"]
     path: str
     operation_id: str
+    tag: str
     summary: str
+    description: str
     responses: Mapping[int, Response]
     errors: tuple[int, ...] = ()
     request: type[BaseModel] | None = None
@@ -72,9 +86,22 @@ def _path(name: str, description: str, pattern: str | None = None) -> Mapping[st
 _DECISION_ID = _path("decision_id", "the decision's ULID")
 _READ = (401, 404, 503)
 
+TAGS = (
+    ("decisions", "Decide referrals and read recorded decisions (design section 4)"),
+    ("policies", "The policy set in use: policies, vocabulary, service registry"),
+    ("services", "Whether a service is prescribed: the four-factor assessment"),
+    ("what-if", "Impact of policy changes before publishing them"),
+    ("cds-hooks", "CDS Hooks 2.0 services for EPRs: discovery, calls and feedback"),
+    ("operations", "Liveness and this document"),
+)
+_SERVICE_ID = _path("service_id", "pss-order-select or pss-order-sign",
+                    "^pss-order-(select|sign)$")
+
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("POST", "/v1/decisions", "createDecision",
+    Operation("POST", "/v1/decisions", "createDecision", "decisions",
               "Decide a referral: commissioner, service, policy, eligibility, reasons",
+              "Evaluates the referral against the policy set in force on its `date` and "
+              "records the answer as version 1 of a new decision, unless `dry_run=true`.",
               {201: ("decision recorded as version 1", DecisionOut),
                200: ("dry run (not recorded), or an idempotent replay of the original",
                      DecisionOut)},
@@ -87,59 +114,84 @@ OPERATIONS: tuple[Operation, ...] = (
                                "decision for 48 h; scoped by client",
                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}}),
               headers={201: ("Location",), 503: ("Retry-After",)}),
-    Operation("GET", "/v1/decisions/{decision_id}", "getDecision",
-              "The latest version of a decision", {200: ("the latest version", DecisionOut)},
+    Operation("GET", "/v1/decisions/{decision_id}", "getDecision", "decisions",
+              "The latest version of a decision",
+              "The latest version, with the CDS Hooks feedback EHRs sent about its cards.",
+              {200: ("the latest version", DecisionRecordOut)},
               _READ, parameters=(_DECISION_ID,)),
     Operation("GET", "/v1/decisions/{decision_id}/versions", "listDecisionVersions",
-              "Every version of a decision, oldest first",
+              "decisions", "Every version of a decision, oldest first",
+              "Each version is immutable; a re-decision adds one.",
               {200: ("every version", DecisionVersionsOut)}, _READ, parameters=(_DECISION_ID,)),
-    Operation("POST", "/v1/decisions/{decision_id}/versions", "redecide",
+    Operation("POST", "/v1/decisions/{decision_id}/versions", "redecide", "decisions",
               "Re-decide with added facts/attestations or under the current policy set",
+              "Decides the latest version's inputs plus the facts and attestations given, "
+              "under the policy set in use now, and records the answer as the next version.",
               {201: ("the new immutable version", DecisionOut)},
               (400, 401, 404, 409, 413, 422, 503), RedecideRequest, (_DECISION_ID,),
               headers={503: ("Retry-After",)}),
     Operation("GET", "/v1/decisions/{decision_id}/versions/{version}", "getDecisionVersion",
-              "One version of a decision", {200: ("the version", DecisionOut)},
-              (400, *_READ),
+              "decisions", "One version of a decision", "Version `n` exactly as recorded.",
+              {200: ("the version", DecisionOut)}, (400, *_READ),
               parameters=(_DECISION_ID, _path("version", "1, 2, ...", "^[1-9][0-9]{0,5}$"))),
-    Operation("POST", "/v1/services/assess", "assessService",
+    Operation("POST", "/v1/services/assess", "assessService", "services",
               "Four-factor assessment: prescribed? highly specialised? with each factor",
+              "Applies the pack's four-factor assessment to the figures given.",
               {200: ("the assessment", AssessmentOut)}, (400, 401, 404, 413, 503),
               AssessRequest),
-    Operation("GET", "/v1/policies", "listPolicies", "Every policy version in the policy set",
+    Operation("GET", "/v1/policies", "listPolicies", "policies",
+              "Every policy version in the policy set",
+              "Each clinical commissioning policy version with its outcomes.",
               {200: ("the policies", PolicyListOut)}, (401, 503)),
-    Operation("GET", "/v1/policies/{policy_id}", "getPolicy",
-              "Every version of one policy (URL-encode `/` in the id as %2F)",
+    Operation("GET", "/v1/policies/{policy_id}", "getPolicy", "policies",
+              "Every version of one policy",
+              "URL-encode `/` in the policy id as %2F.",
               {200: ("the policy's versions", PolicyVersionsOut)}, _READ,
               parameters=(_path("policy_id", "e.g. NHSCB%2FA09%2FP%2Fa"),)),
-    Operation("GET", "/v1/policy-set", "getPolicySet", "The policy set in use",
+    Operation("GET", "/v1/policy-set", "getPolicySet", "policies", "The policy set in use",
+              "Its version and digest, fact and attestation vocabulary and service registry.",
               {200: ("the policy set", PolicySetOut)}, (401, 503)),
-    Operation("GET", "/v1/health", "health", "Liveness and the policy set version",
+    Operation("GET", "/v1/health", "health", "operations",
+              "Liveness and the policy set version", "No credentials needed.",
               {200: ("healthy", HealthOut)}, (503,), authenticated=False),
-    Operation("GET", "/openapi.json", "openapi", "This document",
+    Operation("GET", "/openapi.json", "openapi", "operations", "This document",
+              "The OpenAPI 3.1 description of every operation; no credentials needed.",
               {200: ("the OpenAPI document", None)}, authenticated=False),
-    Operation("POST", "/v1/what-if", "whatIf",
+    Operation("POST", "/v1/what-if", "whatIf", "what-if",
               "Decide cases under the served pack and under it with some files changed",
+              "Never changes the served pack; reports what moved between the two.",
               {200: ("what moved between the two packs", WhatIfOut)}, (400, 401, 413, 503),
               WhatIfRequest),
-    Operation("GET", "/cds-services", "cdsDiscovery",
+    Operation("GET", "/cds-services", "cdsDiscovery", "cds-hooks",
               "CDS Hooks discovery: the order-select and order-sign services",
-              {200: ("the services", DiscoveryOut)}, authenticated=False),
-    Operation("POST", "/cds-services/{service_id}", "cdsCall",
+              "The discovery document of CDS Hooks 2.0, with each service's prefetch "
+              "templates; public, as the specification expects.",
+              {200: ("the services", Discovery)}, authenticated=False),
+    Operation("POST", "/cds-services/{service_id}", "cdsCall", "cds-hooks",
               "A CDS Hooks call: one card per draft order, decisions recorded",
+              "Each coded order is decided and recorded with the call's hookInstance; its "
+              "card links to the decision and a system action adds Da Vinci CRD "
+              "coverage-information and our commissioning extension to the order.",
               {200: ("cards and system actions", HookResponse)}, (400, 401, 404, 413, 503),
-              HookRequest, (_path("service_id", "pss-order-select or pss-order-sign"),),
+              HookRequest, (_SERVICE_ID,), headers={503: ("Retry-After",)}),
+    Operation("POST", "/cds-services/{service_id}/feedback", "cdsFeedback", "cds-hooks",
+              "CDS Hooks feedback: what the clinician did with each card",
+              "Each entry is recorded against the decision its card came from (outcome, "
+              "override reason, timestamp) and shown by getDecision. An entry naming a card "
+              "this service did not issue to the caller is 404 in its result; the whole "
+              "request is 404 when no entry was recorded.",
+              {200: ("one result per entry, in order", FeedbackAnswer)},
+              (400, 401, 404, 413, 503), FeedbackRequest, (_SERVICE_ID,),
               headers={503: ("Retry-After",)}),
 )
 
 
 @cache
-def document() -> dict[str, Any]:
-    """The OpenAPI document (built once per process)."""
+def document(base_url: str) -> dict[str, Any]:
+    """The OpenAPI document for the API served at `base_url` (built once per process)."""
     models = _models()
-    keyed, definitions = models_json_schema(
-        [(m, "validation" if inbound else "serialization") for m, inbound in models],
-        ref_template="#/components/schemas/{model}")
+    keyed, definitions = models_json_schema([(m, _mode(m, inbound)) for m, inbound in models],
+                                            ref_template="#/components/schemas/{model}")
     refs = {(m, mode): schema for (m, mode), schema in keyed.items()}
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
@@ -150,6 +202,8 @@ def document() -> dict[str, Any]:
                  "description": "Rules and eligibility for NHS England specialised "
                                 "commissioning: who commissions an activity, which policy "
                                 "applies, and is the patient eligible."},
+        "servers": [{"url": base_url, "description": "this deployment (PSS_PUBLIC_BASE_URL)"}],
+        "tags": [{"name": name, "description": text} for name, text in TAGS],
         "paths": paths,
         "components": {"schemas": definitions.get("$defs", {}),
                        "securitySchemes": {
@@ -170,23 +224,29 @@ def _models() -> list[tuple[type[BaseModel], bool]]:
     return list(dict.fromkeys(seen))
 
 
+def _mode(model: type[BaseModel], inbound: bool) -> Literal["validation", "serialization"]:
+    return "validation" if inbound or issubclass(model, CdsOut) else "serialization"
+
+
 def _operation(op: Operation, refs: Mapping[Any, Any]) -> dict[str, Any]:
-    def content(model: type[BaseModel] | None, mode: str) -> dict[str, Any]:
-        schema = refs[(model, mode)] if model is not None else {"type": "object"}
-        return {"application/json": {"schema": schema}}
+    def content(model: type[BaseModel] | None, inbound: bool) -> dict[str, Any]:
+        if model is None:
+            return {"application/json": {"schema": {"type": "object"}}}
+        return {"application/json": {"schema": refs[(model, _mode(model, inbound))]}}
 
     responses: dict[str, Any] = {}
     for status, (text, model) in op.responses.items():
-        responses[str(status)] = {"description": text, "content": content(model, "serialization")}
+        responses[str(status)] = {"description": text, "content": content(model, False)}
     for status in op.errors:
         responses[str(status)] = {"description": _ERRORS[status],
-                                  "content": content(ErrorBody, "serialization")}
+                                  "content": content(ErrorBody, False)}
     for status, names in op.headers.items():
         responses[str(status)]["headers"] = {n: {"schema": {"type": "string"}} for n in names}
-    out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary,
+    out: dict[str, Any] = {"operationId": op.operation_id, "tags": [op.tag],
+                           "summary": op.summary, "description": op.description,
                            "parameters": list(op.parameters), "responses": responses,
                            "security": [{"apiKey": []}, {"bearer": []}] if op.authenticated
                            else []}
     if op.request is not None:
-        out["requestBody"] = {"required": True, "content": content(op.request, "validation")}
+        out["requestBody"] = {"required": True, "content": content(op.request, True)}
     return out

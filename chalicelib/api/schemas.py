@@ -22,6 +22,7 @@ from pydantic import (
     StrictStr,
 )
 
+from chalicelib.decisions.store import FeedbackRecord
 from chalicelib.dsl.outcomes import Commissioner, Eligibility
 from chalicelib.engine.fields import MAX_CODES
 from chalicelib.engine.request import DecisionRequest
@@ -114,6 +115,36 @@ class DecisionOut(BaseModel):
     unverified: bool = Field(description="true when any item in `provenance` is unverified")
     evaluated_at: str = Field(description="UTC, e.g. 2025-06-01T10:00:00Z",
                               pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+class FeedbackOut(BaseModel):
+    """CDS Hooks feedback an EHR sent about a card of this decision (CDS Hooks 2.0 Feedback)."""
+
+    card: str = Field(description="the card's uuid")
+    service: str = Field(description="the CDS service that issued the card")
+    outcome: Literal["accepted", "overridden"]
+    override_reason: dict[str, Any] | None = Field(
+        description="the entry's overrideReason as sent: `reason` (a Coding) and/or "
+                    "`userComment`; null when none was given")
+    accepted_suggestions: list[str]
+    outcome_timestamp: str = Field(description="when the user acted, as the EHR sent it")
+    received_at: str = Field(description="when we recorded it, UTC")
+
+    @classmethod
+    def of(cls, record: FeedbackRecord) -> FeedbackOut:
+        """The response form of a stored feedback entry."""
+        reason = record.override_reason
+        return cls.model_validate({
+            "card": record.card_uuid, "service": record.service_id, "outcome": record.outcome,
+            "override_reason": dict(reason) if reason is not None else None,
+            "accepted_suggestions": list(record.accepted_suggestions),
+            "outcome_timestamp": record.outcome_timestamp, "received_at": record.received_at})
+
+
+class DecisionRecordOut(DecisionOut):
+    """The latest version of a decision, with the feedback EHRs sent about its cards."""
+
+    feedback: list[FeedbackOut]
 
 
 class DecisionVersionsOut(BaseModel):

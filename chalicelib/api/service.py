@@ -31,7 +31,13 @@ from chalicelib.activity import Activity
 from chalicelib.api.ids import is_ulid
 from chalicelib.api.privacy import Pseudonymiser
 from chalicelib.api.replies import ApiError, Reply, bad_request, not_found, unavailable
-from chalicelib.api.schemas import DecisionOut, DecisionVersionsOut, RedecideRequest
+from chalicelib.api.schemas import (
+    DecisionOut,
+    DecisionRecordOut,
+    DecisionVersionsOut,
+    FeedbackOut,
+    RedecideRequest,
+)
 from chalicelib.decisions.store import (
     DecisionStore,
     DecisionVersion,
@@ -51,6 +57,14 @@ IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_APPEND_ATTEMPTS = 16
 
 T = TypeVar("T")
+
+
+def guarded(call: Callable[[], T]) -> T:
+    """Run a store call; a store failure becomes a 503 with `Retry-After`."""
+    try:
+        return call()
+    except StoreUnavailable as exc:
+        raise unavailable(str(exc), exc.retry_after) from None
 
 
 def _stamp(moment: dt.datetime) -> str:
@@ -110,6 +124,17 @@ class DecisionService:
                 raise unavailable("the idempotency key is being processed; retry", 1) from None
             return self._replay(store, held, digest)
         return self._recorded(201, first)
+
+    def record(self, raw: Any, client_id: str, idempotency_key: str,
+               hook_instance: str) -> DecisionOut:
+        """Decide and record for an adapter (CDS Hooks): the typed decision, as `decide`.
+
+        The engine's `RequestError` / `NotCoveredError` reach the adapter as they are, for
+        it to turn into a card; store failures and key reuse are `ApiError`s.
+        """
+        body = self.decide(raw, client_id, idempotency_key, False, hook_instance).body
+        assert isinstance(body, DecisionOut)  # `_recorded` always builds one
+        return body
 
     def _replay(self, store: DecisionStore, held: IdempotencyClaim, digest: str) -> Reply:
         if held.request_digest != digest:
@@ -189,12 +214,16 @@ class DecisionService:
     # --- GET ------------------------------------------------------------------------------
 
     def latest(self, decision_id: str, client_id: str, audit: bool = False) -> Reply:
-        """The latest version of a decision (200) or 404."""
+        """The latest version of a decision with its CDS Hooks feedback (200), or 404."""
         self._known_id(decision_id)
         found = self._guard(lambda: self.store().latest(decision_id))
         self._may_read(found, decision_id, client_id, audit, "latest")
         assert found is not None
-        return self._recorded(200, found)
+        feedback = self._guard(lambda: self.store().feedback(decision_id))
+        body = DecisionRecordOut.model_validate(
+            {**found.body(), "feedback": [FeedbackOut.of(f) for f in feedback]})
+        return Reply(200, body, {"Location": f"/v1/decisions/{found.decision_id}"},
+                     found.decision_id)
 
     def version(self, decision_id: str, number: str, client_id: str,
                 audit: bool = False) -> Reply:
@@ -271,12 +300,7 @@ class DecisionService:
         if not is_ulid(decision_id):
             raise not_found(f"no decision `{decision_id[:64]}`")
 
-    @staticmethod
-    def _guard(call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except StoreUnavailable as exc:
-            raise unavailable(str(exc), exc.retry_after) from None
+    _guard = staticmethod(guarded)
 
 
 def stored_inputs(request: DecisionRequest, age_months: int | None) -> dict[str, Any]:

@@ -42,7 +42,8 @@ from chalicelib.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from chalicelib.api.hooks import HookService
     from chalicelib.api.whatif import WhatIfService
-    from chalicelib.cds.http_fetch import Fetch, SafeGet
+    from chalicelib.cds.http_fetch import SafeGet
+    from chalicelib.cds.recorded import Fetch
     from chalicelib.engine.policy_set import PolicySet
 
 Clock = Callable[[], dt.datetime]
@@ -134,7 +135,7 @@ class Wiring:
         """The CDS Hooks use cases (they record through `decisions`)."""
         from chalicelib.api.hooks import HookService
 
-        return HookService(self.decisions, self.clock, self.fetch_for,
+        return HookService(self.decisions, self.clock, lambda: self.store, self.fetch_for,
                            self.settings.public_base_url)
 
     @cached_property

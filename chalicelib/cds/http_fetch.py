@@ -38,7 +38,6 @@ from chalicelib.limits import load_json
 DEFAULT_TIMEOUT = 2.0  # per fetch, all of it: two fetches stay well inside CRD's 5 s budget
 MAX_BYTES = 5 * 1024 * 1024
 
-Fetch = Callable[[str, str, str], dict[str, Any] | None]
 Resolver = Callable[[str, int], Sequence[str]]
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

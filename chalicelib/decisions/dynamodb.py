@@ -10,6 +10,8 @@ name. Out: as `store.DecisionStore`. The only module that talks to DynamoDB.
 | idempotency     | IDEMPOTENCY#<client>#<key>     | -          |
 | single use      | ONCE#<key>                     | -          |
 | (GSI1) referral | GSI1PK REFERRAL#<client>#<ref> | GSI1SK created_at |
+| CDS card        | CARD#<client>#<card uuid>      | -          |
+| CDS feedback    | DECISION#<id>                  | FEEDBACK#<received_at>#<card>#<outcome at> |
 
 JSON documents (`inputs`, `result`) are stored as JSON strings: DynamoDB numbers would turn the
 request's floats into Decimals and its nulls into a different type, and neither is queried.
@@ -18,13 +20,15 @@ request's floats into Decimals and its nulls into a different type, and neither 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.decisions.store import (
+    CardRecord,
     DecisionVersion,
+    FeedbackRecord,
     IdempotencyClaim,
     IdempotencyKeyTaken,
     StoreUnavailable,
@@ -200,6 +204,59 @@ class DynamoDBDecisionStore:
                                                                          referral_id)}}}
         return [_version_from(item) for item in self._query(query)]
 
+    # --- CDS Hooks cards and feedback -----------------------------------------------------
+
+    def add_cards(self, cards: Sequence[CardRecord]) -> None:
+        """Put each card item (batches of 25, DynamoDB's limit); a repeat overwrites itself."""
+        items = [_card_item(c) for c in cards]
+        for start in range(0, len(items), 25):
+            pending: Any = {self._table: [{"PutRequest": {"Item": item}}
+                                          for item in items[start:start + 25]]}
+            for _ in range(5):
+                try:
+                    answer = self._client.batch_write_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as exc:
+                    raise _unavailable(exc) from None
+                pending = answer.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+            if pending:
+                raise StoreUnavailable("the decision store was busy; retry", retry_after=1)
+
+    def card(self, client_id: str, card_uuid: str) -> CardRecord | None:
+        """The client's card item, or None."""
+        item = self._get(card_pk(client_id, card_uuid), "-")
+        if item is None:
+            return None
+        return CardRecord(client_id, card_uuid, item["decision_id"]["S"],
+                          item["service_id"]["S"], item["issued_at"]["S"])
+
+    def add_feedback(self, record: FeedbackRecord) -> None:
+        """Put one feedback item under the decision's partition."""
+        item: Item = {
+            "PK": {"S": decision_pk(record.decision_id)}, "SK": {"S": record.sort_key()},
+            "entity": {"S": "cds_feedback"}, "decision_id": {"S": record.decision_id},
+            "card_uuid": {"S": record.card_uuid}, "client_id": {"S": record.client_id},
+            "service_id": {"S": record.service_id}, "outcome": {"S": record.outcome},
+            "outcome_timestamp": {"S": record.outcome_timestamp},
+            "received_at": {"S": record.received_at},
+            "accepted_suggestions": {"S": json.dumps(list(record.accepted_suggestions))},
+        }
+        if record.override_reason is not None:
+            item["override_reason"] = {"S": json.dumps(record.override_reason, sort_keys=True)}
+        try:
+            self._client.put_item(TableName=self._table, Item=item)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from None
+
+    def feedback(self, decision_id: str) -> list[FeedbackRecord]:
+        """The decision's feedback items, oldest first."""
+        query = {"KeyConditionExpression": "PK = :pk AND begins_with(SK, :f)",
+                 "ExpressionAttributeValues": {":pk": {"S": decision_pk(decision_id)},
+                                               ":f": {"S": "FEEDBACK#"}},
+                 "ConsistentRead": True}
+        return [_feedback_from(item) for item in self._query(query)]
+
     def _get(self, pk: str, sk: str) -> Item | None:
         try:
             response = self._client.get_item(TableName=self._table, ConsistentRead=True,
@@ -220,6 +277,30 @@ class DynamoDBDecisionStore:
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
+
+
+def card_pk(client_id: str, card_uuid: str) -> str:
+    """The partition key of an issued card, scoped by client."""
+    return f"CARD#{client_id}#{card_uuid}"
+
+
+def _card_item(c: CardRecord) -> Item:
+    return {"PK": {"S": card_pk(c.client_id, c.card_uuid)}, "SK": {"S": "-"},
+            "entity": {"S": "cds_card"}, "client_id": {"S": c.client_id},
+            "decision_id": {"S": c.decision_id}, "service_id": {"S": c.service_id},
+            "issued_at": {"S": c.issued_at}}
+
+
+def _feedback_from(item: Item) -> FeedbackRecord:
+    reason = item.get("override_reason")
+    return FeedbackRecord(
+        decision_id=item["decision_id"]["S"], card_uuid=item["card_uuid"]["S"],
+        client_id=item["client_id"]["S"], service_id=item["service_id"]["S"],
+        outcome=item["outcome"]["S"], outcome_timestamp=item["outcome_timestamp"]["S"],
+        received_at=item["received_at"]["S"],
+        override_reason=json.loads(reason["S"]) if reason is not None else None,
+        accepted_suggestions=tuple(json.loads(item["accepted_suggestions"]["S"])),
+    )
 
 
 def _referral_pk(client_id: str, referral_id: str) -> str:

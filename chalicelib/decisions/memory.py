@@ -7,9 +7,12 @@ transaction is, so concurrency tests written against it mean the same thing.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from chalicelib.decisions.store import (
+    CardRecord,
     DecisionVersion,
+    FeedbackRecord,
     IdempotencyClaim,
     IdempotencyKeyTaken,
     VersionConflict,
@@ -23,6 +26,8 @@ class InMemoryDecisionStore:
         self._lock = threading.Lock()
         self._versions: dict[str, dict[int, DecisionVersion]] = {}
         self._claims: dict[tuple[str, str], IdempotencyClaim] = {}
+        self._cards: dict[tuple[str, str], CardRecord] = {}
+        self._feedback: dict[str, dict[str, FeedbackRecord]] = {}
         self._once: dict[str, int] = {}
 
     def create(self, first: DecisionVersion, claim: IdempotencyClaim | None,
@@ -92,3 +97,25 @@ class InMemoryDecisionStore:
             found = [v for history in self._versions.values() for v in history.values()
                      if v.client_id == client_id and v.referral_id == referral_id]
         return sorted(found, key=lambda v: (v.created_at, v.decision_id, v.version))
+
+    def add_cards(self, cards: Sequence[CardRecord]) -> None:
+        """Record cards as issued (the same card twice is one)."""
+        with self._lock:
+            for card in cards:
+                self._cards.setdefault((card.client_id, card.card_uuid), card)
+
+    def card(self, client_id: str, card_uuid: str) -> CardRecord | None:
+        """The client's card with this uuid, or None."""
+        with self._lock:
+            return self._cards.get((client_id, card_uuid))
+
+    def add_feedback(self, record: FeedbackRecord) -> None:
+        """Record one feedback entry against its decision."""
+        with self._lock:
+            self._feedback.setdefault(record.decision_id, {})[record.sort_key()] = record
+
+    def feedback(self, decision_id: str) -> list[FeedbackRecord]:
+        """A decision's feedback, oldest first."""
+        with self._lock:
+            found = self._feedback.get(decision_id, {})
+            return [found[key] for key in sorted(found)]

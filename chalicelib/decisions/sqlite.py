@@ -10,6 +10,8 @@ transactions, here from SQLite transactions:
 | latest     | decision_id              | the latest pointer: the current version number   |
 | claims     | (client_id, key)         | idempotency claims, `expires_at` in epoch seconds|
 | once       | key                      | single-use claims (JWT `jti`), `expires_at`      |
+| cards      | (client_id, card_uuid)   | CDS Hooks cards issued, and their decision       |
+| feedback   | (decision_id, sort_key)  | CDS Hooks feedback entries on a decision's cards |
 | (index)    | versions(client_id, referral_id, created_at) | the referral index       |
 
 Every write is one `BEGIN IMMEDIATE` transaction: it takes SQLite's write lock before reading
@@ -29,13 +31,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from chalicelib.decisions.store import (
+    CardRecord,
     DecisionVersion,
+    FeedbackRecord,
     IdempotencyClaim,
     IdempotencyKeyTaken,
     StoreUnavailable,
@@ -62,6 +66,16 @@ SCHEMA = (
         PRIMARY KEY (client_id, key)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS once (
         key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS cards (
+        client_id TEXT NOT NULL, card_uuid TEXT NOT NULL, decision_id TEXT NOT NULL,
+        service_id TEXT NOT NULL, issued_at TEXT NOT NULL,
+        PRIMARY KEY (client_id, card_uuid)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        decision_id TEXT NOT NULL, sort_key TEXT NOT NULL, card_uuid TEXT NOT NULL,
+        client_id TEXT NOT NULL, service_id TEXT NOT NULL, outcome TEXT NOT NULL,
+        outcome_timestamp TEXT NOT NULL, received_at TEXT NOT NULL, override_reason TEXT,
+        accepted_suggestions TEXT NOT NULL,
+        PRIMARY KEY (decision_id, sort_key)) WITHOUT ROWID""",
 )
 _COLUMNS = ("decision_id, version, client_id, created_at, request_digest, inputs, result, "
             "referral_id, nhs_number_hash, hook_instance")
@@ -127,6 +141,52 @@ class SqliteDecisionStore:
             gone = db.execute("DELETE FROM claims WHERE expires_at <= ?", (now_epoch,)).rowcount
             gone += db.execute("DELETE FROM once WHERE expires_at <= ?", (now_epoch,)).rowcount
             return gone
+
+    # --- CDS Hooks cards and feedback -----------------------------------------------------
+
+    def add_cards(self, cards: Sequence[CardRecord]) -> None:
+        """Record cards as issued; the same card again changes nothing."""
+        with self._write() as db:
+            db.executemany("INSERT OR IGNORE INTO cards VALUES (?, ?, ?, ?, ?)",
+                           [(c.client_id, c.card_uuid, c.decision_id, c.service_id,
+                             c.issued_at) for c in cards])
+
+    def card(self, client_id: str, card_uuid: str) -> CardRecord | None:
+        """The client's card with this uuid, or None."""
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT decision_id, service_id, issued_at FROM cards "
+                    "WHERE client_id = ? AND card_uuid = ?", (client_id, card_uuid)).fetchone()
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from None
+        return CardRecord(client_id, card_uuid, *row) if row else None
+
+    def add_feedback(self, record: FeedbackRecord) -> None:
+        """Record one feedback entry against its decision (the same entry twice is one)."""
+        reason = (json.dumps(record.override_reason, sort_keys=True)
+                  if record.override_reason is not None else None)
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (record.decision_id, record.sort_key(), record.card_uuid,
+                        record.client_id, record.service_id, record.outcome,
+                        record.outcome_timestamp, record.received_at, reason,
+                        json.dumps(list(record.accepted_suggestions))))
+
+    def feedback(self, decision_id: str) -> list[FeedbackRecord]:
+        """A decision's feedback, oldest first."""
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT card_uuid, client_id, service_id, outcome, outcome_timestamp, "
+                    "received_at, override_reason, accepted_suggestions FROM feedback "
+                    "WHERE decision_id = ? ORDER BY sort_key", (decision_id,)).fetchall()
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from None
+        return [FeedbackRecord(decision_id, card, client, service, outcome, at, received,
+                               json.loads(reason) if reason is not None else None,
+                               tuple(json.loads(accepted)))
+                for card, client, service, outcome, at, received, reason, accepted in rows]
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -2,7 +2,9 @@
 
 In: `DecisionVersion`s and `IdempotencyClaim`s built by the API service. Out: the same records
 read back, or one of the errors below. Three adapters implement `DecisionStore`: `memory`
-(unit tests), `dynamodb` (production, design section 5) and `sqlite` (`pss serve`, on disk).
+(unit tests), `dynamodb` (production, design section 5) and `sqlite` (`pss serve`, on disk). CDS
+Hooks cards (`CardRecord`) and the feedback EHRs send about them (`FeedbackRecord`) are kept
+beside the decisions they came from.
 
 Store errors:
 
@@ -17,7 +19,7 @@ a first version only together with its idempotency claim, so a failed write leav
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -85,6 +87,40 @@ class IdempotencyClaim:
         return self.expires_at > now_epoch
 
 
+@dataclass(frozen=True)
+class CardRecord:
+    """A CDS Hooks card we answered with, and the decision it came from (scoped by client)."""
+
+    client_id: str
+    card_uuid: str
+    decision_id: str
+    service_id: str
+    issued_at: str
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """One CDS Hooks feedback entry about a card, recorded against the card's decision.
+
+    `override_reason` is the entry's `overrideReason` as sent (`reason` Coding and/or
+    `userComment`); `accepted_suggestions` the suggestion uuids of an `accepted` outcome.
+    """
+
+    decision_id: str
+    card_uuid: str
+    client_id: str
+    service_id: str
+    outcome: str
+    outcome_timestamp: str
+    received_at: str
+    override_reason: Mapping[str, Any] | None = None
+    accepted_suggestions: tuple[str, ...] = ()
+
+    def sort_key(self) -> str:
+        """Orders a decision's feedback by arrival; the same entry sent twice is one item."""
+        return f"FEEDBACK#{self.received_at}#{self.card_uuid}#{self.outcome_timestamp}"
+
+
 class DecisionStore(Protocol):
     """Where decisions are recorded; every method may raise `StoreUnavailable`."""
 
@@ -118,6 +154,17 @@ class DecisionStore(Protocol):
     def by_referral(self, client_id: str, referral_id: str) -> list[DecisionVersion]:
         """Every decision version a client recorded for a referral, oldest first."""
 
+    def add_cards(self, cards: Sequence[CardRecord]) -> None:
+        """Record cards as issued; recording the same card again changes nothing."""
+
+    def card(self, client_id: str, card_uuid: str) -> CardRecord | None:
+        """The card a client was issued with this uuid, or None (another client's: None)."""
+
+    def add_feedback(self, record: FeedbackRecord) -> None:
+        """Record one feedback entry against its decision."""
+
+    def feedback(self, decision_id: str) -> list[FeedbackRecord]:
+        """Every feedback entry recorded against a decision, oldest first."""
     def claim_once(self, key: str, expires_at: int, now_epoch: int) -> bool:
         """Claim single-use `key` until `expires_at` (epoch s); False when a live claim exists.
 

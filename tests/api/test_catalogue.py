@@ -19,6 +19,7 @@ from chalicelib.api.schemas import (
     PolicySetOut,
     PolicyVersionsOut,
 )
+from chalicelib.settings import DEV_PUBLIC_BASE_URL
 from tests.support.http import get, post
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,10 +83,10 @@ def test_assessment_rejects_unknown_and_ill_typed_inputs(client: Client) -> None
 
 def test_openapi_document_is_valid_and_complete(client: Client) -> None:
     served = client.http.get("/openapi.json").json_body
-    assert served == document()
+    assert served == document(DEV_PUBLIC_BASE_URL)
     validate(served)
     ops = {(m.upper(), p) for p, item in served["paths"].items() for m in item}
-    assert len(ops) == len(OPERATIONS) == 14
+    assert len(ops) == len(OPERATIONS) == 15
     post_decision = served["paths"]["/v1/decisions"]["post"]
     assert set(post_decision["responses"]) == {"200", "201", "400", "401", "409", "413",
                                                "422", "503"}

@@ -50,7 +50,8 @@ def test_get_returns_the_recorded_decision(client: Client) -> None:
     created = _decide(client).json_body
     response = get(client, f"/v1/decisions/{created['decision_id']}")
     assert response.status_code == 200
-    assert response.json_body == created
+    # the decision as recorded, plus the CDS Hooks feedback on its cards (none here)
+    assert response.json_body == {**created, "feedback": []}
 
 
 def test_dry_run_is_not_recorded_and_never_touches_the_store(make_client: Any) -> None:

@@ -210,8 +210,9 @@ def test_what_if_errors_echo_at_most_a_few_hundred_characters_of_the_request(
 def test_cds_handle_given_raw_bytes_bounds_them_too() -> None:
     import datetime as dt
 
-    from chalicelib.cds.service import handle
+    from chalicelib.cds.service import HookRequestError, handle
 
-    status, body = handle("pss-order-sign", b"[" * 5000 + b"]" * 5000,
-                          decide=lambda *_: {}, fetch=None, today=dt.date(2025, 6, 1))
-    assert status == 400 and body["error"]["code"] == "invalid_request"
+    with pytest.raises(HookRequestError) as raised:
+        handle("pss-order-sign", b"[" * 5000 + b"]" * 5000, decide=lambda *_: {},
+               fetch=None, today=dt.date(2025, 6, 1), base_url="https://pss.example.nhs.uk")
+    assert raised.value.status == 400 and raised.value.code == "invalid_request"

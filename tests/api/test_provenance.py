@@ -11,6 +11,7 @@ from chalice.test import Client
 from chalicelib.api.openapi import document
 from chalicelib.api.schemas import DecisionOut
 from chalicelib.decisions.memory import InMemoryDecisionStore
+from chalicelib.settings import DEV_PUBLIC_BASE_URL
 from tests.conftest import build
 from tests.provenance_pack import PACK, TAVI, VALVE
 from tests.support.api import KEYS
@@ -51,7 +52,7 @@ def test_the_schema_requires_provenance_and_types_each_item() -> None:
 
 
 def test_openapi_documents_provenance() -> None:
-    schemas = document()["components"]["schemas"]
+    schemas = document(DEV_PUBLIC_BASE_URL)["components"]["schemas"]
     decision = schemas["DecisionOut"]
     assert {"provenance", "unverified"} <= set(decision["required"])
     assert decision["properties"]["provenance"]["items"] == {"$ref": "#/components/schemas/ProvenanceOut"}
@@ -73,7 +74,7 @@ def test_policy_set_lists_every_service_with_its_source(
 
 
 def test_openapi_documents_the_service_registry() -> None:
-    schemas = document()["components"]["schemas"]
+    schemas = document(DEV_PUBLIC_BASE_URL)["components"]["schemas"]
     services = schemas["PolicySetOut"]["properties"]["services"]
     assert services["items"] == {"$ref": "#/components/schemas/ServiceEntryOut"}
     assert {"id", "name", "lines", "source", "verified"} <= set(schemas["ServiceEntryOut"]["required"])

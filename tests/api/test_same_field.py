@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib.cds import fhir
+from chalicelib.cds import codes as fhir
 from chalicelib.decisions.store import DecisionStore
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import RequestError

@@ -22,7 +22,7 @@ from chalice.test import Client
 from chalicelib.decisions.memory import InMemoryDecisionStore
 from chalicelib.decisions.store import DecisionVersion, IdempotencyClaim
 from chalicelib.settings import Settings
-from tests.api.test_cds_routes import national_pack
+from tests.api.test_cds_routes import decision_ids, national_pack
 from tests.cds.conftest import hook_request, tavi_order
 from tests.cds.test_http_fetch import CountingListener
 from tests.support.api import KEYS, NHS_NUMBER, PACK_DIR, Clock, referral
@@ -110,8 +110,7 @@ def test_a_signed_cds_call_gets_cards_and_records_as_the_ehr(
     assert response.status_code == 200, response.body
     answer = json.loads(response.body)
     assert answer["cards"] and answer["cards"][0]["summary"]
-    decision_id = answer["systemActions"][0]["resource"]["extension"][-1]["extension"][0][
-        "valueString"]
+    decision_id = decision_ids(answer)[0]
     recorded = watched.latest(decision_id)
     assert recorded is not None and recorded.client_id == EHR_CLIENT
     # The card's link is built on PSS_PUBLIC_BASE_URL, never on the Host header.
@@ -401,8 +400,7 @@ def test_an_oauth_token_naming_an_ehrs_client_id_cannot_read_its_decisions(
     # `epr-a` is bound to the EHR's own `iss` in PSS_CDS_CLIENTS; a token from the OAuth
     # issuer claiming that client id must not become the owner of the EHR's decisions.
     answer = json.loads(call(prod, bearer(cds_token())).body)
-    decision_id = answer["systemActions"][0]["resource"]["extension"][-1]["extension"][0][
-        "valueString"]
+    decision_id = decision_ids(answer)[0]
     impostor = bearer(oauth_token("decisions:read decisions:write", client=EHR_CLIENT))
     path = f"/v1/decisions/{decision_id}"
     assert prod.http.get(path, headers=impostor).status_code == 401

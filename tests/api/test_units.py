@@ -70,6 +70,15 @@ def test_bad_settings_are_rejected(env: dict[str, str]) -> None:
     assert "nocolon" not in str(caught.value)
 
 
+def test_public_base_url_is_checked_and_defaults_to_the_dev_server() -> None:
+    assert Settings.from_env({}).public_base_url == "http://127.0.0.1:8000"
+    given = Settings.from_env({"PSS_PUBLIC_BASE_URL": "https://pss.example.nhs.uk/api/"})
+    assert given.public_base_url == "https://pss.example.nhs.uk/api"  # no trailing slash
+    for bad in ("pss.example.nhs.uk", "ftp://x", "https://x/?q=1", "https://x/#f", "/v1"):
+        with pytest.raises(SettingsError, match="PSS_PUBLIC_BASE_URL"):
+            Settings.from_env({"PSS_PUBLIC_BASE_URL": bad})
+
+
 def test_parse_api_keys_skips_blanks() -> None:
     assert parse_api_keys(" a:1 ,, b:x:y ") == (("a", "1"), ("b", "x:y"))
 

@@ -14,9 +14,14 @@ from typing import Any
 
 import pytest
 
-from chalicelib.cds import fhir
+from chalicelib.api.schemas import DecisionOut
+from chalicelib.cds import codes as fhir
+from chalicelib.cds.recorded import Fetch
+from chalicelib.cds.service import Answer, HookRequestError, handle
 from chalicelib.engine.policy_set import PolicySet
+from chalicelib.errors import UnknownNameError
 from tests.conftest import build
+from tests.support.cds_conformance import response_errors
 
 PACK = """
 fact ras_status: enum(wild_type, mutant, unknown) "RAS status"
@@ -81,11 +86,11 @@ class Recorder:
     policy_set: PolicySet
     calls: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
-    def decide(self, request: dict[str, Any], hook_instance: str) -> dict[str, Any]:
+    def decide(self, request: dict[str, Any], hook_instance: str) -> DecisionOut:
         self.calls.append((copy.deepcopy(request), hook_instance))
         body = self.policy_set.decide(request).to_dict()
-        return {"decision_id": f"01JDCDS{len(self.calls):04d}", "version": 1,
-                "recorded": True, **body}
+        return DecisionOut.model_validate({"decision_id": f"01JDCDS{len(self.calls):04d}",
+                                           "version": 1, "recorded": True, **body})
 
 
 @pytest.fixture
@@ -103,6 +108,35 @@ class FakeFetch:
     def __call__(self, server: str, token: str, relative: str) -> dict[str, Any] | None:
         self.calls.append((server, token, relative))
         return copy.deepcopy(self.answers.get(relative))
+
+
+BASE = "https://pss.example.nhs.uk"
+
+
+def answer_of(service: str, body: Any, recorder: Recorder, fetch: Fetch | None = None,
+              base_url: str = BASE) -> Answer:
+    """`handle`, with the decision recorder and the test date."""
+    return handle(service, body, decide=recorder.decide, fetch=fetch, today=TODAY,
+                  base_url=base_url)
+
+
+def run(service: str, body: Any, recorder: Recorder, fetch: Fetch | None = None,
+        base_url: str = BASE, *, valid_orders: bool = True) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) as the route would answer; every 200 body is checked by the
+    CDS Hooks schema, fhir.resources and the CRD invariants (`tests.support.cds_conformance`).
+
+    `valid_orders=False` skips fhir.resources for the orders we echo back (CRD resp-37: we
+    change nothing but our extensions, so an order the EHR sent broken comes back broken)."""
+    try:
+        answer = answer_of(service, body, recorder, fetch, base_url)
+    except UnknownNameError as exc:
+        return 404, {"error": {"code": "not_found", "message": str(exc), "details": []}}
+    except HookRequestError as exc:
+        return 400, {"error": {"code": "invalid_request", "message": exc.message,
+                               "details": [d.to_dict() for d in exc.details]}}
+    out = answer.response.model_dump(mode="json")
+    assert response_errors(out, fhir=valid_orders) == []
+    return 200, out
 
 
 # --- FHIR resources ---
@@ -192,9 +226,11 @@ def cetuximab_order(*, facts: bool = True) -> dict[str, Any]:
             "display": DMD_CETUXIMAB}]},
         "subject": {"reference": "Patient/example"},
         "authoredOn": "2025-06-01",
-        "requester": {"reference": "PractitionerRole/onc",
-                      "display": "Consultant medical oncologist"},
-        "reasonReference": [{"reference": "Condition/crc"}],
+        # What the order rests on travels with it: the prescriber's role and the reason.
+        "contained": [practitioner_role(),
+                      condition("C18.7", "Malignant neoplasm of sigmoid colon", "crc")],
+        "requester": {"reference": "#onc", "display": "Consultant medical oncologist"},
+        "reasonReference": [{"reference": "#crc"}],
         "dosageInstruction": [{"text": "400 mg/m2 IV loading dose then 250 mg/m2 weekly"}],
     }
     if facts:
@@ -251,8 +287,8 @@ def hook_request(
             "userId": "PractitionerRole/onc",
             "patientId": "example",
             "encounterId": "enc-89284",
-            "draftOrders": draft_orders(*orders, practitioner_role(), condition(
-                "C18.7", "Malignant neoplasm of sigmoid colon", "crc")),
+            # Orders only: the specification allows nothing else in draftOrders.
+            "draftOrders": draft_orders(*orders),
         },
         "prefetch": prefetch if prefetch is not None else {
             "patient": patient(),

@@ -20,9 +20,8 @@ import pytest
 
 from chalicelib.cds import http_fetch
 from chalicelib.cds.http_fetch import FhirFetcher, SafeGet, public_address
-from chalicelib.cds.service import ORDER_SIGN, handle
+from chalicelib.cds.service import ORDER_SIGN
 from tests.cds.conftest import (
-    TODAY,
     TOKEN,
     Recorder,
     cetuximab_order,
@@ -30,6 +29,7 @@ from tests.cds.conftest import (
     conditions_bundle,
     hook_request,
     patient,
+    run,
 )
 
 RESOURCES: dict[str, Any] = {
@@ -124,8 +124,7 @@ def test_the_hook_fetches_the_missing_patient_with_the_bearer_token(
 ) -> None:
     body = hook_request(orders=[cetuximab_order()], prefetch={}, with_server=True)
     body["fhirServer"] = fhir_server
-    status, answer = handle(ORDER_SIGN, body, decide=recorder.decide,
-                            fetch=loopback_fetch(fhir_server), today=TODAY)
+    status, answer = run(ORDER_SIGN, body, recorder, loopback_fetch(fhir_server))
     assert status == 200
     assert [(path, auth) for path, auth, _ in FhirHandler.seen] == [
         ("/fhir/Patient/example", f"Bearer {TOKEN}"),

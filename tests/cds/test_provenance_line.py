@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from chalicelib.cds.provenance import MAX_ITEMS, unverified_lines
-from chalicelib.cds.service import ORDER_SIGN, handle
-from tests.cds.conftest import TODAY, Recorder, hook_request, tavi_order
+from chalicelib.cds.service import ORDER_SIGN
+from tests.cds.conftest import Recorder, hook_request, run, tavi_order
 from tests.conftest import build
 from tests.provenance_pack import PACK
 
 
 def _tavi_card(recorder: Recorder) -> dict[str, object]:
-    status, body = handle(ORDER_SIGN, hook_request(orders=[tavi_order()]), decide=recorder.decide,
-                          fetch=None, today=TODAY, base_url="https://pss.example.nhs.uk")
+    status, body = run(ORDER_SIGN, hook_request(orders=[tavi_order()]), recorder)
     assert status == 200
     card: dict[str, object] = body["cards"][0]
     return card
@@ -31,8 +32,9 @@ def test_verified_answer_has_no_provenance_line() -> None:
 
 
 def test_the_line_names_at_most_a_few_items() -> None:
-    items = [{"kind": "rule", "id": f"r{i}", "source": [], "verified": False} for i in range(8)]
-    (line,) = unverified_lines({"unverified": True, "provenance": items})
+    items = [SimpleNamespace(kind="rule", id=f"r{i}", source=[], verified=False)
+             for i in range(8)]
+    (line,) = unverified_lines(SimpleNamespace(unverified=True, provenance=items))
     assert f"`rule r{MAX_ITEMS - 1}`" in line and f"`rule r{MAX_ITEMS}`" not in line
     assert line.endswith(f"and {8 - MAX_ITEMS} more")
-    assert unverified_lines({"unverified": False, "provenance": items}) == []
+    assert unverified_lines(SimpleNamespace(unverified=False, provenance=items)) == []

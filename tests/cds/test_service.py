@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 
-from chalicelib.cds import fhir
-from chalicelib.cds.service import EXTENSION_URL, ORDER_SELECT, ORDER_SIGN, discovery, handle
+from chalicelib.cds import codes as fhir
+from chalicelib.cds.extensions import CRD_URL, commissioning_url
+from chalicelib.cds.service import ORDER_SELECT, ORDER_SIGN, discovery
 from tests.cds.conftest import (
+    BASE,
     DMD_CETUXIMAB,
     FHIR_SERVER,
     HOOK_INSTANCE,
-    TODAY,
     TOKEN,
     FakeFetch,
     Recorder,
@@ -21,17 +22,16 @@ from tests.cds.conftest import (
     conditions_bundle,
     hook_request,
     patient,
+    run,
     snomed_only_order,
     tavi_order,
 )
-
-BASE = "https://pss.example.nhs.uk"
 
 
 def call(
     recorder: Recorder, body: Any, service: str = ORDER_SIGN, fetch: Any = None
 ) -> tuple[int, dict[str, Any]]:
-    return handle(service, body, decide=recorder.decide, fetch=fetch, today=TODAY, base_url=BASE)
+    return run(service, body, recorder, fetch)
 
 
 def sub(extension: dict[str, Any], url: str) -> list[Any]:
@@ -44,12 +44,13 @@ def sub(extension: dict[str, Any], url: str) -> list[Any]:
 
 
 def test_discovery_lists_order_select_and_order_sign_with_prefetch() -> None:
-    services = {s["id"]: s for s in discovery()["services"]}
+    services = {s["id"]: s for s in discovery().model_dump(mode="json")["services"]}
     assert {s["hook"] for s in services.values()} == {"order-select", "order-sign"}
     for service in services.values():
         assert service["prefetch"] == {
             "patient": "Patient/{{context.patientId}}",
             "conditions": "Condition?patient={{context.patientId}}",
+            "coverage": "Coverage?patient={{context.patientId}}&status=active",
         }
         assert service["title"] and service["description"]
 
@@ -96,18 +97,38 @@ def test_order_sign_three_orders_gives_a_card_each_and_records_decisions(
     assert cetux["indicator"] == "warning"
     assert "- **Policy:** CET5 version 2, Cetuximab" in cetux["detail"]
     assert cetux["source"]["label"].startswith("NHS England specialised commissioning")
-    assert cetux["source"]["topic"]["code"] == "prior-approval"
+    # CRD resp-5: the topic comes from the card types CRD binds it to
+    assert cetux["source"]["topic"] == {
+        "system": "http://terminology.hl7.org/CodeSystem/cdshooks-card-type",
+        "code": "coverage-info", "display": "Coverage Information"}
+    # a clinician may go ahead without prior approval: they get reasons to choose from
+    assert [r["code"] for r in cetux["overrideReasons"]] == [
+        "action-completed", "expert-contradicts", "policy-contradicts"]
+    assert all(r["display"] for r in cetux["overrideReasons"])
+    assert "overrideReasons" not in tavi  # nothing to decline on an info card
 
     # a SNOMED-only order: no decision, no guess, an info card naming the codes needed
     assert echo["indicator"] == "info"
     assert "OPCS-4" in echo["summary"] and "SNOMED CT 40701008" in echo["detail"]
 
     for card in body["cards"]:
-        assert len(card["summary"]) <= 140 and card["uuid"]
+        assert len(card["summary"]) < 140 and card["uuid"]
     assert len({card["uuid"] for card in body["cards"]}) == 3
 
 
-def test_system_actions_add_the_commissioning_extension_to_each_decided_order(
+def crd(resource: dict[str, Any]) -> dict[str, Any]:
+    """The one CRD coverage-information extension of an order."""
+    (found,) = [e for e in resource["extension"] if e["url"] == CRD_URL]
+    return found
+
+
+def ours(resource: dict[str, Any]) -> dict[str, Any]:
+    """The one commissioning extension of ours on an order."""
+    (found,) = [e for e in resource["extension"] if e["url"] == commissioning_url(BASE)]
+    return found
+
+
+def test_system_actions_add_crd_coverage_information_and_our_extension(
     recorder: Recorder,
 ) -> None:
     _, body = call(recorder, hook_request())
@@ -115,29 +136,59 @@ def test_system_actions_add_the_commissioning_extension_to_each_decided_order(
     assert [(a["type"], a["resource"]["id"]) for a in actions] == [
         ("update", "tavi-1"), ("update", "cetux-1")]
     cetux = actions[1]["resource"]
-    ext = next(e for e in cetux["extension"] if e["url"] == EXTENSION_URL)
+    ext = crd(cetux)
+    assert ext["url"] == "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/ext-coverage-information"
     assert sub(ext, "coverage-assertion-id") == ["01JDCDS0002"]
     assert sub(ext, "covered") == ["covered"] and sub(ext, "pa-needed") == ["auth-needed"]
-    assert sub(ext, "commissioner") == ["nhs_england"]
-    assert sub(ext, "service-line")[0]["code"] == "NCBPS02Z"
-    assert sub(ext, "policy")[0] == {
-        "system": "https://pss-rules.example/fhir/CodeSystem/policy",
+    # no Coverage prefetched: a typed Reference saying so (documented in the README)
+    assert sub(ext, "coverage") == [{"type": "Coverage", "display":
+                                     "NHS-funded care: the EHR sent no Coverage resource"}]
+    # the date of the assertion (when it was evaluated), not the order's date
+    decided_on = recorder.policy_set.decide(recorder.calls[1][0]).evaluated_at.date()
+    assert sub(ext, "date") == [decided_on.isoformat()]
+    assert sub(ext, "reason") == [{"text": "Prior approval needed via Blueteq CET5"}]
+    # our own details: one extension, on the public base URL
+    mine = ours(cetux)
+    assert sub(mine, "commissioner")[0]["code"] == "nhs_england"
+    assert sub(mine, "service-line")[0] == {"system": f"{BASE}/fhir/CodeSystem/service-line",
+                                            "code": "NCBPS02Z", "display": "Cancer drugs"}
+    assert sub(mine, "policy")[0] == {
+        "system": f"{BASE}/fhir/CodeSystem/policy",
         "code": "CET5", "version": "2", "display": "Cetuximab"}
-    assert sub(ext, "eligibility") == ["prior_approval"]
-    assert sub(ext, "route") == ["Blueteq CET5"]
-    assert sub(ext, "date") == ["2025-06-01"]
+    assert sub(mine, "eligibility")[0]["code"] == "prior_approval"
+    assert sub(mine, "route") == ["Blueteq CET5"]
+    assert sub(mine, "decision") == [f"{BASE}/v1/decisions/01JDCDS0002"]
     # the rest of the order is untouched, including our fact extensions
     assert cetux["medicationCodeableConcept"]["coding"][0]["display"] == DMD_CETUXIMAB
     assert sum(e["url"] == fhir.FACT_URL for e in cetux["extension"]) == 2
 
 
-def test_a_re_signed_order_gets_its_extension_replaced_not_stacked(recorder: Recorder) -> None:
+def test_a_prefetched_coverage_is_the_one_referenced(recorder: Recorder) -> None:
+    body = hook_request(orders=[tavi_order()])
+    body["prefetch"]["coverage"] = {"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "Coverage", "id": "nhs-1", "status": "active",
+                      "beneficiary": {"reference": "Patient/example"},
+                      "payor": [{"display": "NHS England"}]}}]}
+    _, answer = call(recorder, body)
+    assert sub(crd(answer["systemActions"][0]["resource"]), "coverage") == [
+        {"reference": "Coverage/nhs-1"}]
+
+
+def test_links_are_absolute_on_the_configured_base_url(recorder: Recorder) -> None:
+    _, body = run(ORDER_SIGN, hook_request(orders=[tavi_order()]), recorder,
+                  base_url="http://127.0.0.1:8000")
+    assert body["cards"][0]["links"] == [{"label": "Decision record 01JDCDS0001",
+                                         "url": "http://127.0.0.1:8000/v1/decisions/01JDCDS0001",
+                                         "type": "absolute"}]
+
+
+def test_a_re_signed_order_gets_its_extensions_replaced_not_stacked(recorder: Recorder) -> None:
     _, first = call(recorder, hook_request(orders=[tavi_order()]))
     signed_again = first["systemActions"][0]["resource"]
     _, second = call(recorder, hook_request(orders=[signed_again]))
-    exts = [e for e in second["systemActions"][0]["resource"]["extension"]
-            if e["url"] == EXTENSION_URL]
-    assert len(exts) == 1 and sub(exts[0], "coverage-assertion-id") == ["01JDCDS0002"]
+    resource = second["systemActions"][0]["resource"]
+    assert sub(crd(resource), "coverage-assertion-id") == ["01JDCDS0002"]
+    assert sub(ours(resource), "decision") == [f"{BASE}/v1/decisions/01JDCDS0002"]
 
 
 def test_not_eligible_is_a_warning_and_not_covered(recorder: Recorder) -> None:
@@ -149,8 +200,10 @@ def test_not_eligible_is_a_warning_and_not_covered(recorder: Recorder) -> None:
     assert card["indicator"] == "warning"
     assert card["summary"].endswith("Not eligible under CET5")
     assert "`ras_status is wild_type`: not met" in card["detail"]
-    ext = body["systemActions"][0]["resource"]["extension"][-1]
-    assert sub(ext, "covered") == ["not-covered"] and sub(ext, "pa-needed") == []
+    ext = crd(body["systemActions"][0]["resource"])
+    assert sub(ext, "covered") == ["not-covered"] and sub(ext, "pa-needed") == []  # crd-ci-q2
+    assert sub(ext, "reason") == [{"text": "Not eligible under CET5"}]
+    assert "overrideReasons" in card
 
 
 def test_not_specialised_activity_is_an_info_card(recorder: Recorder) -> None:
@@ -162,7 +215,7 @@ def test_not_specialised_activity_is_an_info_card(recorder: Recorder) -> None:
     card = body["cards"][0]
     assert card["indicator"] == "info"
     assert card["summary"].startswith("Not specialised")
-    assert card["source"]["topic"]["code"] == "not-specialised"
+    assert "overrideReasons" not in card
 
 
 def test_order_select_with_incomplete_order_answers_what_it_can(recorder: Recorder) -> None:
@@ -176,9 +229,13 @@ def test_order_select_with_incomplete_order_answers_what_it_can(recorder: Record
     assert cetux["summary"].endswith("More information needed for CET5")
     assert "**Still needed:**" in cetux["detail"] and "`ras_status`" in cetux["detail"]
     assert empty["indicator"] == "info" and "OPCS-4" in empty["summary"]
-    ext = answer["systemActions"][0]["resource"]["extension"][-1]
-    assert sub(ext, "covered") == ["conditional"]
-    assert set(sub(ext, "missing")) >= {"ras_status", "line_of_therapy"}
+    resource = answer["systemActions"][0]["resource"]
+    ext = crd(resource)
+    # crd-ci-q3: conditional needs info-needed; crd-ci-q6: OTH needs a reason
+    assert sub(ext, "covered") == ["conditional"] and sub(ext, "pa-needed") == ["conditional"]
+    assert sub(ext, "info-needed") == ["OTH"]
+    assert "ras_status" in sub(ext, "reason")[0]["text"]
+    assert set(sub(ours(resource), "missing")) >= {"ras_status", "line_of_therapy"}
 
 
 def test_order_select_assesses_only_the_selected_orders(recorder: Recorder) -> None:
@@ -196,7 +253,7 @@ def test_missing_prefetch_without_a_fhir_server_says_what_is_missing(recorder: R
     card = body["cards"][0]
     assert card["indicator"] == "info" and "birth date" in card["summary"]
     assert "no Patient prefetched or fetchable" in card["detail"]
-    assert body["systemActions"] == []
+    assert "systemActions" not in body  # optional arrays are left out, never sent empty
 
 
 def test_missing_conditions_are_noted_and_the_order_still_decided(recorder: Recorder) -> None:
@@ -262,12 +319,12 @@ def test_an_order_before_any_policy_set_gets_an_info_card(recorder: Recorder) ->
     order["occurrenceDateTime"] = "2010-05-01"
     _, body = call(recorder, hook_request(orders=[order]))
     assert body["cards"][0]["summary"].startswith("No NHS England policy set covers 2010-05-01")
-    assert body["systemActions"] == []
+    assert "systemActions" not in body  # optional arrays are left out, never sent empty
 
 
 def test_supporting_info_observations_carry_facts_and_attestations(recorder: Recorder) -> None:
     order = cetuximab_order(facts=False)
-    order["contained"] = [
+    order["contained"] += [
         {"resourceType": "Observation", "id": "ras", "status": "final",
          "code": {"coding": [{"system": fhir.FACT_SYSTEM, "code": "ras_status"}]},
          "valueCodeableConcept": {"coding": [{"system": fhir.FACT_SYSTEM,
@@ -279,8 +336,8 @@ def test_supporting_info_observations_carry_facts_and_attestations(recorder: Rec
          "code": {"coding": [{"system": fhir.ATTESTATION_SYSTEM, "code": "consultant"}]},
          "valueBoolean": True},
     ]
-    order["supportingInfo"] = [{"reference": "#ras"}, {"reference": "#line"},
-                               {"reference": "#cons"}]
+    order["supportingInformation"] = [{"reference": "#ras"}, {"reference": "#line"},
+                                      {"reference": "#cons"}]
     _, body = call(recorder, hook_request(orders=[order]))
     request = recorder.calls[0][0]
     assert request["facts"] == {"ras_status": "wild_type", "line_of_therapy": 1}
@@ -376,11 +433,11 @@ BREAKAGES = [
     (_without_context, "context"),
     (_draft_orders_not_bundle, "context.draftOrders.resourceType"),
     (_draft_orders_a_list, "context.draftOrders"),
-    (_unsupported_type, "context.draftOrders.entry[5].resource.resourceType"),
+    (_unsupported_type, "context.draftOrders.entry[3].resource.resourceType"),
     (_coding_not_a_list, "context.draftOrders.entry[0].resource.code.coding"),
     (_authored_on_a_number, "context.draftOrders.entry[1].resource.authoredOn"),
     (_impossible_birth_date, "prefetch.patient.birthDate"),
-    (_entry_without_resource, "context.draftOrders.entry[5].resource"),
+    (_entry_without_resource, "context.draftOrders.entry[3].resource"),
     (_no_resource_type, "context.draftOrders.entry[0].resource.resourceType"),
     (_someone_else, "prefetch.patient.id"),
     (_no_hook_instance, "hookInstance"),
@@ -427,3 +484,12 @@ def test_nothing_is_fetched_when_no_order_can_be_decided(recorder: Recorder) -> 
     status, answer = call(recorder, body, fetch=fetch)
     assert status == 200 and fetch.calls == [] and recorder.calls == []
     assert answer["cards"][0]["indicator"] == "info"
+
+
+def test_no_orders_to_assess_is_an_empty_cards_array(recorder: Recorder) -> None:
+    nutrition = {"resourceType": "NutritionOrder", "id": "n1", "status": "draft",
+                 "intent": "order", "patient": {"reference": "Patient/example"},
+                 "dateTime": "2025-06-01"}
+    status, body = call(recorder, hook_request(orders=[nutrition]))
+    # "HTTP Response": no guidance is `{"cards": []}`; the required array stays, empty
+    assert status == 200 and body == {"cards": []}

@@ -25,8 +25,10 @@ from chalicelib.api.replies import Reply
 from chalicelib.api.service import DecisionService
 from chalicelib.decisions.dynamodb import DynamoDBDecisionStore
 from chalicelib.decisions.store import (
+    CardRecord,
     DecisionStore,
     DecisionVersion,
+    FeedbackRecord,
     IdempotencyClaim,
     IdempotencyKeyTaken,
     VersionConflict,
@@ -137,6 +139,47 @@ def test_by_referral_is_scoped_by_client(any_store: DecisionStore) -> None:
     assert any_store.by_referral("epr", "REF-2") == []
 
 
+# --- CDS Hooks cards and feedback ---
+
+CARD = "9368d37b-283f-44a0-93ea-547cebab93ed"
+
+
+def card(uuid: str = CARD, client: str = "epr", decision_id: str = ID) -> CardRecord:
+    return CardRecord(client, uuid, decision_id, "pss-order-sign", "2025-06-01T10:00:00.000000Z")
+
+
+def feedback(at: str = "2025-06-01T10:05:00.000000Z", uuid: str = CARD,
+             reason: dict[str, object] | None = None) -> FeedbackRecord:
+    return FeedbackRecord(decision_id=ID, card_uuid=uuid, client_id="epr",
+                          service_id="pss-order-sign", outcome="overridden",
+                          outcome_timestamp="2025-06-01T10:04:59Z", received_at=at,
+                          override_reason=reason, accepted_suggestions=("s-1",))
+
+
+def test_cards_are_found_by_client_and_uuid(any_store: DecisionStore) -> None:
+    many = [card(f"00000000-0000-4000-8000-{n:012d}") for n in range(30)]  # > one batch
+    any_store.add_cards([card(), *many])
+    assert any_store.card("epr", CARD) == card()
+    assert any_store.card("epr", many[-1].card_uuid) == many[-1]
+    assert any_store.card("other", CARD) is None  # scoped by client: another's is unknown
+    assert any_store.card("epr", "00000000-0000-4000-8000-999999999999") is None
+    any_store.add_cards([card()])  # issuing the same card again changes nothing
+    assert any_store.card("epr", CARD) == card()
+
+
+def test_feedback_is_kept_with_its_decision_oldest_first(any_store: DecisionStore) -> None:
+    any_store.create(version(1), None, NOW)
+    later = feedback("2025-06-01T10:09:00.000000Z", reason={
+        "reason": {"system": "s", "code": "c", "display": "d"}, "userComment": "x"})
+    first = feedback()
+    any_store.add_feedback(later)
+    any_store.add_feedback(first)
+    any_store.add_feedback(first)  # the same entry twice is one record
+    assert any_store.feedback(ID) == [first, later]
+    assert any_store.feedback("01JD0000000000000000000009") == []
+    # feedback sits beside the versions without being one
+    assert [v.version for v in any_store.versions(ID)] == [1]
+    assert any_store.latest(ID) == version(1)
 def test_claim_once_refuses_a_live_claim_and_frees_an_expired_one(
         any_store: DecisionStore) -> None:
     key = "jti#https://ehr.example#abc"

@@ -74,6 +74,28 @@ def test_test_reports_failures_and_writes_junit(
     suite = ET.parse(junit).getroot()
     assert (suite.tag, suite.get("tests"), suite.get("failures")) == ("testsuite", "2", "1")
     assert len(suite.findall("testcase/failure")) == 1
+    cases = suite.findall("testcase")
+    # classname: the file's stem (no dots for Jenkins to split on); name: the test's title
+    assert [(c.get("classname"), c.get("name")) for c in cases] == [
+        ("tests", "TAVI in 2020"), ("tests", "wrong on purpose")]
+    assert [c.get("line") for c in cases] == ["2", "7"]  # TESTS opens with a newline
+    assert all(c.get("file", "").endswith("tests.pss") for c in cases)
+    times = [float(c.get("time", "-1")) for c in cases]
+    assert all(t >= 0 for t in times)
+    assert float(suite.get("time", "-1")) == pytest.approx(sum(times), abs=1e-5)
+
+
+def test_junit_time_is_what_the_timer_measured() -> None:
+    from chalicelib.testing import TestResult, junit_xml
+
+    results = [TestResult("A title. With dots", "policies/tests/cancer.pss:3", (), 0.25),
+               TestResult("Another", "policies/tests/cancer.pss:9", ("expected x",), 1.5)]
+    suite = ET.fromstring(junit_xml(results))
+    assert suite.get("time") == "1.750000"
+    first, second = suite.findall("testcase")
+    assert (first.get("classname"), first.get("name"), first.get("time")) == (
+        "cancer", "A title. With dots", "0.250000")
+    assert second.find("failure").text == "policies/tests/cancer.pss:9\nexpected x"
 
 
 def test_fmt_check_then_fix(pack: Path, capsys: pytest.CaptureFixture[str]) -> None:

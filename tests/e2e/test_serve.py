@@ -70,7 +70,8 @@ def test_the_printed_curl_records_a_decision_readable_over_http_and_on_disk(
     status, created = _call(stack, "POST", "/v1/decisions", stack.sample)
     assert status == 201 and created["recorded"] is True
     decision_id = created["decision_id"]
-    assert _call(stack, "GET", f"/v1/decisions/{decision_id}") == (200, created)
+    # the decision as recorded, plus the CDS Hooks feedback on its cards (none here)
+    assert _call(stack, "GET", f"/v1/decisions/{decision_id}") == (200, {**created, "feedback": []})
 
     database = next(line.split()[1] for line in stack.lines if line.startswith("Decisions:"))
     with sqlite3.connect(database) as db:
