@@ -75,32 +75,82 @@ def synth_main(argv: Sequence[str] | None = None) -> int:
     return OK
 
 
+def _default_policies() -> Path:
+    """`./policies` when it exists (local edits win, as `pss serve`), else the bundled pack."""
+    from chalicelib.settings import default_policy_dir
+
+    here = Path("policies")
+    return here if here.is_dir() else default_policy_dir()
+
+
+def _arrow_available() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_ARROW_HINT = "needs pyarrow: pip install 'pss-rules[arrow]'"
+
+
 def batch_main(argv: Sequence[str] | None = None) -> int:
-    """`pss batch IN.csv -o OUT.csv`: classify every row; rejects and summary beside it."""
+    """`pss batch IN -o OUT`: classify every row; rejects and summary beside it."""
     import json
 
-    from chalicelib.batch.classify import InputError, Progress, classify_stream
+    from chalicelib.batch.classify import InputError, Progress
     from chalicelib.batch.diff import load_pack
 
-    parser = _Parser(prog="pss batch", description="classify an activity CSV with the pack")
-    parser.add_argument("input", help="activity CSV (columns: see `pss synth`)")
-    parser.add_argument("-o", "--output", required=True, help="classified CSV to write")
-    parser.add_argument("--rejects", help="rejects CSV (default: OUT.rejects.csv)")
+    parser = _Parser(prog="pss batch", description="classify activity (CSV or Parquet) with "
+                     "the pack")
+    parser.add_argument("input", help="activity file: .csv, .parquet or .pq")
+    parser.add_argument("-o", "--output", required=True,
+                        help="classified file to write (.csv or .parquet)")
+    parser.add_argument("--rejects", help="rejects file (default: OUT.rejects.<same type>)")
     parser.add_argument("--summary", help="also write the summary as JSON to this file")
-    parser.add_argument("--policies", default="policies", help="policy folder")
-    parser.add_argument("--workers", type=int, help="processes (default: every core)")
+    parser.add_argument("--policies", help="policy folder (default: ./policies, else the "
+                        "bundled national pack)")
+    parser.add_argument("--profile", choices=("sus-apc", "sus-op"),
+                        help="read a SUS-shaped extract (default: pss's own columns)")
+    parser.add_argument("--engine", choices=("local", "spark"), default="local",
+                        help="local: every core of this machine; spark: Apache Spark")
+    parser.add_argument("--master", default="local[*]",
+                        help="Spark master URL (with --engine spark; default local[*])")
+    parser.add_argument("--workers", type=int, help="processes (local engine; default: every "
+                        "core)")
     args = _parse(parser, argv)
     if args is None:
         return USAGE
     source, output = Path(args.input), Path(args.output)
-    rejects = Path(args.rejects) if args.rejects else output.with_suffix(".rejects.csv")
+    rejects = Path(args.rejects) if args.rejects else output.with_suffix(
+        ".rejects" + output.suffix
+    )
+    policies = Path(args.policies) if args.policies else _default_policies()
+    arrow = _arrow_available()
+    row_path = not arrow and not args.profile and args.engine == "local" and all(
+        p.suffix.lower() == ".csv" for p in (source, output, rejects)
+    )
+    if not arrow and not row_path:
+        return _fail("batch", f"Parquet, --profile and --engine spark {_ARROW_HINT}")
     try:
-        policy_set = load_pack(Path(args.policies), "the")
-        size = source.stat().st_size
-        with source.open("rb") as src, output.open("wb") as out, rejects.open("wb") as rej:
-            summary = classify_stream(
-                src, out, rej, policy_set, _workers(args.workers), Progress(size)
-            )
+        policy_set = load_pack(policies, "the")
+        if not source.is_file():
+            raise InputError(f"`{source}` does not exist or is not a file")
+        if row_path:
+            summary = _batch_rows(source, output, rejects, policy_set, args.workers)
+        elif args.engine == "spark":
+            from chalicelib.batch.spark import classify_files_spark
+
+            summary = classify_files_spark(source, output, rejects, policy_set, args.profile,
+                                           args.master)
+        else:
+            from chalicelib.batch.columnar import ColumnarPack
+            from chalicelib.batch.local import classify_files
+            from chalicelib.batch.profiles import PROFILES
+
+            profile = PROFILES[args.profile] if args.profile else None
+            summary = classify_files(source, output, rejects, ColumnarPack(policy_set), profile,
+                                     _workers(args.workers), Progress(source.stat().st_size))
         if args.summary:
             Path(args.summary).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     except InputError as exc:
@@ -108,8 +158,22 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         return _fail("batch", f"cannot use `{exc.filename or args.input}`: {exc.strerror or exc}")
     print(summary.table())
+    if row_path:
+        print(f"pyarrow is not installed: rows decided one by one ({_ARROW_HINT} for the "
+              "columnar core)")
     print(f"classified: {output}  rejects: {rejects}")
     return OK
+
+
+def _batch_rows(
+    source: Path, output: Path, rejects: Path, policy_set: Any, workers: int | None
+) -> Any:
+    """The row path over CSV (no pyarrow): `classify.classify_stream`."""
+    from chalicelib.batch.classify import Progress, classify_stream
+
+    size = source.stat().st_size
+    with source.open("rb") as src, output.open("wb") as out, rejects.open("wb") as rej:
+        return classify_stream(src, out, rej, policy_set, _workers(workers), Progress(size))
 
 
 def diff_main(argv: Sequence[str] | None = None) -> int:
