@@ -51,25 +51,34 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace | 
 
 
 def synth_main(argv: Sequence[str] | None = None) -> int:
-    """`pss synth --rows N --seed S -o FILE.csv`: write synthetic SUS-like activity."""
-    from chalicelib.batch.synth import write_csv
+    """`pss synth --rows N --seed S -o FILE`: write synthetic activity, CSV or Parquet."""
+    from chalicelib.batch.synth import write_csv, write_parquet
 
-    parser = _Parser(prog="pss synth", description="write synthetic SUS-like activity as CSV")
+    parser = _Parser(prog="pss synth", description="write synthetic SUS-like activity (.csv, "
+                     ".parquet or .pq)")
     parser.add_argument("--rows", type=int, required=True, help="number of data rows")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     parser.add_argument("--bad-share", type=float, default=0.005, help="share of malformed rows")
-    parser.add_argument("-o", "--output", required=True, help="CSV file to write (- for stdout)")
+    parser.add_argument("--profile", choices=("sus-apc", "sus-op"),
+                        help="write a SUS-shaped extract (default: pss's own columns)")
+    parser.add_argument("-o", "--output", required=True, help="file to write (- for CSV on "
+                        "stdout)")
     args = _parse(parser, argv)
     if args is None:
         return USAGE
     if args.rows < 0 or not 0 <= args.bad_share <= 1:
         return _fail("synth", "--rows must be >= 0 and --bad-share between 0 and 1")
+    parquet = Path(args.output).suffix.lower() in (".parquet", ".pq")
+    if parquet and not _arrow_available():
+        return _fail("synth", f"Parquet {_ARROW_HINT}")
     try:
         if args.output == "-":
-            write_csv(sys.stdout, args.rows, args.seed, args.bad_share)
+            write_csv(sys.stdout, args.rows, args.seed, args.bad_share, args.profile)
+        elif parquet:
+            write_parquet(args.output, args.rows, args.seed, args.bad_share, args.profile)
         else:
             with Path(args.output).open("w", encoding="utf-8", newline="") as out:
-                write_csv(out, args.rows, args.seed, args.bad_share)
+                write_csv(out, args.rows, args.seed, args.bad_share, args.profile)
     except OSError as exc:
         return _fail("synth", f"cannot write `{args.output}`: {exc.strerror or exc}")
     return OK

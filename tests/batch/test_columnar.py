@@ -14,15 +14,14 @@ import json
 from collections import Counter
 from typing import Any
 
+import pyarrow as pa  # the `arrow` extra: `make install` installs it
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-pa = pytest.importorskip("pyarrow")  # the `arrow` extra: `make test` installs it
-
-from chalicelib import load_policy_set  # noqa: E402
-from chalicelib.batch.columnar import COLUMNAR, PATH, REASON, ROW, ColumnarPack  # noqa: E402
-from chalicelib.batch.rows import (  # noqa: E402
+from chalicelib import load_policy_set
+from chalicelib.batch.columnar import COLUMNAR, PATH, REASON, ROW, ColumnarPack
+from chalicelib.batch.rows import (
     COLUMNS,
     RESULT_COLUMNS,
     Layout,
@@ -30,10 +29,10 @@ from chalicelib.batch.rows import (  # noqa: E402
     decide_reference,
     result_fields,
 )
-from chalicelib.batch.synth import generate  # noqa: E402
-from chalicelib.engine.policy_set import PolicySet  # noqa: E402
-from tests.conftest import fixed_clock  # noqa: E402
-from tests.pack.make_golden import GOLDEN, POLICIES  # noqa: E402
+from chalicelib.batch.synth import generate
+from chalicelib.engine.policy_set import PolicySet
+from tests.conftest import fixed_clock
+from tests.pack.make_golden import GOLDEN, POLICIES
 
 LAYOUT = Layout.from_header(COLUMNS)
 
