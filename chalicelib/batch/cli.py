@@ -8,6 +8,7 @@ ref, a pack that fails `pss check`) — always one line on stderr, never a trace
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import tempfile
@@ -143,8 +144,8 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
         return _fail("batch", f"Parquet, --profile and --engine spark {_ARROW_HINT}")
     try:
         policy_set = load_pack(policies, "the")
-        if not source.is_file():
-            raise InputError(f"`{source}` does not exist or is not a file")
+        if not source.exists():  # said before Spark starts, as the other engines say it
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(source))
         if row_path:
             summary = _batch_rows(source, output, rejects, policy_set, args.workers)
         elif args.engine == "spark":

@@ -492,29 +492,26 @@ class ColumnarPack:
         columns = {c: batch.column(c) for c in COLUMNS}
         frame = _Frame(columns, self.covers_from)
         table: list[tuple[str, ...]] = [NO_SERVICE]
-        outcome = pa.array([0] * n, pa.int32())
+        outcome = _full(n, 0, pa.int32())
         sure = frame.sure
         fallback = pc.invert(sure)
-        candidates = pc.indices_nonzero(sure)
-        if self.reach is not None:
-            frame_reach = self._reaches(frame)
-            candidates = pc.indices_nonzero(pc.and_(sure, frame_reach))
+        chosen = sure if self.reach is None else pc.and_(sure, self._reaches(frame))
+        candidates = pc.indices_nonzero(chosen)
         if len(candidates):
             frame.take(candidates)
             ids, sub_fallback = self._decide_rows(frame, table)
-            outcome = _scatter(outcome, candidates, ids)
-            fallback = _scatter_bool(fallback, pc.filter(candidates, sub_fallback))
-        reasons: list[str | None] = [None] * n
-        rows_path = pc.indices_nonzero(fallback)
-        if len(rows_path):
-            outcome, reasons = self._row_path(batch, rows_path, outcome, table, reasons)
+            outcome = pc.replace_with_mask(outcome, chosen, ids.cast(pa.int32()))
+            fallback = pc.or_(fallback, _spread_mask(chosen, sub_fallback))
+        reasons = pa.nulls(n, pa.string())
+        if pc.any(fallback).as_py():
+            outcome, reasons = self._row_path(batch, fallback, outcome, table)
         path = pc.if_else(fallback, ROW, COLUMNAR)
-        return _assemble(batch, table, outcome, pa.array(reasons, pa.string()), path)
+        return _assemble(batch, table, outcome, reasons, path)
 
     def _reaches(self, frame: _Frame) -> Mask:
         """Rows one of whose codes is filed under some rule (before `take`)."""
         assert self.reach is not None
-        found = pa.array([False] * frame.n, pa.bool_())
+        found = _full(frame.n, False, pa.bool_())
         for dimension, keys in self.reach.items():
             matcher = _set_matcher(keys)
             if dimension == "treatment function":
@@ -529,7 +526,7 @@ class ColumnarPack:
 
     def _decide_rows(self, frame: _Frame, table: list[tuple[str, ...]]) -> tuple[Arr, Mask]:
         """Outcome ids (into `table`) for the frame's rows, and which need the row path."""
-        winner = pa.array([-1] * frame.n, pa.int32())  # -1: no rule, -2: row path
+        winner = _full(frame.n, -1, pa.int32())  # -1: no rule, -2: row path
         for position in range(len(self.rules) - 1, -1, -1):
             kernel = self.rules[position]
             if kernel is None:  # a rule this module cannot express: from here, the row path
@@ -538,16 +535,18 @@ class ColumnarPack:
             fires = pc.fill_null(kernel(frame), False)
             winner = pc.if_else(fires, position, winner)
         fallback = pc.equal(winner, -2)
-        ids = pa.array([0] * frame.n, pa.int32())
+        ids = _full(frame.n, 0, pa.int32())
         day = frame.value("activity_date")
         for position in pc.unique(winner).to_pylist():
             if position < 0:
                 continue
-            rows = pc.indices_nonzero(pc.equal(winner, position))
+            mask = pc.equal(winner, position)
             line = self.lines[self.rule_lines[position]]
-            sub_ids, sub_fallback = self._line_outcomes(line, frame, rows, day, table)
-            ids = _scatter(ids, rows, sub_ids)
-            fallback = _scatter_bool(fallback, pc.filter(rows, sub_fallback))
+            sub_ids, sub_fallback = self._line_outcomes(
+                line, frame, pc.indices_nonzero(mask), day, table
+            )
+            ids = pc.replace_with_mask(ids, mask, sub_ids.cast(pa.int32()))
+            fallback = pc.or_(fallback, _spread_mask(mask, sub_fallback))
         return ids, fallback
 
     def _line_outcomes(
@@ -558,7 +557,7 @@ class ColumnarPack:
         region = pc.take(frame.value("region"), rows)
         icb = pc.take(frame.value("icb"), rows)
         outcomes = ("nhs_england", "icb_delegated", "icb_core")
-        commissioner = pa.array([outcomes.index("icb_core")] * len(rows), pa.int8())
+        commissioner = _full(len(rows), outcomes.index("icb_core"), pa.int8())
         for entry in reversed(line.entries):  # best last: it overrides
             applies = pc.less_equal(pa.scalar(entry.start, pa.date32()), day)
             if entry.scope_kind is not None:
@@ -568,7 +567,7 @@ class ColumnarPack:
                 applies = pc.and_(applies, inside)
             commissioner = pc.if_else(applies, outcomes.index(entry.outcome), commissioner)
         # The first policy in force on the date answers (-1: none, -2: row path).
-        policy = pa.array([-1] * len(rows), pa.int16())
+        policy = _full(len(rows), -1, pa.int16())
         for i in range(len(line.policies) - 1, -1, -1):
             start, end, outcome = line.policies[i]
             in_force = pc.and_(pc.less_equal(pa.scalar(start, pa.date32()), day),
@@ -593,34 +592,34 @@ class ColumnarPack:
         return ids, fallback
 
     def _row_path(
-        self,
-        batch: pa.RecordBatch,
-        rows: Arr,
-        outcome: Arr,
-        table: list[tuple[str, ...]],
-        reasons: list[str | None],
-    ) -> tuple[Arr, list[str | None]]:
-        """Decide `rows` one by one with the row evaluator (the API's path)."""
+        self, batch: pa.RecordBatch, mask: Mask, outcome: Arr, table: list[tuple[str, ...]]
+    ) -> tuple[Arr, Arr]:
+        """Decide the rows of `mask` one by one with the row evaluator (the API's path)."""
+        rows = pc.indices_nonzero(mask)
         picked = [
             pc.fill_null(pc.take(batch.column(c), rows).cast(pa.string()), "").to_pylist()
             for c in COLUMNS
         ]
-        positions = rows.to_pylist()
         seen: dict[tuple[str, ...], int] = {}
         ids: list[int | None] = []
+        reasons: list[str | None] = []
         decide = self.decider.decide
-        for position, fields in zip(positions, zip(*picked, strict=True), strict=True):
+        for fields in zip(*picked, strict=True):
             try:
                 result = decide(list(fields))
             except RowError as exc:
-                reasons[position] = str(exc)
+                reasons.append(str(exc))
                 ids.append(None)
                 continue
             if result not in seen:
                 seen[result] = len(table)
                 table.append(result)
             ids.append(seen[result])
-        return _scatter(outcome, rows, pa.array(ids, pa.int32())), reasons
+            reasons.append(None)
+        outcome = pc.replace_with_mask(outcome, mask, pa.array(ids, pa.int32()))
+        n = len(mask)
+        return outcome, pc.replace_with_mask(pa.nulls(n, pa.string()), mask,
+                                             pa.array(reasons, pa.string()))
 
 
 _DIM_SYSTEM = {
@@ -644,23 +643,14 @@ def _stable_desc(entries: Sequence[ast.CommissionerEntry]) -> list[ast.Commissio
     return [entries[i] for i in keyed]
 
 
-def _positions(n: int, rows: Arr) -> Mask:
-    """A mask of length n, True at `rows`."""
-    return pc.is_in(pa.array(range(n), pa.int64()), value_set=rows.cast(pa.int64()))
+def _full(n: int, value: Any, kind: Any) -> Arr:
+    """An array of n copies of `value`."""
+    return pa.repeat(pa.scalar(value, kind), n)
 
 
-def _scatter(target: Arr, rows: Arr, values: Arr) -> Arr:
-    """`target` with `target[rows[i]] = values[i]` (`rows` ascending, as indices_nonzero)."""
-    if not len(rows):
-        return target
-    return pc.replace_with_mask(target, _positions(len(target), rows), values.cast(target.type))
-
-
-def _scatter_bool(target: Mask, rows: Arr) -> Mask:
-    """`target` with True at `rows`."""
-    if not len(rows):
-        return target
-    return pc.or_(target, _positions(len(target), rows))
+def _spread_mask(where: Mask, values: Mask) -> Mask:
+    """A mask as long as `where`: `values` in order at its True positions, False elsewhere."""
+    return pc.replace_with_mask(_full(len(where), False, pa.bool_()), where, values)
 
 
 def _assemble(

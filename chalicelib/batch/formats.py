@@ -7,8 +7,8 @@ file. Writers take record batches and append them to a CSV or Parquet file.
 
 CSV is read line by line, as a broken extract needs: one physical line is one record, and a
 line that cannot be split into the header's fields (wrong field count, an unclosed quote, bad
-UTF-8, empty) becomes one reject with its line number and reason, the raw line kept whole in
-the first input column. A block of lines goes through pyarrow's CSV parser when nothing in it
+UTF-8, empty) becomes one reject with its line number and reason: a short line keeps its
+fields as read, any other keeps the raw line whole in the first input column. A block of lines goes through pyarrow's CSV parser when nothing in it
 can make pyarrow and that rule disagree (multi-line quotes, lone carriage returns, empty
 lines, bad UTF-8); otherwise through Python's `csv`, one line at a time. Parquet rows are
 numbered as the same rows would be in a CSV with a header (first row: line 2), so the two
@@ -36,6 +36,9 @@ Arr = Any
 REJECT_COLUMNS = ("line", "reason")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 ROW_GROUP = 1 << 16
+# Bytes of CSV per piece (about 60,000 activity rows): the core's cost per batch is mostly
+# per call, not per row, so pieces are large; a few are in flight at once.
+CSV_BLOCK = 8 << 20
 
 
 class FormatError(Exception):
@@ -58,7 +61,7 @@ class Chunk:
     """A piece of an input file: the rows read, and the lines that could not be."""
 
     batch: pa.RecordBatch  # the file's columns (text for CSV) and LINE
-    broken: tuple[tuple[int, str, str], ...]  # (line, reason, raw line)
+    broken: tuple[tuple[int, str, list[str]], ...]  # (line, reason, cells as kept)
     size: int  # bytes of input it covers (for progress)
 
 
@@ -80,7 +83,7 @@ def csv_header(header_bytes: bytes) -> list[str]:
 
 def open_csv(source: BinaryIO) -> tuple[list[str], Iterator[bytes]]:
     """The header and the blocks of whole lines after it."""
-    header_bytes, blocks = split_header(iter_blocks(source))
+    header_bytes, blocks = split_header(iter_blocks(source, CSV_BLOCK))
     return csv_header(header_bytes), blocks
 
 
@@ -106,13 +109,14 @@ def _pyarrow_safe(block: bytes) -> bool:
 
 
 def _arrow_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
-    broken: list[tuple[int, str, str]] = []
+    broken: list[tuple[int, str, list[str]]] = []
     width = len(header)
 
     def invalid(row: Any) -> str:
         line = first_line + row.number - 1
-        broken.append((line, f"row: has {row.actual_columns} fields, the header has {width}",
-                       row.text))
+        fields = next(csv.reader([row.text]))
+        broken.append((line, f"row: has {len(fields)} fields, the header has {width}",
+                       kept(fields, row.text, width)))
         return "skip"
 
     names = [f"c{i}" for i in range(width)]  # header names may repeat or be empty
@@ -141,7 +145,7 @@ def _python_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk
     width = len(header)
     rows: list[list[str]] = []
     numbers: list[int] = []
-    broken: list[tuple[int, str, str]] = []
+    broken: list[tuple[int, str, list[str]]] = []
     raws = block.split(b"\n")
     if raws and raws[-1] == b"":
         raws.pop()
@@ -153,18 +157,19 @@ def _python_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk
         except UnicodeDecodeError as exc:
             bad = raw[exc.start : exc.start + 1].hex()
             reason = f"row: not valid UTF-8 (byte 0x{bad} at offset {exc.start})"
-            broken.append((line, reason, raw.decode("utf-8", errors="replace")))
+            broken.append((line, reason, [raw.decode("utf-8", errors="replace")]))
             continue
         if not text:
-            broken.append((line, "row: is empty", ""))
+            broken.append((line, "row: is empty", []))
             continue
         try:
             fields = next(csv.reader([text], strict=True))
         except csv.Error as exc:
-            broken.append((line, f"row: malformed CSV ({exc})", text))
+            broken.append((line, f"row: malformed CSV ({exc})", [text]))
             continue
         if len(fields) != width:
-            broken.append((line, f"row: has {len(fields)} fields, the header has {width}", text))
+            reason = f"row: has {len(fields)} fields, the header has {width}"
+            broken.append((line, reason, kept(fields, text, width)))
             continue
         rows.append(fields)
         numbers.append(line)
@@ -172,6 +177,11 @@ def _python_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk
     batch = pa.RecordBatch.from_arrays([*columns, pa.array(numbers, pa.int64())],
                                        names=[*header, LINE])
     return Chunk(batch, tuple(broken), len(block))
+
+
+def kept(fields: list[str], text: str, width: int) -> list[str]:
+    """What a reject keeps of a line with the wrong field count: nothing may be lost."""
+    return fields if len(fields) <= width else [text]
 
 
 # --- Parquet ----------------------------------------------------------------------------

@@ -150,12 +150,13 @@ def _counts(out: pa.RecordBatch) -> Counter[Key]:
 
 
 def _with_broken(
-    rejects: pa.RecordBatch, broken: tuple[tuple[int, str, str], ...], schema: pa.Schema
+    rejects: pa.RecordBatch, broken: tuple[tuple[int, str, list[str]], ...], schema: pa.Schema
 ) -> pa.RecordBatch:
     """Rejects plus the lines that could not be read, in line order."""
     width = len(schema.names)
+    cells = [b[2] + [""] * (width - len(b[2])) for b in broken]
     columns: list[list[str]] = [[str(b[0]) for b in broken], [b[1] for b in broken]]
-    columns += [[b[2] for b in broken]] + [[""] * len(broken) for _ in range(width - 1)]
+    columns += [[c[i] for c in cells] for i in range(width)]
     extra = pa.RecordBatch.from_arrays(
         [pa.array(c, pa.string()) for c in columns], names=rejects.schema.names
     )
