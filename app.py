@@ -2,9 +2,12 @@
 
 Each route names itself, picks one use case from `chalicelib.api.wiring` and lets
 `chalicelib.api.http.Endpoint` turn the reply (or error) into JSON and one access-log line.
-Every route but health, the OpenAPI document (and CDS discovery) sits behind the API-key
-authorizer. Wrong methods get a 405 with the design's error body from routes registered here,
-because API Gateway itself would answer 403 `Missing Authentication Token`.
+Every route but health, the OpenAPI document (and CDS discovery) sits behind the `caller`
+authorizer (`chalicelib.api.auth`: bearer JWTs, and API keys in the dev stage). It is never
+cached across requests (ttl 0): a cached answer would let a replayed CDS token through.
+Routes that read or write decisions also need a scope. Wrong methods get a 405 with the
+design's error body from routes registered here, because API Gateway itself would answer 403
+`Missing Authentication Token`.
 """
 
 from __future__ import annotations
@@ -15,17 +18,21 @@ from typing import Any
 from chalice.app import AuthRequest, AuthResponse, Chalice, Response
 
 from chalicelib.api import wiring
-from chalicelib.api.auth import API_KEY_HEADER
-from chalicelib.api.http import HttpRequest, method_not_allowed
+from chalicelib.api.auth import AUDIT, AUTHORIZATION_HEADER, READ, WRITE
+from chalicelib.api.gateway_auth import credentials_of, reads_every_header
+from chalicelib.api.http import HttpRequest, method_not_allowed, requires
 from chalicelib.api.local_auth import install_if_local
 from chalicelib.api.openapi import document
 from chalicelib.api.replies import Reply
 from chalicelib.api.schemas import OpenApiDocument
 
 app = Chalice(app_name="pss-rules")
-install_if_local()  # under `chalice local` / chalice.test: read `x-api-key` as API Gateway does
+# Under `chalice local` / chalice.test: hand the authorizer every header, as API Gateway does.
+install_if_local(wiring.current().on_lambda())
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+WRITES = frozenset({WRITE})
+READS = frozenset({READ, AUDIT})
 
 
 def _answer(route: str, use_case: Callable[[HttpRequest], Reply]) -> Response:
@@ -34,70 +41,77 @@ def _answer(route: str, use_case: Callable[[HttpRequest], Reply]) -> Response:
     return wiring.current().endpoint(route, request, use_case)
 
 
-@app.authorizer(ttl_seconds=300, header=API_KEY_HEADER)
-def api_key(auth_request: AuthRequest) -> AuthResponse:
-    """Allow every route to the client owning the key; `Unauthorized` (401) otherwise."""
-    client = wiring.current().authenticate(auth_request.token)
-    return AuthResponse(routes=["*"], principal_id=client, context={"client_id": client})
+@app.authorizer(ttl_seconds=0, header=AUTHORIZATION_HEADER)
+def caller(auth_request: AuthRequest) -> AuthResponse:
+    """The calling client and its scopes; `Unauthorized` (401) otherwise. With ttl 0 the
+    policy answers this one request only."""
+    principal = wiring.current().authorize(credentials_of(auth_request))
+    return AuthResponse(routes=["*"], principal_id=principal.client_id,
+                        context=principal.context())
 
 
-@app.route("/v1/decisions", methods=["POST"], authorizer=api_key)
+reads_every_header(caller)
+
+
+@app.route("/v1/decisions", methods=["POST"], authorizer=caller)
 def create_decision() -> Response:
     """Decide a referral; record it unless `?dry_run=true`."""
-    return _answer("POST /v1/decisions", lambda r: wiring.current().decisions.decide(
-        r.json(), r.client_id, r.header("Idempotency-Key"), r.flag("dry_run")))
+    return _answer("POST /v1/decisions", requires(WRITES, lambda r: wiring.current().decisions
+                   .decide(r.json(), r.client_id, r.header("Idempotency-Key"),
+                           r.flag("dry_run"))))
 
 
-@app.route("/v1/decisions/{decision_id}", methods=["GET"], authorizer=api_key)
+@app.route("/v1/decisions/{decision_id}", methods=["GET"], authorizer=caller)
 def get_decision(decision_id: str) -> Response:
     """The latest version of a decision."""
-    return _answer("GET /v1/decisions/{id}",
-                   lambda r: wiring.current().decisions.latest(decision_id))
+    return _answer("GET /v1/decisions/{id}", requires(READS, lambda r: wiring.current()
+                   .decisions.latest(decision_id, r.client_id, r.audit)))
 
 
-@app.route("/v1/decisions/{decision_id}/versions", methods=["GET"], authorizer=api_key)
+@app.route("/v1/decisions/{decision_id}/versions", methods=["GET"], authorizer=caller)
 def list_decision_versions(decision_id: str) -> Response:
     """Every version of a decision."""
-    return _answer("GET /v1/decisions/{id}/versions",
-                   lambda r: wiring.current().decisions.versions(decision_id))
+    return _answer("GET /v1/decisions/{id}/versions", requires(READS, lambda r: wiring
+                   .current().decisions.versions(decision_id, r.client_id, r.audit)))
 
 
-@app.route("/v1/decisions/{decision_id}/versions", methods=["POST"], authorizer=api_key)
+@app.route("/v1/decisions/{decision_id}/versions", methods=["POST"], authorizer=caller)
 def redecide(decision_id: str) -> Response:
-    """Re-decide as a new immutable version."""
-    return _answer("POST /v1/decisions/{id}/versions", lambda r: wiring.current().decisions
-                   .redecide(decision_id, r.json(), r.client_id))
+    """Re-decide as a new immutable version (owner only; `Idempotency-Key` optional)."""
+    return _answer("POST /v1/decisions/{id}/versions", requires(WRITES, lambda r: wiring
+                   .current().decisions.redecide(decision_id, r.json(), r.client_id,
+                                                 r.header("Idempotency-Key"))))
 
 
 @app.route("/v1/decisions/{decision_id}/versions/{version}", methods=["GET"],
-           authorizer=api_key)
+           authorizer=caller)
 def get_decision_version(decision_id: str, version: str) -> Response:
     """One version of a decision."""
-    return _answer("GET /v1/decisions/{id}/versions/{n}",
-                   lambda r: wiring.current().decisions.version(decision_id, version))
+    return _answer("GET /v1/decisions/{id}/versions/{n}", requires(READS, lambda r: wiring
+                   .current().decisions.version(decision_id, version, r.client_id, r.audit)))
 
 
-@app.route("/v1/services/assess", methods=["POST"], authorizer=api_key)
+@app.route("/v1/services/assess", methods=["POST"], authorizer=caller)
 def assess_service() -> Response:
     """The four-factor assessment."""
     return _answer("POST /v1/services/assess",
                    lambda r: wiring.current().catalogue.assess(r.json()))
 
 
-@app.route("/v1/policies", methods=["GET"], authorizer=api_key)
+@app.route("/v1/policies", methods=["GET"], authorizer=caller)
 def list_policies() -> Response:
     """Every policy version."""
     return _answer("GET /v1/policies", lambda r: wiring.current().catalogue.policies())
 
 
-@app.route("/v1/policies/{policy_id}", methods=["GET"], authorizer=api_key)
+@app.route("/v1/policies/{policy_id}", methods=["GET"], authorizer=caller)
 def get_policy(policy_id: str) -> Response:
     """Every version of one policy."""
     return _answer("GET /v1/policies/{id}",
                    lambda r: wiring.current().catalogue.policy(policy_id))
 
 
-@app.route("/v1/policy-set", methods=["GET"], authorizer=api_key)
+@app.route("/v1/policy-set", methods=["GET"], authorizer=caller)
 def get_policy_set() -> Response:
     """The policy set in use."""
     return _answer("GET /v1/policy-set", lambda r: wiring.current().catalogue.policy_set_info())
@@ -116,7 +130,7 @@ def openapi() -> Response:
                    lambda r: Reply(200, OpenApiDocument.model_validate(document())))
 
 
-@app.route("/v1/what-if", methods=["POST"], authorizer=api_key)
+@app.route("/v1/what-if", methods=["POST"], authorizer=caller)
 def what_if() -> Response:
     """Decide cases under the served pack and under it with some files changed."""
     return _answer("POST /v1/what-if", lambda r: wiring.current().what_if.run(r.json()))
@@ -153,26 +167,11 @@ def cds_discovery() -> Response:
     return _answer("GET /cds-services", lambda r: wiring.current().hooks.discover())
 
 
-@app.route("/cds-services/{service_id}", methods=["POST"], authorizer=api_key, cors=True)
+@app.route("/cds-services/{service_id}", methods=["POST"], authorizer=caller, cors=True)
 def cds_call(service_id: str) -> Response:
     """A CDS Hooks call (order-select or order-sign): one card per draft order."""
-    return _answer("POST /cds-services/{id}", lambda r: wiring.current().hooks.call(
-        service_id, r.body, r.client_id, _base_url()))
-
-
-def _base_url() -> str:
-    """The API's own address, for links in cards (empty when unknown)."""
-    request = app.current_request
-    headers = request.headers if request is not None else {}
-    host = headers.get("host")
-    if not host:
-        return ""
-    scheme = headers.get("x-forwarded-proto", "http" if host.startswith("127.") else "https")
-    stage = ""
-    context = request.context if request is not None else {}
-    if context.get("stage") and "amazonaws.com" in host:
-        stage = "/" + str(context["stage"])
-    return f"{scheme}://{host}{stage}"
+    return _answer("POST /cds-services/{id}", requires(WRITES, lambda r: wiring.current()
+                   .hooks.call(service_id, r.body, r.client_id)))
 
 
 def _register_method_not_allowed() -> None:

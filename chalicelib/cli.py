@@ -64,6 +64,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(render(bad_tests, loaded.sources), file=sys.stderr)
         print(f"{len(bad_tests)} error(s) in {folder}", file=sys.stderr)
         return FAILED
+    if args.provenance:
+        from chalicelib.dsl.provenance import counts, render_table
+
+        print(render_table(counts(checked.modules)), end="")
     print(
         f"{folder}: ok — {len(checked.services)} services, {len(checked.lines)} service lines, "
         f"{len(checked.rules)} identification rules, {len(checked.policies)} policy versions, "
@@ -233,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = sub.add_parser("check", help="parse and check policy files")
     check.add_argument("paths", nargs="*")
+    check.add_argument(
+        "--provenance",
+        action="store_true",
+        help="print, per file and kind, how many items are verified, unverified or unsourced",
+    )
     check.set_defaults(func=cmd_check)
     test = sub.add_parser("test", help="run the pack's author tests")
     test.add_argument("paths", nargs="*")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, RootModel
 
 from chalicelib.api.replies import ApiError, Reply
 from chalicelib.api.service import DecisionService
+from chalicelib.cds.http_fetch import Fetch, no_fetch
 from chalicelib.cds.models import HookResponse
 from chalicelib.cds.service import discovery, handle
 from chalicelib.errors import NotCoveredError, Problem, RequestError
@@ -42,12 +43,16 @@ class HookService:
 
     decisions: DecisionService
     clock: Callable[[], dt.datetime]
+    # The prefetch fetcher of a calling client: only its EHR's configured FHIR servers.
+    fetch_for: Callable[[str], Fetch] = lambda client_id: no_fetch
+    # `PSS_PUBLIC_BASE_URL`: card links are built on it, never on the `Host` header.
+    base_url: str = ""
 
     def discover(self) -> Reply:
         """`GET /cds-services`."""
         return Reply(200, DiscoveryOut.model_validate(discovery()))
 
-    def call(self, service_id: str, body: bytes, client_id: str, base_url: str) -> Reply:
+    def call(self, service_id: str, body: bytes, client_id: str) -> Reply:
         """`POST /cds-services/{id}`: cards for every order, or the error body."""
 
         def decide(request: dict[str, Any], hook_instance: str) -> dict[str, Any]:
@@ -75,11 +80,8 @@ class HookService:
             decided: dict[str, Any] = reply.body.model_dump(mode="json")
             return decided
 
-        # Imported on first use: urllib's HTTP stack is not needed to answer anything else.
-        from chalicelib.cds.http_fetch import make_fetch
-
-        status, answer = handle(service_id, body, decide=decide, fetch=make_fetch(),
-                                today=self.clock().date(), base_url=base_url)
+        status, answer = handle(service_id, body, decide=decide, fetch=self.fetch_for(client_id),
+                                today=self.clock().date(), base_url=self.base_url)
         if status >= 400:
             error = answer.get("error", {})
             details = [Problem(d.get("field", ""), d.get("problem", ""))

@@ -18,6 +18,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
+from chalicelib.api.auth import AUDIT
 from chalicelib.api.logs import AccessLog
 from chalicelib.api.replies import ApiError, Reply, bad_request
 from chalicelib.errors import Problem
@@ -40,6 +41,12 @@ class HttpRequest:
     params: Mapping[str, str] = field(default_factory=dict)
     client_id: str = "anonymous"
     request_id: str | None = None
+    scopes: frozenset[str] = frozenset()  # granted by the authorizer
+
+    @property
+    def audit(self) -> bool:
+        """True when the caller may read every client's decisions (`audit:read`)."""
+        return AUDIT in self.scopes
 
     def json(self) -> Any:
         """The body as JSON data; 400 (field `body`) when empty, not UTF-8 or not JSON."""
@@ -83,7 +90,22 @@ def from_chalice(request: Request) -> HttpRequest:
         client_id=str(authorizer.get("client_id") or authorizer.get("principalId")
                       or "anonymous"),
         request_id=context.get("requestId"),
+        scopes=frozenset(str(authorizer.get("scopes") or "").split()),
     )
+
+
+def requires(scopes: frozenset[str], use_case: Callable[[HttpRequest], Reply]
+             ) -> Callable[[HttpRequest], Reply]:
+    """`use_case`, answered 403 `insufficient_scope` unless the caller holds one of `scopes`."""
+
+    def guarded(request: HttpRequest) -> Reply:
+        if not scopes & request.scopes:
+            raise ApiError(403, "insufficient_scope", "these credentials lack the scope "
+                           "this route needs", [Problem("scope", "needs one of " + ", ".join(
+                               sorted(scopes)))])
+        return use_case(request)
+
+    return guarded
 
 
 @dataclass(frozen=True)

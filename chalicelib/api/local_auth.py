@@ -1,28 +1,32 @@
-"""Run the API-key authorizer under `chalice local` and `chalice.test.Client` as on AWS.
+"""Run the authorizer under `chalice local` and `chalice.test.Client` as on AWS.
 
-Chalice's local gateway always reads the `Authorization` header and answers failures with its
-own bodies; API Gateway reads the header the authorizer names (`x-api-key`) and, through the
-gateway responses of the CloudFormation template, answers with the design's error body. This
-module makes the local gateway behave like the deployed one. It is never imported on Lambda.
+Chalice's local gateway reads only the `Authorization` header, as a TOKEN authorizer, and
+answers failures with its own bodies. Deployed, the authorizer is a REQUEST authorizer (the
+merge template under `.chalice/` says so): it sees every header, so it can take `x-api-key`
+in the dev stage and notice a doubled header; failures get the design's error body through
+the gateway responses. This module makes the local gateway behave like the deployed one. It
+is installed only off Lambda (`Wiring.on_lambda`: `api.wiring` reads the environment).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 UNAUTHORIZED_BODY = json.dumps({"error": {
-    "code": "unauthorized", "message": "a valid `x-api-key` header is required",
-    "details": []}}).encode()
+    "code": "unauthorized",
+    "message": "valid credentials are required: `Authorization: Bearer <JWT>`, or `x-api-key` "
+               "in the dev stage",
+    "details": [{"field": "Authorization", "problem": "missing, malformed or not accepted"}]},
+}).encode()
 FORBIDDEN_BODY = json.dumps({"error": {
-    "code": "forbidden", "message": "this API key may not call this route",
+    "code": "forbidden", "message": "these credentials may not call this route",
     "details": []}}).encode()
 
 
-def install_if_local() -> bool:
+def install_if_local(on_lambda: bool) -> bool:
     """Install the local authorizer unless running on Lambda; True when installed."""
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    if on_lambda:
         return False
     try:
         import chalice.local as local
@@ -54,13 +58,12 @@ def _local_authorizer_class(local: Any) -> type:
             error_headers = {"x-amzn-RequestId": lambda_context.aws_request_id,
                              "Content-Type": "application/json"}
             headers = {k.lower(): v for k, v in (lambda_event.get("headers") or {}).items()}
-            token = headers.get(authorizer.config.header.lower())
-            if not token:
-                raise local.NotAuthorizedError(error_headers, UNAUTHORIZED_BODY)
             arn = self._arn_builder.build_arn(lambda_event["requestContext"]["httpMethod"],
                                               raw_path)
-            event = {**lambda_event, "type": "TOKEN", "authorizationToken": token,
-                     "methodArn": arn}
+            # What API Gateway sends a REQUEST authorizer (one value per header here: the
+            # local server has already merged duplicates).
+            event = {**lambda_event, "type": "REQUEST", "methodArn": arn, "headers": headers,
+                     "multiValueHeaders": {k: [v] for k, v in headers.items()}}
             try:
                 result = authorizer(event, lambda_context)
             except Exception as exc:

@@ -152,8 +152,12 @@ def document() -> dict[str, Any]:
                                 "applies, and is the patient eligible."},
         "paths": paths,
         "components": {"schemas": definitions.get("$defs", {}),
-                       "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header",
-                                                      "name": API_KEY_HEADER}}},
+                       "securitySchemes": {
+                           # dev stage only; prod takes OAuth 2.0 bearer JWTs (and CDS Hooks
+                           # calls a JWT signed by the EHR, in every stage).
+                           "apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
+                           "bearer": {"type": "http", "scheme": "bearer",
+                                      "bearerFormat": "JWT"}}},
     }
 
 
@@ -181,7 +185,8 @@ def _operation(op: Operation, refs: Mapping[Any, Any]) -> dict[str, Any]:
         responses[str(status)]["headers"] = {n: {"schema": {"type": "string"}} for n in names}
     out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary,
                            "parameters": list(op.parameters), "responses": responses,
-                           "security": [{"apiKey": []}] if op.authenticated else []}
+                           "security": [{"apiKey": []}, {"bearer": []}] if op.authenticated
+                           else []}
     if op.request is not None:
         out["requestBody"] = {"required": True, "content": content(op.request, "validation")}
     return out

@@ -1,11 +1,19 @@
 """Decision use cases, free of any web framework: decide, re-decide, read back.
 
 In: request JSON as Python data, the caller's client id, and collaborators passed in (policy
-set, store factory, clock, id factory, pseudonymiser). Out: a `Reply` holding a response
-model, or an `ApiError` carrying the design's error body. Nothing here reads the environment.
+set, store factory, clock, id factory, pseudonymiser, audit log). Out: a `Reply` holding a
+response model, or an `ApiError` carrying the design's error body. Nothing here reads the
+environment.
 
 INVARIANT: a reply says `recorded: true` only after the store confirmed the write; every store
 failure becomes a 503 with `Retry-After`.
+
+INVARIANT (who may read): a decision belongs to the client that recorded it. Any other client
+gets the same 404 as for an id that does not exist, on every read and on re-decide; an audit
+client may read (never write) any decision, and each such read goes to `audit_log`.
+
+INVARIANT (what we keep): stored inputs hold no NHS number (only its keyed hash) and no birth
+date: the age the decision used is kept, in years and in months.
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ class DecisionService:
     clock: Callable[[], dt.datetime]
     new_id: Callable[[], str]
     pseudonymiser: Pseudonymiser
+    # (auditor client id, decision id, what was read): one line per audit read.
+    audit_log: Callable[[str, str, str], None] = lambda auditor, decision_id, read: None
 
     # --- POST /v1/decisions ---------------------------------------------------------------
 
@@ -75,9 +85,7 @@ class DecisionService:
             body = DecisionOut.model_validate(
                 {"decision_id": None, "version": None, "recorded": False, **decision.to_dict()})
             return Reply(200, body)
-        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
-            raise bad_request([Problem("Idempotency-Key", "must be 1 to 128 letters, digits "
-                                       "or `.`, `_`, `:`, `-`")])
+        _check_key(idempotency_key)
         digest = self.pseudonymiser.digest(raw)
         now = self.clock()
         store = self.store()
@@ -86,7 +94,8 @@ class DecisionService:
             if held is not None:
                 return self._replay(store, held, digest)
         first = self._version(self.new_id(), 1, client_id, now, digest, request, decision,
-                              request.referral_id, self._nhs_hash(request))
+                              request.referral_id, self._nhs_hash(request),
+                              _age_months(request, activity))
         if hook_instance is not None:
             first = replace(first, hook_instance=hook_instance)
         claim = None if idempotency_key is None else IdempotencyClaim(
@@ -107,36 +116,58 @@ class DecisionService:
         if held.request_digest != digest:
             raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was already "
                            "used with a different request body", decision_id=held.decision_id)
-        original = self._guard(lambda: store.get(held.decision_id, 1))
+        original = self._guard(lambda: store.get(held.decision_id, held.version))
         if original is None:
             raise unavailable("the original decision is not readable yet; retry", 1)
         return self._recorded(200, original, {"Idempotent-Replayed": "true"})
 
     # --- POST /v1/decisions/{id}/versions -------------------------------------------------
 
-    def redecide(self, decision_id: str, raw: Any, client_id: str) -> Reply:
+    def redecide(self, decision_id: str, raw: Any, client_id: str,
+                 idempotency_key: str | None = None) -> Reply:
         """Re-decide the latest inputs plus added facts/attestations as a new version (201).
 
-        Concurrent re-decisions each get their own version: a lost race re-reads the latest
-        version and decides again on top of it.
+        Only the owner may; anyone else gets 404. Concurrent re-decisions each get their own
+        version: a lost race re-reads the latest version and decides again on top of it. With
+        an `Idempotency-Key` the version and the key are written together, so a retry after a
+        lost answer replays that version (200) instead of recording another.
         """
         added = self._redecide_body(raw)
         self._known_id(decision_id)
+        _check_key(idempotency_key)
         store = self.store()
+        now = self.clock()
+        scoped = None if idempotency_key is None else f"redecide#{decision_id}#{idempotency_key}"
+        digest = self.pseudonymiser.digest({"redecide": decision_id, "body": raw})
+        if scoped is not None:
+            held = self._guard(lambda: store.claim(client_id, scoped, _epoch(now)))
+            if held is not None:
+                return self._replay(store, held, digest)
         for _ in range(MAX_APPEND_ATTEMPTS):
             latest = self._guard(lambda: store.latest(decision_id))
-            if latest is None:
+            if latest is None or latest.client_id != client_id:
                 raise not_found(f"no decision `{decision_id}`")
             inputs = _merge(latest.inputs, added)
             request, activity = self._parse(inputs)
             decision = self._evaluate(activity)
             following = self._version(decision_id, latest.version + 1, client_id, self.clock(),
                                       self.pseudonymiser.digest(inputs), request, decision,
-                                      latest.referral_id, latest.nhs_number_hash)
+                                      latest.referral_id, latest.nhs_number_hash,
+                                      _kept_age_months(latest.inputs, request, activity))
+            claim = None if scoped is None else IdempotencyClaim(
+                client_id, scoped, digest, decision_id, _epoch(now + IDEMPOTENCY_TTL),
+                following.version)
             try:
-                self._guard(partial(store.append, following))
+                self._guard(partial(store.append, following, claim, _epoch(now)))
             except VersionConflict:
                 continue
+            except IdempotencyKeyTaken:
+                # The same key won elsewhere meanwhile: answer with what it recorded.
+                held = self._guard(lambda: store.claim(client_id, str(scoped), _epoch(now)))
+                if held is None:
+                    raise unavailable("the idempotency key is being processed; retry",
+                                      1) from None
+                return self._replay(store, held, digest)
             return self._recorded(201, following)
         raise ApiError(409, "version_conflict", "the decision changed too often while being "
                        "re-decided; retry", decision_id=decision_id)
@@ -152,33 +183,46 @@ class DecisionService:
 
     # --- GET ------------------------------------------------------------------------------
 
-    def latest(self, decision_id: str) -> Reply:
+    def latest(self, decision_id: str, client_id: str, audit: bool = False) -> Reply:
         """The latest version of a decision (200) or 404."""
         self._known_id(decision_id)
         found = self._guard(lambda: self.store().latest(decision_id))
-        if found is None:
-            raise not_found(f"no decision `{decision_id}`")
+        self._may_read(found, decision_id, client_id, audit, "latest")
+        assert found is not None
         return self._recorded(200, found)
 
-    def version(self, decision_id: str, number: str) -> Reply:
+    def version(self, decision_id: str, number: str, client_id: str,
+                audit: bool = False) -> Reply:
         """One version (200), 400 when `number` is not a positive integer, or 404."""
         if not (number.isdigit() and number.isascii() and 0 < int(number) < 10**6):
             raise bad_request([Problem("version", "must be a whole number from 1")])
         self._known_id(decision_id)
+        owner = self._guard(lambda: self.store().get(decision_id, 1))
+        self._may_read(owner, decision_id, client_id, audit, f"version {int(number)}")
         found = self._guard(lambda: self.store().get(decision_id, int(number)))
         if found is None:
             raise not_found(f"decision `{decision_id}` has no version {int(number)}")
         return self._recorded(200, found)
 
-    def versions(self, decision_id: str) -> Reply:
+    def versions(self, decision_id: str, client_id: str, audit: bool = False) -> Reply:
         """Every version, oldest first (200), or 404."""
         self._known_id(decision_id)
         found = self._guard(lambda: self.store().versions(decision_id))
-        if not found:
-            raise not_found(f"no decision `{decision_id}`")
+        self._may_read(found[0] if found else None, decision_id, client_id, audit, "versions")
         body = DecisionVersionsOut(decision_id=decision_id,
                                    versions=[DecisionOut.model_validate(v.body()) for v in found])
         return Reply(200, body, decision_id=decision_id)
+
+    def _may_read(self, first: DecisionVersion | None, decision_id: str, client_id: str,
+                  audit: bool, read: str) -> None:
+        """404 unless the caller owns the decision or audits; the same 404 as a missing id,
+        so existence is not revealed. Audit reads of others' decisions are logged."""
+        if first is not None and first.client_id == client_id:
+            return
+        if first is not None and audit:
+            self.audit_log(client_id, decision_id, read)
+            return
+        raise not_found(f"no decision `{decision_id}`")
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -201,10 +245,12 @@ class DecisionService:
 
     def _version(self, decision_id: str, number: int, client_id: str, now: dt.datetime,
                  digest: str, request: DecisionRequest, decision: Decision,
-                 referral_id: str | None, nhs_hash: str | None) -> DecisionVersion:
+                 referral_id: str | None, nhs_hash: str | None,
+                 age_months: int | None) -> DecisionVersion:
         return DecisionVersion(decision_id=decision_id, version=number, client_id=client_id,
                                created_at=_stamp(now), request_digest=digest,
-                               inputs=stored_inputs(request), result=decision.to_dict(),
+                               inputs=stored_inputs(request, age_months),
+                               result=decision.to_dict(),
                                referral_id=referral_id, nhs_number_hash=nhs_hash)
 
     @staticmethod
@@ -228,18 +274,54 @@ class DecisionService:
             raise unavailable(str(exc), exc.retry_after) from None
 
 
-def stored_inputs(request: DecisionRequest) -> dict[str, Any]:
-    """The request as stored: JSON data without the NHS number (kept only as a keyed hash)."""
+def stored_inputs(request: DecisionRequest, age_months: int | None) -> dict[str, Any]:
+    """The request as stored: JSON data without the NHS number (kept only as a keyed hash)
+    and without the birth date, replaced by the age used: `age` in whole years at the
+    decision date (what re-deciding needs) and `age_months`."""
     data = request.model_dump(mode="json", exclude_none=True)
-    data["patient"].pop("nhs_number", None)
+    patient = data["patient"]
+    patient.pop("nhs_number", None)
+    patient.pop("birth_date", None)
+    if age_months is not None:
+        patient["age"] = age_months // 12
+        patient[AGE_MONTHS] = age_months
     return data
+
+
+AGE_MONTHS = "age_months"
+
+
+def _age_months(request: DecisionRequest, activity: Activity) -> int | None:
+    """The age the decision used, in whole months: exact from a birth date, else years × 12."""
+    born = request.patient.birth_date
+    if born is None:
+        return None if activity.age is None else activity.age * 12
+    on = request.date
+    return (on.year - born.year) * 12 + (on.month - born.month) - (on.day < born.day)
+
+
+def _kept_age_months(inputs: Mapping[str, Any], request: DecisionRequest,
+                     activity: Activity) -> int | None:
+    """A re-decision keeps the months recorded first (its inputs no longer hold the birth
+    date, so the months could not be worked out again)."""
+    kept = (inputs.get("patient") or {}).get(AGE_MONTHS)
+    return kept if isinstance(kept, int) else _age_months(request, activity)
 
 
 def _merge(inputs: Mapping[str, Any], added: RedecideRequest) -> dict[str, Any]:
     facts = {**inputs.get("facts", {}), **added.facts}
     attestations = list(dict.fromkeys([*inputs.get("attestations", []), *added.attestations]))
-    return {**inputs, "facts": {k: v for k, v in facts.items() if v is not None},
+    # `age_months` is ours, not a request field: the request keeps the age in years.
+    patient = {k: v for k, v in (inputs.get("patient") or {}).items() if k != AGE_MONTHS}
+    return {**inputs, "patient": patient,
+            "facts": {k: v for k, v in facts.items() if v is not None},
             "attestations": attestations}
+
+
+def _check_key(idempotency_key: str | None) -> None:
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+        raise bad_request([Problem("Idempotency-Key", "must be 1 to 128 letters, digits "
+                                   "or `.`, `_`, `:`, `-`")])
 
 
 def _epoch(moment: dt.datetime) -> int:

@@ -1,4 +1,5 @@
-"""The composition root: the only place settings, store, policy set, clock and ids are built.
+"""The composition root: the only place settings, store, policy set, clock, ids, the
+authenticator, the JWKS cache and the FHIR fetchers are built.
 
 In: the environment (or overrides from tests and `pss serve`). Out: lazily built collaborators,
 once per Lambda container: nothing is built at import, so `import app` needs no AWS
@@ -18,10 +19,12 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.api.auth import authenticate
+from chalicelib import system_clock
+from chalicelib.api.auth import Authenticator, Credentials, Principal, Unauthorized
 from chalicelib.api.catalogue import Catalogue
 from chalicelib.api.http import Endpoint
 from chalicelib.api.ids import UlidFactory
+from chalicelib.api.jwt_check import KeySet
 from chalicelib.api.logs import AccessLog, stdout_emitter
 from chalicelib.api.privacy import Pseudonymiser
 from chalicelib.api.replies import unavailable
@@ -33,14 +36,11 @@ from chalicelib.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from chalicelib.api.hooks import HookService
     from chalicelib.api.whatif import WhatIfService
+    from chalicelib.cds.http_fetch import Fetch, SafeGet
     from chalicelib.engine.policy_set import PolicySet
 
 Clock = Callable[[], dt.datetime]
-
-
-def system_clock() -> dt.datetime:
-    """The wall clock in UTC."""
-    return dt.datetime.now(dt.UTC)
+FetchJson = Callable[[str], Mapping[str, Any] | None]
 
 
 class Wiring:
@@ -50,7 +50,8 @@ class Wiring:
                  settings: Settings | None = None, policy_set: PolicySet | None = None,
                  store: DecisionStore | None = None, clock: Clock | None = None,
                  entropy: Callable[[int], bytes] | None = None,
-                 emit: Callable[[str], None] | None = None) -> None:
+                 emit: Callable[[str], None] | None = None,
+                 http: SafeGet | None = None, jwks_fetch: FetchJson | None = None) -> None:
         self._env = os.environ if env is None else env
         self._given_settings = settings
         self._given_policy_set = policy_set
@@ -58,6 +59,8 @@ class Wiring:
         self.clock: Clock = clock or system_clock
         self._entropy = entropy or os.urandom
         self._emit = emit
+        self._given_http = http
+        self._given_jwks_fetch = jwks_fetch
 
     @cached_property
     def settings(self) -> Settings:
@@ -105,14 +108,50 @@ class Wiring:
         """The decision use cases."""
         return DecisionService(policy_set=self.policy_set, store=lambda: self.store,
                                clock=self.clock, new_id=UlidFactory(self.clock, self._entropy),
-                               pseudonymiser=Pseudonymiser(self.settings.pseudonym_key))
+                               pseudonymiser=Pseudonymiser(self.settings.pseudonym_key),
+                               audit_log=self._audit_read)
+
+    def _audit_read(self, auditor: str, decision_id: str, read: str) -> None:
+        # Ids only: who read whose decision, never what it holds.
+        self.log_event("audit_read", {"auditor": auditor, "decision_id": decision_id,
+                                      "read": read})
 
     @cached_property
     def hooks(self) -> HookService:
         """The CDS Hooks use cases (they record through `decisions`)."""
         from chalicelib.api.hooks import HookService
 
-        return HookService(self.decisions, self.clock)
+        return HookService(self.decisions, self.clock, self.fetch_for,
+                           self.settings.public_base_url)
+
+    @cached_property
+    def http(self) -> SafeGet:
+        """Outbound GETs: https, public addresses only, no redirects (FHIR and JWKS)."""
+        if self._given_http is not None:
+            return self._given_http
+        from chalicelib.cds.http_fetch import SafeGet
+
+        return SafeGet()
+
+    def fetch_for(self, client_id: str) -> Fetch:
+        """The prefetch fetcher of a CDS caller: only its EHR's configured FHIR servers."""
+        from chalicelib.cds.http_fetch import FhirFetcher, no_fetch
+
+        for client in self.settings.cds_clients:
+            if client.client_id == client_id and client.fhir_servers:
+                return FhirFetcher(client.fhir_servers, self.http)
+        return no_fetch
+
+    @cached_property
+    def keys(self) -> KeySet:
+        """The trusted issuers' public keys, cached once per container."""
+        fetch = self._given_jwks_fetch or (lambda url: self.http.url(url))
+        return KeySet(fetch, self.clock)
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        """Who may call (built on the settings, the JWKS cache and the store for `jti`s)."""
+        return Authenticator(self.settings, self.keys, lambda: self.store, self.clock)
 
     @cached_property
     def s3(self) -> Any:
@@ -143,14 +182,18 @@ class Wiring:
         """Runs use cases for routes and writes the access log."""
         return Endpoint(AccessLog(self._emit or stdout_emitter()), time.perf_counter)
 
-    def authenticate(self, token: str | None) -> str:
-        """The client id owning an API key; `auth.Unauthorized` otherwise (also when the
-        settings are broken: no key can be checked then)."""
+    def authorize(self, credentials: Credentials) -> Principal:
+        """The caller; `auth.Unauthorized` otherwise (also when the settings are broken: no
+        credential can be checked then)."""
         try:
-            keys = self.settings.keys_by_client()
+            authenticator = self.authenticator
         except Exception:
-            keys = {}
-        return authenticate(token, keys)
+            raise Unauthorized("the service is misconfigured") from None
+        return authenticator.authorize(credentials)
+
+    def on_lambda(self) -> bool:
+        """True when running on AWS Lambda (the local authorizer shim is not needed there)."""
+        return bool(self._env.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 _current: Wiring | None = None

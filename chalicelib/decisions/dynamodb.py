@@ -8,6 +8,7 @@ name. Out: as `store.DecisionStore`. The only module that talks to DynamoDB.
 | decision version| DECISION#<id>                  | V#000001   |
 | latest pointer  | DECISION#<id>                  | LATEST     |
 | idempotency     | IDEMPOTENCY#<client>#<key>     | -          |
+| single use      | ONCE#<key>                     | -          |
 | (GSI1) referral | GSI1PK REFERRAL#<client>#<ref> | GSI1SK created_at |
 
 JSON documents (`inputs`, `result`) are stored as JSON strings: DynamoDB numbers would turn the
@@ -76,24 +77,18 @@ class DynamoDBDecisionStore:
             self._put(_version_item(first), "attribute_not_exists(PK)"),
             self._put(_pointer_item(first), "attribute_not_exists(PK)"),
         ]
-        if claim is not None:
-            # An expired claim that TTL has not yet deleted may be taken over.
-            put = self._put(_claim_item(claim), "attribute_not_exists(PK) OR expires_at < :now")
-            put["Put"]["ExpressionAttributeValues"] = {":now": {"N": str(now_epoch)}}
-            items.append(put)
-        reasons = self._transact(items)
+        reasons = self._transact_claiming(items, claim, now_epoch)
         if reasons is None:
             return
-        if claim is not None and reasons[2] == "ConditionalCheckFailed":
-            raise IdempotencyKeyTaken(f"idempotency key `{claim.key}` is already used")
         if "ConditionalCheckFailed" in reasons[:2]:
             raise VersionConflict(f"decision `{first.decision_id}` already exists")
         # TransactionConflict: a concurrent transaction touched the same claim; the client's
         # retry (same key) will then find the winner's claim and replay it.
         raise StoreUnavailable("the decision store was busy; retry", retry_after=1)
 
-    def append(self, version: DecisionVersion) -> None:
-        """Put version n and move the pointer from n - 1, in one transaction."""
+    def append(self, version: DecisionVersion, claim: IdempotencyClaim | None = None,
+               now_epoch: int = 0) -> None:
+        """Put version n and move the pointer from n - 1 (and the claim), in one transaction."""
         pointer: TransactWriteItemTypeDef = {"Update": {
             "TableName": self._table,
             "Key": {"PK": {"S": decision_pk(version.decision_id)}, "SK": {"S": LATEST}},
@@ -106,9 +101,42 @@ class DynamoDBDecisionStore:
             },
         }}
         items = [self._put(_version_item(version), "attribute_not_exists(PK)"), pointer]
-        if self._transact(items) is not None:
-            # A failed condition or a concurrent transaction: either way, someone moved first.
-            raise VersionConflict(f"decision `{version.decision_id}` moved on")
+        if self._transact_claiming(items, claim, now_epoch) is None:
+            return
+        # A failed condition or a concurrent transaction: either way, someone moved first.
+        raise VersionConflict(f"decision `{version.decision_id}` moved on")
+
+    def claim_once(self, key: str, expires_at: int, now_epoch: int) -> bool:
+        """A conditional put of `ONCE#<key>`: True when no live claim was there."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={"PK": {"S": f"ONCE#{key}"}, "SK": {"S": "-"}, "entity": {"S": "once"},
+                      "expires_at": {"N": str(expires_at)}},
+                # An expired claim that TTL has not yet deleted may be taken over.
+                ConditionExpression="attribute_not_exists(PK) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": str(now_epoch)}})
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable(exc) from None
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from None
+        return True
+
+    def _transact_claiming(self, items: list[TransactWriteItemTypeDef],
+                           claim: IdempotencyClaim | None, now_epoch: int) -> list[str] | None:
+        """Run two writes plus the claim (third) in one transaction, as `_transact` does;
+        `IdempotencyKeyTaken` when the claim's condition failed."""
+        if claim is not None:
+            # An expired claim that TTL has not yet deleted may be taken over.
+            put = self._put(_claim_item(claim), "attribute_not_exists(PK) OR expires_at < :now")
+            put["Put"]["ExpressionAttributeValues"] = {":now": {"N": str(now_epoch)}}
+            items = [*items, put]
+        reasons = self._transact(items)
+        if reasons is not None and claim is not None and reasons[2] == "ConditionalCheckFailed":
+            raise IdempotencyKeyTaken(f"idempotency key `{claim.key}` is already used")
+        return reasons
 
     def _put(self, item: Item, condition: str) -> TransactWriteItemTypeDef:
         return {"Put": {"TableName": self._table, "Item": item,
@@ -156,7 +184,8 @@ class DynamoDBDecisionStore:
         if item is None:
             return None
         found = IdempotencyClaim(client_id, key, item["request_digest"]["S"],
-                                 item["decision_id"]["S"], int(item["expires_at"]["N"]))
+                                 item["decision_id"]["S"], int(item["expires_at"]["N"]),
+                                 int(item.get("version", {"N": "1"})["N"]))
         return found if found.live(now_epoch) else None
 
     def by_referral(self, client_id: str, referral_id: str) -> list[DecisionVersion]:
@@ -237,7 +266,7 @@ def _claim_item(c: IdempotencyClaim) -> Item:
     return {"PK": {"S": idempotency_pk(c.client_id, c.key)}, "SK": {"S": "-"},
             "entity": {"S": "idempotency"}, "client_id": {"S": c.client_id},
             "request_digest": {"S": c.request_digest}, "decision_id": {"S": c.decision_id},
-            "expires_at": {"N": str(c.expires_at)}}
+            "expires_at": {"N": str(c.expires_at)}, "version": {"N": str(c.version)}}
 
 
 def _version_from(item: Item) -> DecisionVersion:

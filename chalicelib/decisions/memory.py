@@ -23,28 +23,45 @@ class InMemoryDecisionStore:
         self._lock = threading.Lock()
         self._versions: dict[str, dict[int, DecisionVersion]] = {}
         self._claims: dict[tuple[str, str], IdempotencyClaim] = {}
+        self._once: dict[str, int] = {}
 
     def create(self, first: DecisionVersion, claim: IdempotencyClaim | None,
                now_epoch: int) -> None:
         """Record version 1 (and its claim) atomically."""
         with self._lock:
-            if claim is not None:
-                held = self._claims.get((claim.client_id, claim.key))
-                if held is not None and held.live(now_epoch):
-                    raise IdempotencyKeyTaken(f"idempotency key `{claim.key}` is already used")
+            self._check_claim(claim, now_epoch)
             if first.decision_id in self._versions:
                 raise VersionConflict(f"decision `{first.decision_id}` already exists")
             self._versions[first.decision_id] = {first.version: first}
             if claim is not None:
                 self._claims[(claim.client_id, claim.key)] = claim
 
-    def append(self, version: DecisionVersion) -> None:
-        """Record version n if n - 1 is the latest."""
+    def append(self, version: DecisionVersion, claim: IdempotencyClaim | None = None,
+               now_epoch: int = 0) -> None:
+        """Record version n (and its claim) if n - 1 is the latest."""
         with self._lock:
+            self._check_claim(claim, now_epoch)
             history = self._versions.get(version.decision_id)
             if history is None or max(history) != version.version - 1:
                 raise VersionConflict(f"decision `{version.decision_id}` moved on")
             history[version.version] = version
+            if claim is not None:
+                self._claims[(claim.client_id, claim.key)] = claim
+
+    def _check_claim(self, claim: IdempotencyClaim | None, now_epoch: int) -> None:
+        if claim is not None:
+            held = self._claims.get((claim.client_id, claim.key))
+            if held is not None and held.live(now_epoch):
+                raise IdempotencyKeyTaken(f"idempotency key `{claim.key}` is already used")
+
+    def claim_once(self, key: str, expires_at: int, now_epoch: int) -> bool:
+        """Claim `key` unless a live claim exists."""
+        with self._lock:
+            held = self._once.get(key)
+            if held is not None and held > now_epoch:
+                return False
+            self._once[key] = expires_at
+            return True
 
     def latest(self, decision_id: str) -> DecisionVersion | None:
         """The latest version, or None."""

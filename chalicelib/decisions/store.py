@@ -78,6 +78,7 @@ class IdempotencyClaim:
     request_digest: str
     decision_id: str
     expires_at: int  # epoch seconds; DynamoDB's TTL attribute
+    version: int = 1  # the version the key recorded (a re-decision's key records n ≥ 2)
 
     def live(self, now_epoch: int) -> bool:
         """True while the claim has not expired (TTL deletion itself may lag by hours)."""
@@ -94,8 +95,13 @@ class DecisionStore(Protocol):
         Raises `IdempotencyKeyTaken` when a live claim for the client and key exists.
         """
 
-    def append(self, version: DecisionVersion) -> None:
-        """Record `version` (n ≥ 2), moving the pointer from n - 1; else `VersionConflict`."""
+    def append(self, version: DecisionVersion, claim: IdempotencyClaim | None = None,
+               now_epoch: int = 0) -> None:
+        """Record `version` (n ≥ 2), moving the pointer from n - 1; else `VersionConflict`.
+
+        With `claim`, the claim is written in the same transaction (`IdempotencyKeyTaken`
+        when a live one exists), so a re-decision is never recorded without its key.
+        """
 
     def latest(self, decision_id: str) -> DecisionVersion | None:
         """The latest version of a decision, or None when the id is unknown."""
@@ -111,3 +117,10 @@ class DecisionStore(Protocol):
 
     def by_referral(self, client_id: str, referral_id: str) -> list[DecisionVersion]:
         """Every decision version a client recorded for a referral, oldest first."""
+
+    def claim_once(self, key: str, expires_at: int, now_epoch: int) -> bool:
+        """Claim single-use `key` until `expires_at` (epoch s); False when a live claim exists.
+
+        Item `ONCE#<key>` / `-` with TTL `expires_at`; an expired claim may be taken again.
+        Used to spend a JWT's `jti` once across every instance (`jti#<iss>#<jti>`).
+        """

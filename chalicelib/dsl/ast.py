@@ -165,6 +165,36 @@ Condition = Compare | Between | IsValue | InSet | InList | BoolRef | Attested | 
 LEAF_TYPES = (Compare, Between, IsValue, InSet, InList, BoolRef, Attested, Known)
 
 
+# --- provenance --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a declaration rests on: its `source` URLs and any `unverified` reasons.
+
+    Verified means: at least one source and no reason to doubt it. The lines are where the
+    clauses were written (for the formatter), so they take no part in equality.
+    """
+
+    sources: tuple[str, ...] = ()
+    unverified: tuple[str, ...] = ()
+    source_line: int = field(default=0, compare=False, repr=False)
+    unverified_line: int = field(default=0, compare=False, repr=False)
+
+    @property
+    def verified(self) -> bool:
+        """True when the item cites a source and nothing marks it unverified."""
+        return bool(self.sources) and not self.unverified
+
+    @property
+    def declared(self) -> bool:
+        """True when the item says anything about its provenance (a source or a reason)."""
+        return bool(self.sources or self.unverified)
+
+
+NO_PROVENANCE = Provenance()
+
+
 # --- declarations ------------------------------------------------------------------------
 
 
@@ -225,6 +255,7 @@ class CodeSetDecl:
     system: str
     items: tuple[CodeItem, ...]
     span: Span = field(default=NOWHERE, compare=False, repr=False)
+    provenance: Provenance = NO_PROVENANCE
 
 
 @dataclass(frozen=True)
@@ -234,6 +265,7 @@ class LineDecl:
     code: str
     name: str
     span: Span = field(default=NOWHERE, compare=False, repr=False)
+    provenance: Provenance = NO_PROVENANCE
 
 
 @dataclass(frozen=True)
@@ -245,6 +277,7 @@ class CommissionerEntry:
     scope_kind: str | None = None
     scope_values: tuple[str, ...] = ()
     span: Span = field(default=NOWHERE, compare=False, repr=False)
+    provenance: Provenance = NO_PROVENANCE
 
 
 @dataclass(frozen=True)
@@ -261,6 +294,7 @@ class ServiceDecl:
     line_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
     field_lines: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
     span: Span = field(default=NOWHERE, compare=False, repr=False)
+    provenance: Provenance = NO_PROVENANCE
 
 
 @dataclass(frozen=True)
@@ -273,6 +307,7 @@ class RuleDecl:
     rank: int
     when: Condition
     span: Span = field(default=NOWHERE, compare=False, repr=False)
+    provenance: Provenance = NO_PROVENANCE
 
 
 @dataclass(frozen=True)
@@ -301,6 +336,7 @@ class PolicyDecl:
     not_met: Outcome | None
     field_lines: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
     span: Span = field(default=NOWHERE, compare=False, repr=False)
+    provenance: Provenance = NO_PROVENANCE
 
 
 @dataclass(frozen=True)
@@ -332,6 +368,7 @@ class AssessmentDecl:
     factors: tuple[Factor, ...]
     conclusions: tuple[Conclusion, ...]
     span: Span = field(default=NOWHERE, compare=False, repr=False)
+    provenance: Provenance = NO_PROVENANCE
 
 
 @dataclass(frozen=True)

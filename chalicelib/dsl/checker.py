@@ -17,6 +17,7 @@ from chalicelib.dsl import ast
 from chalicelib.dsl.analysis import find_contradiction, rule_relations
 from chalicelib.dsl.codeset_loader import load_codesets
 from chalicelib.dsl.codesets import CodeSet
+from chalicelib.dsl.provenance import check_provenance
 from chalicelib.dsl.source import Diagnostic, Span, did_you_mean
 from chalicelib.dsl.typecheck import ConditionTyper, Scope
 from chalicelib.dsl.types import BUILTINS, FACT_KINDS, REGIONS, UNITS, VType, fact_type
@@ -103,6 +104,7 @@ def check(
         _check_assessment(assessment, codesets, report)
     tests = tuple(d for d in decls if isinstance(d, ast.TestDecl))
     _check_tests(tests, assessments, report)
+    check_provenance(decls, report.error, report.warning)
     diagnostics = sorted(report.items, key=lambda d: (d.span.file, d.span.line, d.span.col))
     if pack is None or any(d.severity == "error" for d in diagnostics):
         return None, diagnostics

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from lark import Token, Transformer, Tree, v_args
 from lark.tree import Meta
@@ -30,6 +30,30 @@ _SELECTORS = {
 # A block field as lowered: (tag, value, source line).
 FieldValue = tuple[str, Any, int]
 _UNIT_ALIASES = {"day": "days", "week": "weeks", "month": "months", "year": "years"}
+
+
+class _Clause(NamedTuple):
+    """A `source` or `unverified` clause as lowered, until its declaration gathers it."""
+
+    tag: str  # "source" | "unverified"
+    values: tuple[str, ...]
+    line: int
+
+
+def _provenance(items: list[Any]) -> tuple[list[Any], ast.Provenance]:
+    """Split a declaration's children into its other parts and its gathered provenance."""
+    rest = [item for item in items if not isinstance(item, _Clause)]
+    clauses = [item for item in items if isinstance(item, _Clause)]
+    if not clauses:
+        return rest, ast.NO_PROVENANCE
+    sources = [c for c in clauses if c.tag == "source"]
+    reasons = [c for c in clauses if c.tag == "unverified"]
+    return rest, ast.Provenance(
+        sources=tuple(v for c in sources for v in c.values),
+        unverified=tuple(v for c in reasons for v in c.values),
+        source_line=sources[0].line if sources else 0,
+        unverified_line=reasons[0].line if reasons else 0,
+    )
 
 
 def _unquote(token: Token | str) -> str:
@@ -111,7 +135,8 @@ class _Lower(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def codeset(self, meta: Meta, c: list[Any]) -> ast.CodeSetDecl:
-        return ast.CodeSetDecl(str(c[0]), str(c[1]), tuple(c[2:]), self._tok(c[0]))
+        c, provenance = _provenance(c)
+        return ast.CodeSetDecl(str(c[0]), str(c[1]), tuple(c[2:]), self._tok(c[0]), provenance)
 
     def code_single(self, c: list[Token]) -> ast.CodeItem:
         return ast.CodeItem("single", str(c[0]), "", self._tok(c[0]))
@@ -138,11 +163,21 @@ class _Lower(Transformer[Token, Any]):
     def code_file(self, c: list[Token]) -> ast.CodeItem:
         return ast.CodeItem("file", _unquote(c[0]), "", self._tok(c[0]))
 
-    def line_decl(self, c: list[Token]) -> ast.LineDecl:
-        return ast.LineDecl(str(c[0]), _unquote(c[1]), self._tok(c[0]))
+    def line_decl(self, c: list[Any]) -> ast.LineDecl:
+        c, provenance = _provenance(c)
+        return ast.LineDecl(str(c[0]), _unquote(c[1]), self._tok(c[0]), provenance)
+
+    @v_args(meta=True)
+    def provenance_source(self, meta: Meta, c: list[Token]) -> _Clause:
+        return _Clause("source", tuple(_unquote(t) for t in c), meta.line)
+
+    @v_args(meta=True)
+    def provenance_unverified(self, meta: Meta, c: list[Token]) -> _Clause:
+        return _Clause("unverified", (_unquote(c[0]),), meta.line)
 
     @v_args(meta=True)
     def service(self, meta: Meta, c: list[Any]) -> ast.ServiceDecl:
+        c, provenance = _provenance(c)
         fields: dict[str, Any] = {"lines": [], "line_spans": [], "commissioners": []}
         field_lines: dict[str, int] = {}
         for tag, value, line in c[2:]:
@@ -165,6 +200,7 @@ class _Lower(Transformer[Token, Any]):
             line_spans=tuple(fields["line_spans"]),
             field_lines=tuple(field_lines.items()),
             span=self._block(c[0], meta),
+            provenance=provenance,
         )
 
     @v_args(meta=True)
@@ -185,8 +221,11 @@ class _Lower(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def commissioner(self, meta: Meta, c: list[Any]) -> FieldValue:
+        c, provenance = _provenance(c)
         kind, values = c[2] if len(c) == 3 else (None, ())
-        entry = ast.CommissionerEntry(str(c[0]), self._date(c[1]), kind, values, self._span(meta))
+        entry = ast.CommissionerEntry(
+            str(c[0]), self._date(c[1]), kind, values, self._span(meta), provenance
+        )
         return ("commissioner", entry, meta.line)
 
     def scope(self, c: list[Token]) -> tuple[str, tuple[str, ...]]:
@@ -194,10 +233,14 @@ class _Lower(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def rule(self, meta: Meta, c: list[Any]) -> ast.RuleDecl:
-        return ast.RuleDecl(str(c[0]), _unquote(c[1]), str(c[2]), int(c[3]), c[4], self._tok(c[0]))
+        c, provenance = _provenance(c)
+        return ast.RuleDecl(
+            str(c[0]), _unquote(c[1]), str(c[2]), int(c[3]), c[4], self._tok(c[0]), provenance
+        )
 
     @v_args(meta=True)
     def policy(self, meta: Meta, c: list[Any]) -> ast.PolicyDecl:
+        c, provenance = _provenance(c)
         fields: dict[str, Any] = {}
         field_lines: dict[str, int] = {}
         for tag, value, *line in c[3:]:
@@ -219,6 +262,7 @@ class _Lower(Transformer[Token, Any]):
             not_met=fields.get("not_met"),
             field_lines=tuple(field_lines.items()),
             span=self._block(c[0], meta),
+            provenance=provenance,
         )
 
     @v_args(meta=True)
@@ -259,6 +303,7 @@ class _Lower(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def assessment(self, meta: Meta, c: list[Any]) -> ast.AssessmentDecl:
+        c, provenance = _provenance(c)
         body = c[2:]
         return ast.AssessmentDecl(
             name=str(c[0]),
@@ -267,6 +312,7 @@ class _Lower(Transformer[Token, Any]):
             factors=tuple(x for x in body if isinstance(x, ast.Factor)),
             conclusions=tuple(x for x in body if isinstance(x, ast.Conclusion)),
             span=self._tok(c[0]),
+            provenance=provenance,
         )
 
     def factor(self, c: list[Any]) -> ast.Factor:

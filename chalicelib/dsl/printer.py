@@ -178,9 +178,11 @@ def _decl_lines(item: ast.Declaration) -> list[Line]:
         return [(f"attestation {item.name} {_q(item.description)}", line)]
     if isinstance(item, ast.CodeSetDecl):
         items = ", ".join(_code_item(c) for c in item.items)
-        return [(f"codeset {item.name}: {item.system} = {items}", line)]
+        head = f"codeset {item.name}: {item.system} = {items}"
+        return [(head, line), *_provenance_lines(item.provenance, 1, line)]
     if isinstance(item, ast.LineDecl):
-        return [(f"line {item.code} {_q(item.name)}", line)]
+        head = f"line {item.code} {_q(item.name)}"
+        return [(head, line), *_provenance_lines(item.provenance, 1, line)]
     if isinstance(item, ast.ServiceDecl):
         return _service_lines(item)
     if isinstance(item, ast.RuleDecl):
@@ -197,6 +199,18 @@ def _fact_body(decl: ast.FactDecl) -> str:
     type_text = f"enum({', '.join(decl.type.values)})" if kind == "enum" else kind
     unit = f" unit {decl.unit}" if decl.unit else ""
     return f"{decl.name}: {type_text}{unit} {_q(decl.description)}"
+
+
+def _provenance_lines(provenance: ast.Provenance, depth: int, anchor: int) -> list[Line]:
+    """`source` then `unverified` clauses, one per line, indented under their declaration."""
+    pad = INDENT * depth
+    out: list[Line] = []
+    if provenance.sources:
+        urls = ", ".join(_q(url) for url in provenance.sources)
+        out.append((f"{pad}source {urls}", provenance.source_line or anchor))
+    for reason in provenance.unverified:
+        out.append((f"{pad}unverified {_q(reason)}", provenance.unverified_line or anchor))
+    return out
 
 
 def _code_item(item: ast.CodeItem) -> str:
@@ -217,6 +231,7 @@ def _at(item: ast.ServiceDecl | ast.PolicyDecl, tag: str) -> int:
 
 def _service_lines(item: ast.ServiceDecl) -> list[Line]:
     out: list[Line] = [(f"service {_q(item.id)} {_q(item.name)} {{", item.span.line)]
+    out.extend(_provenance_lines(item.provenance, 1, item.span.line))
     if item.lines:
         out.append((f"{INDENT}lines {', '.join(item.lines)}", _at(item, "lines")))
     out.append((f"{INDENT}programme {item.programme}", _at(item, "programme")))
@@ -233,6 +248,7 @@ def _service_lines(item: ast.ServiceDecl) -> list[Line]:
                 entry.span.line,
             )
         )
+        out.extend(_provenance_lines(entry.provenance, 2, entry.span.line))
     out.append(("}", max(item.span.end_line, _last(out))))
     return out
 
@@ -243,6 +259,7 @@ def _last(lines: list[Line]) -> int:
 
 def _rule_lines(item: ast.RuleDecl) -> list[Line]:
     out: list[Line] = [(f"rule {item.name} {_q(item.title)} {{", item.span.line)]
+    out.extend(_provenance_lines(item.provenance, 1, item.span.line))
     out.append((f"{INDENT}line {item.line}", item.span.line))
     out.append((f"{INDENT}rank {item.rank}", item.span.line))
     out.extend(_condition_lines("when", item.when, 1))
@@ -265,6 +282,7 @@ def _condition_lines(head: str, cond: ast.Condition, depth: int) -> list[Line]:
 def _policy_lines(item: ast.PolicyDecl) -> list[Line]:
     line = item.span.line
     out: list[Line] = [(f"policy {_q(item.id)} version {item.version} {_q(item.title)} {{", line)]
+    out.extend(_provenance_lines(item.provenance, 1, line))
     if item.effective_from is not None:
         to = f" to {item.effective_to.isoformat()}" if item.effective_to else ""
         effective = f"{INDENT}effective from {item.effective_from.isoformat()}{to}"
@@ -286,6 +304,7 @@ def _policy_lines(item: ast.PolicyDecl) -> list[Line]:
 
 def _assessment_lines(item: ast.AssessmentDecl) -> list[Line]:
     out: list[Line] = [(f"assessment {item.name} {_q(item.title)} {{", item.span.line)]
+    out.extend(_provenance_lines(item.provenance, 1, item.span.line))
     for decl in item.inputs:
         out.append((f"{INDENT}input {_fact_body(decl)}", decl.span.line))
     for factor in item.factors:

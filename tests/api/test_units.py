@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from chalicelib.api.auth import Unauthorized, authenticate
+from chalicelib.api.auth import key_owner
 from chalicelib.api.ids import UlidFactory, is_ulid, ulid
 from chalicelib.api.privacy import Pseudonymiser
 from chalicelib.settings import DEV_PSEUDONYM_KEY, Settings, SettingsError, parse_api_keys
@@ -20,9 +20,13 @@ def test_settings_defaults_and_overrides() -> None:
     assert default.dynamodb_endpoint is None and default.pseudonym_key == DEV_PSEUDONYM_KEY.encode()
     custom = Settings.from_env({"PSS_STAGE": "prod", "PSS_PSEUDONYM_KEY": "s",
                                 "PSS_DYNAMODB_ENDPOINT": "http://127.0.0.1:1",
-                                "PSS_API_KEYS": "a:1, b:2"})
+                                "PSS_PUBLIC_BASE_URL": "https://pss.example.nhs.uk/api/",
+                                "PSS_AUDIT_CLIENTS": "audit-1, ,audit-2"})
     assert custom.table_name == "pss-decisions-prod"
-    assert custom.keys_by_client() == {"a": "1", "b": "2"}
+    assert custom.public_base_url == "https://pss.example.nhs.uk/api"
+    assert custom.audit_clients == {"audit-1", "audit-2"}
+    assert Settings.from_env({"PSS_API_KEYS": "a:1, b:2"}).keys_by_client() == {"a": "1",
+                                                                               "b": "2"}
 
 
 def test_secrets_stay_out_of_repr() -> None:
@@ -30,8 +34,25 @@ def test_secrets_stay_out_of_repr() -> None:
     assert "topsecret" not in text and "pk1" not in text
 
 
-@pytest.mark.parametrize("env", [{"PSS_STAGE": "test"}, {"PSS_STAGE": "prod"},
-                                 {"PSS_API_KEYS": "nocolon"}, {"PSS_API_KEYS": "a:"}])
+PROD = {"PSS_STAGE": "prod", "PSS_PSEUDONYM_KEY": "s",
+        "PSS_PUBLIC_BASE_URL": "https://pss.example.nhs.uk"}
+
+
+@pytest.mark.parametrize("env", [
+    {"PSS_STAGE": "test"}, {"PSS_STAGE": "prod"},
+    {"PSS_API_KEYS": "nocolon"}, {"PSS_API_KEYS": "a:"},
+    {**PROD, "PSS_API_KEYS": "a:nocolon1"},  # API keys are for the dev stage only
+    {**PROD, "PSS_PUBLIC_BASE_URL": ""}, {**PROD, "PSS_PUBLIC_BASE_URL": "http://pss.example"},
+    {"PSS_PUBLIC_BASE_URL": "ftp://x"},
+    {"PSS_CDS_CLIENTS": "nocolon"}, {"PSS_CDS_CLIENTS": "{}"},
+    {"PSS_CDS_CLIENTS": '[{"client_id": "a", "iss": "x"}]'},  # no keys
+    {"PSS_CDS_CLIENTS": '[{"client_id": "a", "iss": "x", "jwks_url": "http://k"}]'},
+    {"PSS_CDS_CLIENTS": '[{"client_id": "a", "iss": "x", "jwks": {"keys": []},'
+                        ' "fhir_servers": ["http://fhir.example"]}]'},  # https only
+    {"PSS_CDS_CLIENTS": '[{"client_id": "a", "iss": "x", "jwks": {"keys": []}},'
+                        ' {"client_id": "b", "iss": "x", "jwks": {"keys": []}}]'},
+    {"PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}}]'},  # no audience
+])
 def test_bad_settings_are_rejected(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env(env)
@@ -42,15 +63,12 @@ def test_parse_api_keys_skips_blanks() -> None:
     assert parse_api_keys(" a:1 ,, b:x:y ") == (("a", "1"), ("b", "x:y"))
 
 
-def test_authenticate() -> None:
+def test_key_owner() -> None:
     keys = {"epr": "k1", "lab": "k2"}
-    assert authenticate("k2", keys) == "lab"
-    for token in (None, "", "k3", "k1 "):
-        with pytest.raises(Unauthorized) as caught:
-            authenticate(token, keys)
-        assert str(caught.value) == "Unauthorized"
-    with pytest.raises(Unauthorized):
-        authenticate("", {"empty": ""})
+    assert key_owner("k2", keys) == "lab"
+    for token in ("", "k3", "k1 "):
+        assert key_owner(token, keys) is None
+    assert key_owner("", {"empty": ""}) is None
 
 
 def test_ulids_sort_by_time_and_are_distinct() -> None:

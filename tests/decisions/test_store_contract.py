@@ -114,3 +114,28 @@ def test_by_referral_is_scoped_by_client(any_store: DecisionStore) -> None:
     found = any_store.by_referral("epr", "REF-1")
     assert [(v.decision_id, v.version) for v in found] == [(ID, 1), (ID, 2)]
     assert any_store.by_referral("epr", "REF-2") == []
+
+
+def test_claim_once_refuses_a_live_claim_and_frees_an_expired_one(
+        any_store: DecisionStore) -> None:
+    key = "jti#https://ehr.example#abc"
+    assert any_store.claim_once(key, NOW + 300, NOW) is True
+    assert any_store.claim_once(key, NOW + 300, NOW + 1) is False  # a replay
+    assert any_store.claim_once(key, NOW + 300, NOW + 299) is False
+    assert any_store.claim_once("jti#https://ehr.example#other", NOW + 300, NOW) is True
+    # Once expired (TTL deletion may lag), the key may be claimed again.
+    assert any_store.claim_once(key, NOW + 900, NOW + 301) is True
+    assert any_store.claim_once(key, NOW + 900, NOW + 302) is False
+
+
+def test_append_with_a_claim_records_both_or_neither(any_store: DecisionStore) -> None:
+    any_store.create(version(1), None, NOW)
+    held = IdempotencyClaim("epr", "redecide-k", "hmac-sha256:2", ID, NOW + 10, version=2)
+    any_store.append(version(2), held, NOW)
+    assert any_store.claim("epr", "redecide-k", NOW) == held
+    with pytest.raises(IdempotencyKeyTaken):
+        any_store.append(version(3), held, NOW)
+    assert [v.version for v in any_store.versions(ID)] == [1, 2]
+    with pytest.raises(VersionConflict):  # stale version: the claim is not written either
+        any_store.append(version(2), replace(held, key="other"), NOW)
+    assert any_store.claim("epr", "other", NOW) is None

@@ -91,9 +91,24 @@ def test_only_the_api_function_may_touch_the_table_and_only_as_needed(
                        "dynamodb:ConditionCheckItem", "dynamodb:Query"}
     for statement in access["PolicyDocument"]["Statement"]:
         assert "*" not in json.dumps(statement["Resource"])
-    for role in ("ApiHandlerRole", "ApiKeyRole"):
+    for role in ("ApiHandlerRole", "CallerRole"):
         inline = json.dumps(resources[role]["Properties"]["Policies"])
         assert "dynamodb" not in inline
+    # The authorizer may only spend JWT ids: PutItem on `ONCE#` keys, nothing else.
+    once = resources["OnceClaimsAccess"]["Properties"]
+    assert once["Roles"] == [{"Ref": "CallerRole"}]
+    (statement,) = once["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["dynamodb:PutItem"]
+    assert statement["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ONCE#*"]}}
+
+
+def test_the_authorizer_sees_every_header_and_is_never_cached(packaged: Package) -> None:
+    api = packaged.sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    authorizer = api["securityDefinitions"]["caller"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "request"
+    assert authorizer["authorizerResultTtlInSeconds"] == 0
+    assert "Fn::Sub" in json.dumps(authorizer["authorizerUri"])
 
 
 def test_functions_get_table_name_and_secrets(packaged: Package) -> None:
@@ -102,8 +117,13 @@ def test_functions_get_table_name_and_secrets(packaged: Package) -> None:
     assert handler["PSS_STAGE"] == "prod"
     assert handler["PSS_DECISIONS_TABLE"] == {"Ref": "DecisionsTable"}
     assert handler["PSS_PSEUDONYM_KEY"].startswith("{{resolve:secretsmanager:")
-    authorizer = resources["ApiKey"]["Properties"]["Environment"]["Variables"]
-    assert authorizer["PSS_API_KEYS"].startswith("{{resolve:secretsmanager:")
+    authorizer = resources["Caller"]["Properties"]["Environment"]["Variables"]
+    # API keys are for the dev stage only: prod's authorizer gets none.
+    assert "PSS_API_KEYS" not in authorizer
+    for name in ("PSS_PUBLIC_BASE_URL", "PSS_CDS_CLIENTS", "PSS_OAUTH_ISSUERS",
+                 "PSS_AUDIT_CLIENTS"):
+        assert authorizer[name] == handler[name] and "Ref" in authorizer[name]
+    assert authorizer["PSS_DECISIONS_TABLE"] == {"Ref": "DecisionsTable"}
 
 
 def test_gateway_errors_use_the_design_error_body(packaged: Package) -> None:
