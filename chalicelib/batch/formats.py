@@ -8,9 +8,10 @@ file. Writers take record batches and append them to a CSV or Parquet file.
 CSV is read line by line, as a broken extract needs: one physical line is one record, and a
 line that cannot be split into the header's fields (wrong field count, an unclosed quote, bad
 UTF-8, empty) becomes one reject with its line number and reason: a short line keeps its
-fields as read, any other keeps the raw line whole in the first input column. A block of lines goes through pyarrow's CSV parser when nothing in it
-can make pyarrow and that rule disagree (multi-line quotes, lone carriage returns, empty
-lines, bad UTF-8); otherwise through Python's `csv`, one line at a time. Parquet rows are
+fields as read, any other keeps the raw line whole in the first input column. A block of
+lines goes through pyarrow's CSV parser when nothing in it can make pyarrow and that rule
+disagree (multi-line quotes, lone carriage returns, empty lines, bad UTF-8); otherwise
+through Python's `csv`, one line at a time. Parquet rows are
 numbered as the same rows would be in a CSV with a header (first row: line 2), so the two
 formats give the same rejects.
 """
