@@ -287,7 +287,8 @@ class FastRows:
             pass
         found: _Cell = None
         raw = ([first] if first else []) + _split(rest)
-        if not (rest and not first) and len(raw) <= MAX_CODES:
+        # Subsidiary codes need a first one (procedures, diagnoses); drugs are one list.
+        if not (rest and not first and system != "drug") and len(raw) <= MAX_CODES:
             if system == "tf":
                 found = ((first,), self._reaches(system, first)) if _TF.fullmatch(first) else None
             else:
