@@ -298,8 +298,11 @@ _VALUE_SELECTORS = {
 class _ConditionCompiler:
     """Compiles identification conditions to kernels; None for what it cannot express."""
 
-    def __init__(self, codesets: dict[str, CodeSet]) -> None:
+    def __init__(self, codesets: dict[str, CodeSet], facts_absent: bool = False) -> None:
         self.codesets = codesets
+        # For rows that give no facts or attestations: a fact's clause is unknown, `is known`
+        # false (compiler.Compiler.leaf on an activity without facts).
+        self.facts_absent = facts_absent
 
     def compile(self, cond: ast.Condition) -> _Kernel | None:
         """A kernel giving the condition's Kleene value per row, or None."""
@@ -317,17 +320,20 @@ class _ConditionCompiler:
             system, keys = list_keys(cond.selector, cond.items)
             return self._selector(cond.selector, CodeSet.build("(list)", system or "", keys))
         if isinstance(cond, ast.Compare):
-            return _age_compare(cond.op, cond.left, cond.right)
+            found = _age_compare(cond.op, cond.left, cond.right)
+            return found if found is not None or not self.facts_absent else _absent_fact(cond)
         if isinstance(cond, ast.Between):
             low = _age_compare(">=", cond.value, cond.low)
             high = _age_compare("<=", cond.value, cond.high)
             if low is None or high is None:
-                return None
+                return _absent_fact(cond) if self.facts_absent else None
             return lambda f: pc.and_kleene(low(f), high(f))
         if isinstance(cond, ast.IsValue) and cond.name == "sex":
             test = pc.not_equal if cond.negated else pc.equal
             wanted = cond.value
             return lambda f: test(f.value("sex"), wanted)
+        if self.facts_absent:
+            return _absent_fact(cond)
         return None  # facts, attestations, dates: the row evaluator decides
 
     @staticmethod
@@ -356,6 +362,40 @@ class _ConditionCompiler:
 
             return value
         return None
+
+
+def _absent_fact(cond: ast.Condition) -> _Kernel | None:
+    """A clause over facts or attestations, on rows that give none; None if it reads more."""
+    if isinstance(cond, ast.Known):
+        return lambda f: _full(f.n, False, pa.bool_())
+    unknown: _Kernel = lambda f: pa.nulls(f.n, pa.bool_())  # noqa: E731
+    if isinstance(cond, ast.BoolRef | ast.Attested | ast.IsValue):
+        return unknown  # `sex is ...` is compiled before this
+    if isinstance(cond, ast.InList) and cond.fact is not None:
+        return unknown
+    if isinstance(cond, ast.Compare | ast.Between):
+        values = (cond.left, cond.right) if isinstance(cond, ast.Compare) else (
+            cond.value, cond.low, cond.high)
+        # Any fact in a comparison makes it unknown (a missing value propagates).
+        if any(_reads_fact(v) for v in values):
+            return unknown
+    return None
+
+
+def _reads_fact(value: ast.Value) -> bool:
+    if isinstance(value, ast.Ref):
+        return value.name not in ("age", "decision_date", "sex")
+    if isinstance(value, ast.BinOp):
+        return _reads_fact(value.left) or _reads_fact(value.right)
+    return False
+
+
+def _true(mask: Mask) -> Mask:
+    return pc.fill_null(mask, False)
+
+
+def _false(mask: Mask) -> Mask:
+    return pc.fill_null(pc.invert(mask), False)
 
 
 def _age_compare(op: str, left: ast.Value, right: ast.Value) -> _Kernel | None:
@@ -415,7 +455,20 @@ class _Line:
     code: str
     service_id: str
     entries: tuple[ast.CommissionerEntry, ...]  # best first: latest start, scoped before not
-    policies: tuple[tuple[dt.date, dt.date, tuple[str, str, str, str] | None], ...]
+    policies: tuple[_Policy, ...]
+
+
+@dataclass(frozen=True)
+class _Policy:
+    """A policy version as the vectorised path runs it on rows that give no facts."""
+
+    start: dt.date
+    end: dt.date
+    applies: _Kernel | None  # None: applies to every activity of its lines
+    criteria: _Kernel | None  # None: no criteria, the met outcome
+    supported: bool  # both conditions compiled (else its rows take the row path)
+    met: tuple[str, str, str, str]  # (policy id, version, eligibility, route)
+    not_met: tuple[str, str, str, str]
 
 
 @dataclass
@@ -457,13 +510,22 @@ class ColumnarPack:
         # among equals the first written (a stable sort).
         entries = _stable_desc(service.commissioners)
         policies = []
+        # Only rows without facts or attestations come this way: fact clauses are unknown.
+        compiler = _ConditionCompiler(self.policy_set.checked.codesets, facts_absent=True)
         for policy in self.policy_set.by_line.get(code, ()):
-            outcome: tuple[str, str, str, str] | None = None
-            if policy.applies is None and policy.criteria is None:
-                met = policy.decl.met or ast.Outcome("eligible")
-                info = policy.info
-                outcome = (info.id, str(info.version), met.eligibility, met.route or "")
-            policies.append((policy.start, policy.end, outcome))
+            decl, info = policy.decl, policy.info
+            applies = compiler.compile(decl.applies) if decl.applies else None
+            criteria = compiler.compile(decl.criteria) if decl.criteria else None
+            supported = (decl.applies is None or applies is not None) and (
+                decl.criteria is None or criteria is not None
+            )
+            met = decl.met or ast.Outcome("eligible")
+            failed = decl.not_met or ast.Outcome("not_eligible")
+            policies.append(_Policy(
+                policy.start, policy.end, applies, criteria, supported,
+                (info.id, str(info.version), met.eligibility, met.route or ""),
+                (info.id, str(info.version), failed.eligibility, failed.route or ""),
+            ))
         return _Line(code, service.id, tuple(entries), tuple(policies))
 
     @property
@@ -566,13 +628,7 @@ class ColumnarPack:
                                       False)
                 applies = pc.and_(applies, inside)
             commissioner = pc.if_else(applies, outcomes.index(entry.outcome), commissioner)
-        # The first policy in force on the date answers (-1: none, -2: row path).
-        policy = _full(len(rows), -1, pa.int16())
-        for i in range(len(line.policies) - 1, -1, -1):
-            start, end, outcome = line.policies[i]
-            in_force = pc.and_(pc.less_equal(pa.scalar(start, pa.date32()), day),
-                               pc.less_equal(day, pa.scalar(end, pa.date32())))
-            policy = pc.if_else(in_force, i if outcome is not None else -2, policy)
+        policy = self._policies(line, frame, rows, day)
         fallback = pc.equal(policy, -2)
         # One small table row per distinct (commissioner, policy) among these rows.
         key = pc.add(pc.multiply(pc.cast(commissioner, pa.int32()), 1 << 16),
@@ -585,11 +641,48 @@ class ColumnarPack:
             if which < 0:
                 result = (who, line.service_id, line.code, "", "", "not_applicable", "", "")
             else:
-                pid, version, eligibility, route = line.policies[which][2] or ("", "", "", "")
+                chosen = line.policies[which // 2]
+                pid, version, eligibility, route = chosen.not_met if which % 2 else chosen.met
                 result = (who, line.service_id, line.code, pid, version, eligibility, route, "")
             table.append(result)
         ids = pc.add(pc.cast(encoded.indices, pa.int32()), base)
         return ids, fallback
+
+    @staticmethod
+    def _policies(line: _Line, frame: _Frame, rows: Arr, day: Arr) -> Arr:
+        """Per row: 2i (policy i met), 2i+1 (not met), -1 (none applies), -2 (row path).
+
+        As `PolicySet._select_policy` then `_apply`: the first policy in force whose
+        applicability is not false answers; an unknown applicability or unknown criteria need
+        the missing inputs listed, which the row evaluator does.
+        """
+        n = len(rows)
+        code = _full(n, -1, pa.int32())
+        choosing = _full(n, True, pa.bool_())
+        for i, policy in enumerate(line.policies):
+            in_force = pc.and_(pc.less_equal(pa.scalar(policy.start, pa.date32()), day),
+                               pc.less_equal(day, pa.scalar(policy.end, pa.date32())))
+            here = pc.and_(choosing, in_force)
+            if not pc.any(here).as_py():
+                continue
+            if not policy.supported:
+                code = pc.if_else(here, -2, code)
+                choosing = pc.and_(choosing, pc.invert(here))
+                continue
+            applies = _full(n, True, pa.bool_()) if policy.applies is None else pc.take(
+                policy.applies(frame), rows)
+            taken = pc.and_(here, pc.invert(_false(applies)))
+            code = pc.if_else(pc.and_(here, pc.is_null(applies)), -2, code)
+            yes = pc.and_(here, _true(applies))
+            if policy.criteria is None:
+                code = pc.if_else(yes, 2 * i, code)
+            else:
+                met = pc.take(policy.criteria(frame), rows)
+                code = pc.if_else(pc.and_(yes, _true(met)), 2 * i, code)
+                code = pc.if_else(pc.and_(yes, _false(met)), 2 * i + 1, code)
+                code = pc.if_else(pc.and_(yes, pc.is_null(met)), -2, code)
+            choosing = pc.and_(choosing, pc.invert(taken))
+        return code
 
     def _row_path(
         self, batch: pa.RecordBatch, mask: Mask, outcome: Arr, table: list[tuple[str, ...]]
