@@ -150,12 +150,32 @@ def classify_files_spark(
     master: str,
 ) -> Summary:
     """`pss batch --engine spark`: the same files and summary as the local engine."""
-    start = time.perf_counter()
     try:
         kinds = (format_of(output), format_of(rejects))
         format_of(source)
     except FormatError as exc:
         raise InputError(str(exc)) from None
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        return _run(source, output, rejects, policy_set, profile, master, kinds)
+    except (Py4JError, PySparkException) as exc:
+        # Spark's own report is a JVM stack trace: its first line says what went wrong.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"Spark ({master}) failed: {first}") from None
+
+
+def _run(
+    source: Path,
+    output: Path,
+    rejects: Path,
+    policy_set: PolicySet,
+    profile: str | None,
+    master: str,
+    kinds: tuple[str, str],
+) -> Summary:
+    start = time.perf_counter()
     spark = session(master)
     parts = Path(tempfile.mkdtemp(prefix=".pss-spark-", dir=output.resolve().parent))
     summary = Summary()
