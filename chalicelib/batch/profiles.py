@@ -142,7 +142,7 @@ _COMMON = {
     "provider_code": Source(("Provider_Code", "Der_Provider_Code"), required=True),
     "sex": Source(("Sex", "Person_Stated_Gender_Code", "Gender")),
     "region": Source(("Region", "Der_Postcode_Region")),
-    "icb": Source(("ICB_Code", "Der_Postcode_ICB_Code", "Commissioner_Code")),
+    "icb": Source(("ICB_Code", "Der_Postcode_ICB_Code")),
 }
 PROFILES = {
     "sus-apc": Profile(
