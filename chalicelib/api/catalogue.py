@@ -21,6 +21,7 @@ from chalicelib.api.schemas import (
     PolicySetOut,
     PolicySetRef,
     PolicyVersionsOut,
+    ServiceEntryOut,
 )
 from chalicelib.dsl import ast
 from chalicelib.engine.policy_set import PolicySet
@@ -48,9 +49,10 @@ class Catalogue:
                          description=f.description) for f in ps.checked.facts.values()]
         attestations = [AttestationOut(name=a.name, description=a.description)
                         for a in ps.checked.attestations.values()]
+        services = [_service_out(s) for s in ps.checked.services.values()]
         return Reply(200, PolicySetOut(name=ps.name, version=ps.version, digest=ps.digest,
                                        covers_from=ps.covers_from, facts=facts,
-                                       attestations=attestations))
+                                       attestations=attestations, services=services))
 
     def policies(self) -> Reply:
         """Every policy version, by id then start date."""
@@ -74,6 +76,14 @@ class Catalogue:
         except UnknownNameError as exc:
             raise not_found(str(exc)) from None
         return Reply(200, AssessmentOut.model_validate(assessment.to_dict()))
+
+
+def _service_out(decl: ast.ServiceDecl) -> ServiceEntryOut:
+    return ServiceEntryOut(
+        id=decl.id, name=decl.name, lines=list(decl.lines), programme=decl.programme,
+        portfolio=decl.portfolio, highly_specialised=decl.highly_specialised,
+        source=list(decl.provenance.sources), verified=decl.provenance.verified,
+    )
 
 
 def _policy_out(decl: ast.PolicyDecl) -> PolicyOut:

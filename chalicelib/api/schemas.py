@@ -27,6 +27,7 @@ from chalicelib.engine.request import DecisionRequest
 Commissioner = Literal["nhs_england", "icb_delegated", "icb_core"]
 Eligibility = Literal["eligible", "not_eligible", "prior_approval", "ifr_required",
                       "incomplete", "not_applicable"]
+ProvenanceKind = Literal["rule", "service", "line", "commissioner", "policy"]
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
 
@@ -85,6 +86,15 @@ class ReasonOut(BaseModel):
     at: str
 
 
+class ProvenanceOut(BaseModel):
+    """A pack item a decision rests on, the public sources it cites, and whether it is verified."""
+
+    kind: ProvenanceKind
+    id: str
+    source: list[str] = Field(description="public web addresses the item rests on")
+    verified: bool = Field(description="false when the item has no source or is marked unverified")
+
+
 class DecisionOut(BaseModel):
     """A decision. Dry runs have `decision_id` and `version` null and `recorded` false."""
 
@@ -99,6 +109,10 @@ class DecisionOut(BaseModel):
     route: str | None
     missing: list[str]
     reasons: list[ReasonOut]
+    provenance: list[ProvenanceOut] = Field(
+        description="the identification rule, service, line, commissioner entry and policy "
+        "version the answer rests on")
+    unverified: bool = Field(description="true when any item in `provenance` is unverified")
     evaluated_at: str = Field(description="UTC, e.g. 2025-06-01T10:00:00Z",
                               pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -197,6 +211,19 @@ class AttestationOut(BaseModel):
     description: str
 
 
+class ServiceEntryOut(BaseModel):
+    """A prescribed specialised service of the registry, whether or not a rule reaches it yet."""
+
+    id: str = Field(description="the statutory number, e.g. `69`, or a lettered one, `2A`")
+    name: str
+    lines: list[str]
+    programme: str | None
+    portfolio: str | None
+    highly_specialised: bool
+    source: list[str] = Field(description="public web addresses the entry rests on")
+    verified: bool
+
+
 class PolicySetOut(BaseModel):
     """The policy set this deployment decides with, and the vocabulary requests may use."""
 
@@ -206,6 +233,7 @@ class PolicySetOut(BaseModel):
     covers_from: dt.date
     facts: list[FactOut] = Field(default_factory=list)
     attestations: list[AttestationOut] = Field(default_factory=list)
+    services: list[ServiceEntryOut] = Field(default_factory=list)
 
 
 class HealthOut(BaseModel):

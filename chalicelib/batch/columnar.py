@@ -44,7 +44,8 @@ REASON, PATH = "reject_reason", "engine_path"
 LINE = "_pss_line"  # optional int64 input column: the row's line in its file, for rejects
 COLUMNAR, ROW = "columnar", "row"
 # A row no identification rule matches (PolicySet.decide_activity with no rule).
-NO_SERVICE = ("icb_core", "", "", "", "", "not_applicable", "", "")
+# Nothing it rests on is unverified: `verified` is "true" (rows.result_fields).
+NO_SERVICE = ("icb_core", "", "", "", "", "not_applicable", "", "", "true")
 Arr = Any  # a pyarrow array (pyarrow ships no type information)
 Mask = Any  # a pyarrow BooleanArray; null means unknown (Kleene logic)
 
@@ -469,6 +470,7 @@ class _Policy:
     supported: bool  # both conditions compiled (else its rows take the row path)
     met: tuple[str, str, str, str]  # (policy id, version, eligibility, route)
     not_met: tuple[str, str, str, str]
+    decl: ast.PolicyDecl
 
 
 @dataclass
@@ -525,6 +527,7 @@ class ColumnarPack:
                 policy.start, policy.end, applies, criteria, supported,
                 (info.id, str(info.version), met.eligibility, met.route or ""),
                 (info.id, str(info.version), failed.eligibility, failed.route or ""),
+                decl,
             ))
         return _Line(code, service.id, tuple(entries), tuple(policies))
 
@@ -605,46 +608,56 @@ class ColumnarPack:
             mask = pc.equal(winner, position)
             line = self.lines[self.rule_lines[position]]
             sub_ids, sub_fallback = self._line_outcomes(
-                line, frame, pc.indices_nonzero(mask), day, table
+                position, line, frame, pc.indices_nonzero(mask), day, table
             )
             ids = pc.replace_with_mask(ids, mask, sub_ids.cast(pa.int32()))
             fallback = pc.or_(fallback, _spread_mask(mask, sub_fallback))
         return ids, fallback
 
+    def _result(self, position: int, line: _Line, at: int, which: int) -> tuple[str, ...]:
+        """The result columns for rule `position`, commissioner entry `at`, policy code."""
+        entry = line.entries[at] if at >= 0 else None
+        who = entry.outcome if entry else "icb_core"
+        chosen = line.policies[which // 2] if which >= 0 else None
+        checked = self.policy_set.checked
+        rests_on = self.policy_set.provenance.rests_on(
+            self.policy_set.rule_index.rules[position].decl, checked.line_service[line.code],
+            checked.lines[line.code], entry, chosen.decl if chosen else None,
+        )
+        verified = "true" if all(item.verified for item in rests_on) else "false"
+        if chosen is None:
+            return (who, line.service_id, line.code, "", "", "not_applicable", "", "", verified)
+        pid, version, eligibility, route = chosen.not_met if which % 2 else chosen.met
+        return (who, line.service_id, line.code, pid, version, eligibility, route, "", verified)
+
     def _line_outcomes(
-        self, line: _Line, frame: _Frame, rows: Arr, day: Arr, table: list[tuple[str, ...]]
+        self, position: int, line: _Line, frame: _Frame, rows: Arr, day: Arr,
+        table: list[tuple[str, ...]],
     ) -> tuple[Arr, Mask]:
-        """Commissioner and policy outcome for rows identified as `line`."""
+        """Commissioner and policy outcome for rows identified by rule `position`."""
         day = pc.take(day, rows)
         region = pc.take(frame.value("region"), rows)
         icb = pc.take(frame.value("icb"), rows)
-        outcomes = ("nhs_england", "icb_delegated", "icb_core")
-        commissioner = _full(len(rows), outcomes.index("icb_core"), pa.int8())
-        for entry in reversed(line.entries):  # best last: it overrides
+        # The commissioner entry in force (its index among `line.entries`; -1: none).
+        entry_at = _full(len(rows), -1, pa.int32())
+        for j in range(len(line.entries) - 1, -1, -1):  # best last: it overrides
+            entry = line.entries[j]
             applies = pc.less_equal(pa.scalar(entry.start, pa.date32()), day)
             if entry.scope_kind is not None:
                 scope = region if entry.scope_kind == "region" else icb
                 inside = pc.fill_null(pc.is_in(scope, value_set=pa.array(entry.scope_values)),
                                       False)
                 applies = pc.and_(applies, inside)
-            commissioner = pc.if_else(applies, outcomes.index(entry.outcome), commissioner)
+            entry_at = pc.if_else(applies, j, entry_at)
         policy = self._policies(line, frame, rows, day)
         fallback = pc.equal(policy, -2)
-        # One small table row per distinct (commissioner, policy) among these rows.
-        key = pc.add(pc.multiply(pc.cast(commissioner, pa.int32()), 1 << 16),
+        # One small table row per distinct (commissioner entry, policy) among these rows.
+        key = pc.add(pc.multiply(pc.add(entry_at, 1), 1 << 16),
                      pc.add(pc.cast(policy, pa.int32()), 2))
         encoded = pc.dictionary_encode(key)
         base = len(table)
         for k in encoded.dictionary.to_pylist():
-            who, which = outcomes[k >> 16], (k & 0xFFFF) - 2
-            result: tuple[str, ...]
-            if which < 0:
-                result = (who, line.service_id, line.code, "", "", "not_applicable", "", "")
-            else:
-                chosen = line.policies[which // 2]
-                pid, version, eligibility, route = chosen.not_met if which % 2 else chosen.met
-                result = (who, line.service_id, line.code, pid, version, eligibility, route, "")
-            table.append(result)
+            table.append(self._result(position, line, (k >> 16) - 1, (k & 0xFFFF) - 2))
         ids = pc.add(pc.cast(encoded.indices, pa.int32()), base)
         return ids, fallback
 

@@ -5,7 +5,7 @@ other columns are carried through untouched). Out: either the request JSON of
 `POST /v1/decisions` (`row_request`, the reference: `PolicySet.parse` validates it) or, on the
 hot path, an `Activity` built by hand (`FastRows.activity`), or a `RowError` with the reason.
 
-Layout (nhs-domain.md §1.2: SUS carries a dominant procedure and a primary diagnosis):
+Layout (SUS carries a dominant procedure and a primary diagnosis; policies/SOURCES.md):
 
 * lists (`secondary_diagnoses`, `other_procedures`, `drugs`, `attestations`) are `|`-separated;
   empty items are ignored;
@@ -67,6 +67,9 @@ RESULT_COLUMNS = (
     "eligibility",
     "route",
     "missing",
+    # "false" when the answer rests on a pack item marked unverified (the decision's
+    # `unverified`); appended last so positions of the columns before it never move.
+    "verified",
 )
 SEX_CODES = {"1": "male", "2": "female", "9": "indeterminate", "0": "unknown"}
 _SEX_FAST = {**SEX_CODES, **{v: v for v in SEX_CODES.values()}}
@@ -209,6 +212,7 @@ def result_fields(decision: Decision) -> tuple[str, ...]:
         decision.eligibility,
         decision.route or "",
         "|".join(decision.missing),
+        "false" if decision.unverified else "true",
     )
 
 

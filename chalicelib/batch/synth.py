@@ -8,7 +8,7 @@ pneumonia, outpatient follow-ups with no procedure), a minority hits specialised
 (TAVI and other valves, PPCI, transplants, congenital heart disease, cancer drugs and
 radiotherapy, secure and eating-disorder mental health, rare diseases), and a few rows are
 malformed the ways real extracts are (impossible dates, bad codes, short rows...). Codes are
-real OPCS-4 / ICD-10 codes as written in the reference (nhs-domain.md §1.4); the fact names
+real OPCS-4 / ICD-10 codes as the pack cites them (policies/SOURCES.md); the fact names
 are the national pack's (pack.pss: part of the API contract).
 """
 

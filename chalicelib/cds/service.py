@@ -39,6 +39,7 @@ from chalicelib.cds.models import (
     ServiceDescription,
     Source,
 )
+from chalicelib.cds.provenance import unverified_lines
 from chalicelib.errors import NotCoveredError, Problem, RequestError
 
 Decide = Callable[[dict[str, Any], str], dict[str, Any]]
@@ -493,6 +494,7 @@ def _detail_lines(
     eligibility = _ELIGIBILITY.get(decision["eligibility"], str(decision["eligibility"]))
     route = f" via {_md(decision['route'])}" if decision.get("route") else ""
     lines.append(f"- **Eligibility:** {eligibility}{route}")
+    lines += unverified_lines(decision)
     missing = list(decision.get("missing") or [])
     if missing:
         lines += ["", "**Still needed:** " + ", ".join(_code(m) for m in missing)]

@@ -57,6 +57,25 @@ class PolicyInfo:
 
 
 @dataclass(frozen=True)
+class ProvenanceItem:
+    """A pack item an answer rests on: its kind, id, public sources and whether it is verified.
+
+    `kind` is rule, service, line, commissioner or policy; verified means the item cites a
+    source and nothing in the pack marks it unverified (see `dsl.provenance`).
+    """
+
+    kind: str
+    id: str
+    source: tuple[str, ...]
+    verified: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return one entry of the response's `provenance` list."""
+        return {"kind": self.kind, "id": self.id, "source": list(self.source),
+                "verified": self.verified}
+
+
+@dataclass(frozen=True)
 class Decision:
     """One answer: commissioner, service, policy, eligibility, and every reason."""
 
@@ -70,6 +89,13 @@ class Decision:
     missing: tuple[str, ...]
     reasons: tuple[tuple[ClauseSource, Tri], ...]
     evaluated_at: dt.datetime
+    # The items the answer rests on, in the order the decision used them.
+    provenance: tuple[ProvenanceItem, ...] = ()
+
+    @property
+    def unverified(self) -> bool:
+        """True when any item the answer rests on is unverified."""
+        return any(not item.verified for item in self.provenance)
 
     def reason_dicts(self) -> list[dict[str, Any]]:
         """Return the reasons as the response lists them."""
@@ -89,6 +115,8 @@ class Decision:
             "route": self.route,
             "missing": list(self.missing),
             "reasons": self.reason_dicts(),
+            "provenance": [item.to_dict() for item in self.provenance],
+            "unverified": self.unverified,
             "evaluated_at": self.evaluated_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
 

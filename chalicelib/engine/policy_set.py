@@ -25,8 +25,10 @@ from chalicelib.engine.decision import (
     ClauseSource,
     Decision,
     PolicyInfo,
+    ProvenanceItem,
     ServiceInfo,
 )
+from chalicelib.engine.provenance import ProvenanceIndex
 from chalicelib.engine.request import parse_request
 from chalicelib.errors import NotCoveredError, Problem, RequestError, UnknownNameError
 
@@ -147,6 +149,7 @@ class PolicySet:
         self.digest = digest
         self.clock = clock
         self.compiler = Compiler(checked.fact_types, checked.codesets)
+        self.provenance = ProvenanceIndex(checked)
         rules = [self._rule(r) for r in checked.rules]
         self.rule_index = RuleIndex(rules, checked.codesets)
         self.policies = [self._policy(p) for p in checked.policies]
@@ -198,19 +201,25 @@ class PolicySet:
         if rule is None:
             return self._decision("icb_core", None, None, "not_applicable", None, (), reasons)
         service = self.checked.line_service[rule.decl.line]
-        commissioner = self._commissioner(service, activity, reasons)
+        commissioner, entry = self._commissioner(service, activity, reasons)
         info = ServiceInfo(
             service.id, rule.decl.line, service.name, service.programme, service.highly_specialised
         )
         policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
+        line = self.checked.lines[rule.decl.line]
+        provenance = self.provenance.rests_on(
+            rule.decl, service, line, entry, policy.decl if policy else None
+        )
         if policy is None:
-            return self._decision(commissioner, info, None, "not_applicable", None, (), reasons)
+            return self._decision(commissioner, info, None, "not_applicable", None, (), reasons,
+                                  provenance)
         if undecided:
             # Whether this policy applies depends on inputs not given: say which.
             return self._decision(commissioner, info, policy.info, "incomplete", None,
-                                  undecided, reasons)
+                                  undecided, reasons, provenance)
         eligibility, route, missing = self._apply(policy, activity, reasons)
-        return self._decision(commissioner, info, policy.info, eligibility, route, missing, reasons)
+        return self._decision(commissioner, info, policy.info, eligibility, route, missing, reasons,
+                              provenance)
 
     def _decision(
         self,
@@ -221,6 +230,7 @@ class PolicySet:
         route: str | None,
         missing: Iterable[str],
         reasons: Reasons,
+        provenance: tuple[ProvenanceItem, ...] = (),
     ) -> Decision:
         return Decision(
             self.version,
@@ -233,6 +243,7 @@ class PolicySet:
             tuple(missing),
             tuple(reasons),
             self.clock(),
+            provenance,
         )
 
     def _identify(self, activity: Activity, reasons: Reasons) -> CompiledRule | None:
@@ -258,7 +269,10 @@ class PolicySet:
         )
         return None
 
-    def _commissioner(self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons) -> str:
+    def _commissioner(
+        self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons
+    ) -> tuple[str, ast.CommissionerEntry | None]:
+        """The commissioner in force and the entry that says so (None: no entry in force)."""
         best: ast.CommissionerEntry | None = None
         for entry in service.commissioners:
             if entry.start > activity.date or not _in_scope(entry, activity):
@@ -272,9 +286,9 @@ class PolicySet:
         if best is None:
             text = "no commissioner in force on this date"
             reasons.append((ClauseSource(f"service {service.id}", text, service.span.at()), False))
-            return "icb_core"
+            return "icb_core", None
         reasons.append((_entry_source(service.id, best), True))
-        return best.outcome
+        return best.outcome, best
 
     def _select_policy(
         self, line: str, activity: Activity, reasons: Reasons

@@ -85,7 +85,8 @@ def test_rows_in_equal_rows_out_plus_rejects(tmp_path: Path, workers: int) -> No
     x5 = next(r for r in rejects if len(r) > 2 and r[2] == "X-5")
     assert lines[int(x5[0]) - 1].startswith(b"X-5,")
     tavi = next(r for r in rows_out if r[0] == "X-1")
-    assert tavi[len(COLUMNS):] == ["nhs_england", "7", "NCBPS13A", "", "", "not_applicable", "", ""]
+    assert tavi[len(COLUMNS):] == [
+        "nhs_england", "7", "NCBPS13A", "", "", "not_applicable", "", "", "false"]
 
 
 def _reference(pack: PolicySet, fields: list[str], layout: Layout) -> Any:

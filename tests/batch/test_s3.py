@@ -48,7 +48,7 @@ def test_incoming_csv_is_classified_with_rejects_and_summary(s3: Any, pack: Poli
     assert (summary["rows_in"], summary["rows_out"], summary["rejects"]) == (1200, len(classified) - 1, len(rejects) - 1)
     assert summary["rejects"] > 0
     assert summary["evaluator"].startswith("row")  # pyarrow is not in the Lambda package
-    assert classified[0][-8:] == ["commissioner", "service_id", "service_line", "policy_id", "policy_version", "eligibility", "route", "missing"]
+    assert classified[0][-9:] == ["commissioner", "service_id", "service_line", "policy_id", "policy_version", "eligibility", "route", "missing", "verified"]
 
 
 def test_unusable_file_gets_a_summary_with_the_error(s3: Any, pack: PolicySet) -> None:

@@ -248,6 +248,8 @@ def expected(decision: Any) -> dict[str, Any]:
         "eligibility": body["eligibility"],
         "route": body["route"],
         "missing": body["missing"],
+        # Whether the answer rests on pack content marked unverified (see `provenance`).
+        "unverified": body["unverified"],
     }
 
 
