@@ -222,3 +222,12 @@ def test_dictionary_columns_decide_as_plain_ones(columnar: ColumnarPack) -> None
     a, b = columnar.classify(plain), columnar.classify(encoded)
     for name in (*RESULT_COLUMNS, REASON):
         assert a.column(name).to_pylist() == b.column(name).to_pylist()
+
+
+def test_the_pack_survives_the_trip_to_spark_workers(columnar: ColumnarPack) -> None:
+    """Spark ships the compiled pack with cloudpickle; the copy answers as the original."""
+    from pyspark import cloudpickle
+
+    copy = cloudpickle.loads(cloudpickle.dumps(columnar))
+    rows = [r for r in generate(1500, 5, bad_share=0.05) if len(r) == len(COLUMNS)]
+    assert copy.classify(batch_of(rows)).to_pylist() == columnar.classify(batch_of(rows)).to_pylist()
