@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy chalicelib $(wildcard app.py)
+	$(BIN)/mypy chalicelib pss_dev $(wildcard app.py)
 
 policy-check: $(STAMP)
 	$(BIN)/pss check $(POLICIES)
@@ -54,9 +54,10 @@ bench: bundle
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements-peers.txt 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -m benchmarks
 
-# A longer fuzzing run than the one `make test` includes.
+# Longer fuzzing and differential (compiled vs the test oracle) runs than `make test` has.
 fuzz: $(STAMP)
-	PSS_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest tests/dsl/test_fuzz.py -q
+	PSS_FUZZ_EXAMPLES=20000 PSS_DIFF_EXAMPLES=5000 $(BIN)/python -m pytest \
+		tests/dsl/test_fuzz.py tests/dsl/test_differential.py -q
 
 clean:
 	rm -rf $(VENV) build chalicelib/_bundle .pytest_cache .mypy_cache .ruff_cache

@@ -200,10 +200,10 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start the local stack (embedded DynamoDB + the API); see `chalicelib.local_stack`."""
+    """Start the local stack (embedded DynamoDB + the API); see `pss_dev.local_stack`."""
     # Imported here: the local stack pulls in moto and chalice's dev server, which only
     # `pss serve` needs.
-    from chalicelib.local_stack import serve_main
+    from pss_dev.local_stack import serve_main
 
     return serve_main(args.rest)
 

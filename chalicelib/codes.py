@@ -9,6 +9,7 @@ single spaces; ODS codes are uppercased.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 SYSTEMS = ("icd10", "opcs4", "drug", "ods")
 # ICD-10 (5th Edition, UK): a letter, two digits, then up to two characters below the
@@ -24,6 +25,9 @@ _SPACES = re.compile(r"\s+")
 HIERARCHICAL = frozenset({"icd10", "opcs4"})
 
 
+# Requests repeat a small set of codes; remembering the last few tens of thousands saves the
+# regular expressions on every decision, in bounded memory.
+@lru_cache(maxsize=1 << 16)
 def normalise(system: str, raw: str) -> str | None:
     """Return the canonical form of `raw` in `system`, or None when it is not well formed."""
     if system in HIERARCHICAL:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from chalicelib.api import jwt_check
 from chalicelib.api.jwt_check import KeySet, TokenRejected
 from chalicelib.decisions.store import DecisionStore, StoreUnavailable
+from chalicelib.errors import PssError
 from chalicelib.settings import JwtIssuer, Settings
 
 API_KEY_HEADER = "x-api-key"
@@ -38,9 +39,12 @@ SCOPES = (WRITE, READ, AUDIT)
 IssuerT = TypeVar("IssuerT", bound=JwtIssuer)
 
 
-class Unauthorized(Exception):
+class Unauthorized(PssError):
     """No or bad credentials. The message must stay exactly `Unauthorized` for API Gateway;
     `reason` is for tests only."""
+
+    code = "unauthorized"
+    status = 401
 
     def __init__(self, reason: str = "") -> None:
         self.reason = reason

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from chalicelib.api.replies import Reply, bad_request, not_found
+from chalicelib.api.replies import Reply, not_found
 from chalicelib.api.schemas import (
     AssessmentOut,
     AttestationOut,
@@ -25,7 +25,6 @@ from chalicelib.api.schemas import (
 )
 from chalicelib.dsl import ast
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.errors import RequestError, UnknownNameError
 
 FOUR_FACTORS = "four_factors"
 
@@ -68,13 +67,9 @@ class Catalogue:
         return Reply(200, PolicyVersionsOut(id=wanted, versions=found))
 
     def assess(self, raw: Any) -> Reply:
-        """Run the four-factor assessment over its inputs; 400 on unknown or ill-typed ones."""
-        try:
-            assessment = self.policy_set.assess(FOUR_FACTORS, raw)
-        except RequestError as exc:
-            raise bad_request(exc.details) from None
-        except UnknownNameError as exc:
-            raise not_found(str(exc)) from None
+        """Run the four-factor assessment over its inputs; `RequestError` (400) on unknown or
+        ill-typed ones, `UnknownNameError` (404) when the pack has no such assessment."""
+        assessment = self.policy_set.assess(FOUR_FACTORS, raw)
         return Reply(200, AssessmentOut.model_validate(assessment.to_dict()))
 
 

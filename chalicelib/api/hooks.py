@@ -21,7 +21,7 @@ from chalicelib.api.service import DecisionService
 from chalicelib.cds.http_fetch import Fetch, no_fetch
 from chalicelib.cds.models import HookResponse
 from chalicelib.cds.service import discovery, handle
-from chalicelib.errors import NotCoveredError, Problem, RequestError
+from chalicelib.errors import Problem
 
 
 class CdsAnswer(RootModel[dict[str, Any]]):
@@ -60,23 +60,17 @@ class HookService:
             # hook instance and order replay the decision already recorded, never a new one.
             key = "cds-" + hashlib.sha256(
                 f"{hook_instance}\0{request.get('referral_id', '')}".encode()).hexdigest()
+            # The engine's own `RequestError` / `NotCoveredError` reach the adapter as they
+            # are: it turns an invalid order into a card.
             try:
-                try:
-                    reply = self.decisions.decide(request, client_id, key, False,
-                                                  hook_instance=hook_instance)
-                except ApiError as exc:
-                    if exc.status != 409:
-                        raise
-                    # The order changed under the same hook instance: a new decision.
-                    reply = self.decisions.decide(request, client_id, None, False,
-                                                  hook_instance=hook_instance)
+                reply = self.decisions.decide(request, client_id, key, False,
+                                              hook_instance=hook_instance)
             except ApiError as exc:
-                # The adapter turns invalid orders into cards; it needs the engine's errors.
-                if exc.status == 400:
-                    raise RequestError(exc.details) from None
-                if exc.status == 422:
-                    raise NotCoveredError(exc.message) from None
-                raise
+                if exc.status != 409:
+                    raise
+                # The order changed under the same hook instance: a new decision.
+                reply = self.decisions.decide(request, client_id, None, False,
+                                              hook_instance=hook_instance)
             decided: dict[str, Any] = reply.body.model_dump(mode="json")
             return decided
 

@@ -21,7 +21,7 @@ from chalice.app import Request, Response
 from chalicelib.api.auth import AUDIT
 from chalicelib.api.logs import AccessLog
 from chalicelib.api.replies import ApiError, Reply, bad_request
-from chalicelib.errors import Problem
+from chalicelib.errors import Problem, PssError
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -140,10 +140,12 @@ class Endpoint:
             body = reply.body.model_dump(mode="json")
             return reply.status, body, reply.headers, reply.decision_id, None
         except ApiError as exc:
-            return exc.status, exc.error_body(), exc.headers, exc.decision_id, exc.code
+            return exc.status, exc.body(), exc.headers, exc.decision_id, exc.code
+        except PssError as exc:  # the engine's own errors carry their status and details
+            return exc.status, exc.body(), {}, None, exc.code
         except Exception as exc:
             internal = ApiError(500, "internal_error", f"unexpected {type(exc).__name__}")
-            return 500, internal.error_body(), {}, None, internal.code
+            return 500, internal.body(), {}, None, internal.code
 
 
 def method_not_allowed(allowed: str) -> Callable[[HttpRequest], Reply]:

@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-UNAUTHORIZED_BODY = json.dumps({"error": {
-    "code": "unauthorized",
-    "message": "valid credentials are required: `Authorization: Bearer <JWT>`, or `x-api-key` "
-               "in the dev stage",
-    "details": [{"field": "Authorization", "problem": "missing, malformed or not accepted"}]},
-}).encode()
-FORBIDDEN_BODY = json.dumps({"error": {
-    "code": "forbidden", "message": "these credentials may not call this route",
-    "details": []}}).encode()
+from chalicelib.errors import Problem, error_body
+
+UNAUTHORIZED_BODY = json.dumps(error_body(
+    "unauthorized",
+    "valid credentials are required: `Authorization: Bearer <JWT>`, or `x-api-key` in the dev "
+    "stage",
+    [Problem("Authorization", "missing, malformed or not accepted")])).encode()
+FORBIDDEN_BODY = json.dumps(error_body(
+    "forbidden", "these credentials may not call this route")).encode()
 
 
 def install_if_local(on_lambda: bool) -> bool:

@@ -1,6 +1,7 @@
 """What a use case hands back to the HTTP edge: a reply, or an `ApiError` with the error body.
 
-In: status, body (a pydantic model), headers. Out: the same, plus `error_body()` giving the
+In: status, body (a pydantic model), headers. Out: the same; errors are `PssError`s (the
+engine's own, or `ApiError` for the answers only the API gives), whose `body()` is the
 design's `{"error": {"code", "message", "details"}}` for every 4xx/5xx.
 """
 
@@ -8,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import BaseModel
 
-from chalicelib.errors import Problem
+from chalicelib.errors import Problem, PssError, RequestError
 
 
 @dataclass(frozen=True)
@@ -25,29 +25,24 @@ class Reply:
     decision_id: str | None = None
 
 
-class ApiError(Exception):
-    """An error answer: HTTP status, stable `code`, message, per-field details, headers."""
+class ApiError(PssError):
+    """An error answer the engine's own errors do not cover: any status and `code`, plus
+    response headers (`Retry-After`) and the decision id the access log names."""
 
     def __init__(self, status: int, code: str, message: str,
                  details: Sequence[Problem] = (), headers: Mapping[str, str] | None = None,
                  decision_id: str | None = None) -> None:
+        super().__init__(message, details)
         self.status = status
         self.code = code
-        self.message = message
-        self.details = tuple(details)
         self.headers = dict(headers or {})
         self.decision_id = decision_id
-        super().__init__(f"{status} {code}: {message}")
-
-    def error_body(self) -> dict[str, Any]:
-        """The error JSON of design section 4."""
-        return {"error": {"code": self.code, "message": self.message,
-                          "details": [d.to_dict() for d in self.details]}}
 
 
-def bad_request(details: Sequence[Problem], message: str = "the request is invalid") -> ApiError:
+def bad_request(details: Sequence[Problem],
+                message: str = "the request is invalid") -> RequestError:
     """A 400 listing every bad field."""
-    return ApiError(400, "invalid_request", message, details)
+    return RequestError(details, message)
 
 
 def not_found(what: str) -> ApiError:

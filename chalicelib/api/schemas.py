@@ -22,11 +22,10 @@ from pydantic import (
     StrictStr,
 )
 
+from chalicelib.dsl.outcomes import Commissioner, Eligibility
+from chalicelib.engine.fields import MAX_CODES
 from chalicelib.engine.request import DecisionRequest
 
-Commissioner = Literal["nhs_england", "icb_delegated", "icb_core"]
-Eligibility = Literal["eligible", "not_eligible", "prior_approval", "ifr_required",
-                      "incomplete", "not_applicable"]
 ProvenanceKind = Literal["rule", "service", "line", "commissioner", "policy"]
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
@@ -134,7 +133,7 @@ class RedecideRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     facts: dict[str, Scalar] = Field(default_factory=dict)
-    attestations: list[StrictStr] = Field(default_factory=list, max_length=50)
+    attestations: list[StrictStr] = Field(default_factory=list, max_length=MAX_CODES)
 
 
 class FactorOut(BaseModel):

@@ -42,8 +42,8 @@ from chalicelib.decisions.store import (
 )
 from chalicelib.engine.decision import Decision
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.engine.request import DecisionRequest, parse_request
-from chalicelib.errors import NotCoveredError, Problem, RequestError
+from chalicelib.engine.request import DecisionRequest, attestation_problems, parse_request
+from chalicelib.errors import Problem, validation_problems
 
 IDEMPOTENCY_TTL = dt.timedelta(hours=48)
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -94,8 +94,7 @@ class DecisionService:
             if held is not None:
                 return self._replay(store, held, digest)
         first = self._version(self.new_id(), 1, client_id, now, digest, request, decision,
-                              request.referral_id, self._nhs_hash(request),
-                              _age_months(request, activity))
+                              request.referral_id, self._nhs_hash(request), activity.age_months)
         if hook_instance is not None:
             first = replace(first, hook_instance=hook_instance)
         claim = None if idempotency_key is None else IdempotencyClaim(
@@ -148,12 +147,13 @@ class DecisionService:
             if latest is None or latest.client_id != client_id:
                 raise not_found(f"no decision `{decision_id}`")
             inputs = _merge(latest.inputs, added)
-            request, activity = self._parse(inputs)
+            # The stored inputs hold no birth date, so the months first decided on are kept.
+            request, activity = self._parse(inputs, _kept_age_months(latest.inputs))
             decision = self._evaluate(activity)
             following = self._version(decision_id, latest.version + 1, client_id, self.clock(),
                                       self.pseudonymiser.digest(inputs), request, decision,
                                       latest.referral_id, latest.nhs_number_hash,
-                                      _kept_age_months(latest.inputs, request, activity))
+                                      activity.age_months)
             claim = None if scoped is None else IdempotencyClaim(
                 client_id, scoped, digest, decision_id, _epoch(now + IDEMPOTENCY_TTL),
                 following.version)
@@ -172,14 +172,19 @@ class DecisionService:
         raise ApiError(409, "version_conflict", "the decision changed too often while being "
                        "re-decided; retry", decision_id=decision_id)
 
-    @staticmethod
-    def _redecide_body(raw: Any) -> RedecideRequest:
+    def _redecide_body(self, raw: Any) -> RedecideRequest:
+        """The added facts and attestations, checked as `POST /v1/decisions` checks them
+        (so a mistake is reported at the same field: `attestations[0]`, `facts.x`)."""
         if not isinstance(raw, dict):
             raise bad_request([Problem("body", "must be a JSON object")])
         try:
-            return RedecideRequest.model_validate(raw)
+            added = RedecideRequest.model_validate(raw)
         except ValidationError as exc:
-            raise bad_request(_problems(exc)) from None
+            raise bad_request(validation_problems(exc)) from None
+        problems = attestation_problems(added.attestations, self.policy_set.checked.attestations)
+        if problems:
+            raise bad_request(problems)
+        return added
 
     # --- GET ------------------------------------------------------------------------------
 
@@ -226,18 +231,17 @@ class DecisionService:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _parse(self, raw: Any) -> tuple[DecisionRequest, Activity]:
+    def _parse(self, raw: Any, age_months: int | None = None
+               ) -> tuple[DecisionRequest, Activity]:
+        """The request and its activity; `RequestError` (400) names every bad field.
+        `age_months`: the exact age a re-decision keeps (see `parse_request`)."""
         checked = self.policy_set.checked
-        try:
-            return parse_request(raw, checked.fact_types, checked.attestations)
-        except RequestError as exc:
-            raise bad_request(exc.details) from None
+        return parse_request(raw, checked.fact_types, checked.attestations,
+                             age_months=age_months)
 
     def _evaluate(self, activity: Activity) -> Decision:
-        try:
-            return self.policy_set.decide_activity(activity)
-        except NotCoveredError as exc:
-            raise ApiError(422, "not_covered", str(exc), [Problem("date", str(exc))]) from None
+        """The decision; `NotCoveredError` (422, field `date`) before the pack's first date."""
+        return self.policy_set.decide_activity(activity)
 
     def _nhs_hash(self, request: DecisionRequest) -> str | None:
         number = request.patient.nhs_number
@@ -291,21 +295,11 @@ def stored_inputs(request: DecisionRequest, age_months: int | None) -> dict[str,
 AGE_MONTHS = "age_months"
 
 
-def _age_months(request: DecisionRequest, activity: Activity) -> int | None:
-    """The age the decision used, in whole months: exact from a birth date, else years × 12."""
-    born = request.patient.birth_date
-    if born is None:
-        return None if activity.age is None else activity.age * 12
-    on = request.date
-    return (on.year - born.year) * 12 + (on.month - born.month) - (on.day < born.day)
-
-
-def _kept_age_months(inputs: Mapping[str, Any], request: DecisionRequest,
-                     activity: Activity) -> int | None:
-    """A re-decision keeps the months recorded first (its inputs no longer hold the birth
-    date, so the months could not be worked out again)."""
+def _kept_age_months(inputs: Mapping[str, Any]) -> int | None:
+    """The months a recorded version decided on (its inputs no longer hold the birth date,
+    so they could not be worked out again); None for versions stored without them."""
     kept = (inputs.get("patient") or {}).get(AGE_MONTHS)
-    return kept if isinstance(kept, int) else _age_months(request, activity)
+    return kept if isinstance(kept, int) and not isinstance(kept, bool) else None
 
 
 def _merge(inputs: Mapping[str, Any], added: RedecideRequest) -> dict[str, Any]:
@@ -327,11 +321,3 @@ def _check_key(idempotency_key: str | None) -> None:
 def _epoch(moment: dt.datetime) -> int:
     return int(moment.timestamp())
 
-
-def _problems(exc: ValidationError) -> list[Problem]:
-    out = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "body"
-        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        out.append(Problem(path, message))
-    return out

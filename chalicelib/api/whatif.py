@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from chalicelib.api.replies import Reply, bad_request
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.errors import PolicyError, Problem
+from chalicelib.errors import PolicyError, Problem, validation_problems
 
 MAX_CASES = 1000
 
@@ -52,8 +52,7 @@ class WhatIfService:
         try:
             request = WhatIfRequest.model_validate(raw)
         except ValidationError as exc:
-            raise bad_request([Problem(".".join(str(p) for p in e["loc"]) or "body",
-                                       e["msg"]) for e in exc.errors()]) from None
+            raise bad_request(validation_problems(exc)) from None
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch) / self.policy_dir.name
             shutil.copytree(self.policy_dir, folder)

@@ -1,7 +1,6 @@
 """Commissioner tools over many records: synthetic activity, batch classification, what-if.
 
 * `rows`       -- the SUS-like CSV layout; a row to a request (reference) or an `Activity` (fast)
-* `synth`      -- deterministic synthetic activity (`pss synth`)
 * `classify`   -- streaming, multi-process classification of a CSV (`pss batch`)
 * `diff`       -- the same cases under two policy sets (`pss diff`), text and HTML report
 * `whatif`     -- the framework-free what-if used by `POST /v1/what-if`

@@ -23,13 +23,17 @@ from typing import BinaryIO, TextIO
 from chalicelib.batch.parallel import Readable, iter_blocks, run_blocks, split_header
 from chalicelib.batch.rows import RESULT_COLUMNS, HeaderError, Layout, RowDecider, RowError
 from chalicelib.engine.policy_set import PolicySet
+from chalicelib.errors import PssError
 
 REJECT_COLUMNS = ("line", "reason")
 Key = tuple[str, str, str]  # (commissioner, service line or "", eligibility)
 
 
-class InputError(Exception):
+class InputError(PssError):
     """The input cannot be classified at all (encoding, header): exit 2, one line."""
+
+    code = "invalid_input"
+    status = 400
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace | 
 
 def synth_main(argv: Sequence[str] | None = None) -> int:
     """`pss synth --rows N --seed S -o FILE`: write synthetic activity, CSV or Parquet."""
-    from chalicelib.batch.synth import write_csv, write_parquet
+    from pss_dev.synth import write_csv, write_parquet
 
     parser = _Parser(prog="pss synth", description="write synthetic SUS-like activity (.csv, "
                      ".parquet or .pq)")

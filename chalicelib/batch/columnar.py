@@ -38,7 +38,7 @@ from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.typecheck import list_keys
 from chalicelib.dsl.types import REGIONS
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.engine.request import MAX_AGE, MAX_CODES
+from chalicelib.engine import fields as checks
 
 REASON, PATH = "reject_reason", "engine_path"
 LINE = "_pss_line"  # optional int64 input column: the row's line in its file, for rejects
@@ -58,7 +58,6 @@ _PATTERNS = {
 }
 _SEX = {"1": "male", "2": "female", "9": "indeterminate", "0": "unknown"}
 _SEX_VALUES = {**_SEX, **{v: v for v in _SEX.values()}}
-_MAX_REFERRAL_ID = 128
 _FIRST = ("dominant_procedure", "primary_diagnosis")  # one code per cell
 
 
@@ -207,7 +206,7 @@ class _Frame:
         # Dates: YYYY-MM-DD that survive a round trip (strptime rolls 02-30 over to March).
         text = d["activity_date"]
         parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
-        shape = pc.match_substring_regex(text, "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+        shape = pc.match_substring_regex(text, checks.anchored(checks.ISO_DATE))
         same = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
         day = pc.cast(parsed, pa.date32())
         in_pack = pc.greater_equal(day, pa.scalar(self.covers_from, pa.date32()))
@@ -216,13 +215,15 @@ class _Frame:
         text = d["age"]
         digits = pc.match_substring_regex(text, "^0*[0-9]{1,3}$")
         age = pc.cast(pc.if_else(digits, text, pa.scalar(None, pa.string())), pa.int64())
-        age_ok = pc.fill_null(pc.less_equal(age, MAX_AGE), False)
+        age_ok = pc.fill_null(pc.less_equal(age, checks.MAX_AGE), False)
         out["age"] = (age, age_ok)
         out["sex"] = self._mapped("sex", _SEX_VALUES)
         out["region"] = self._mapped("region", {r: r for r in REGIONS})
-        out["icb"] = self._pattern("icb", "^[A-Z0-9]{3,5}$", upper=False)
-        out["provider_code"] = self._pattern("provider_code", "^[A-Za-z0-9]{3,6}$", upper=True)
-        out["treatment_function"] = self._pattern("treatment_function", "^[0-9]{3}$", False)
+        out["icb"] = self._pattern("icb", checks.anchored(checks.ICB), upper=False)
+        out["provider_code"] = self._pattern("provider_code", checks.anchored(checks.ODS), True)
+        out["treatment_function"] = self._pattern(
+            "treatment_function", checks.anchored(checks.TREATMENT_FUNCTION), False
+        )
         return out
 
     def _mapped(self, name: str, table: dict[str, str]) -> tuple[Arr, Mask]:
@@ -243,7 +244,7 @@ class _Frame:
         """Rows the vectorised path may decide: what `FastRows.read` would accept, no facts."""
         d = self.dictionaries
         sure = pc.less_equal(pc.utf8_length(pc.fill_null(record_id.cast(pa.string()), "")),
-                             _MAX_REFERRAL_ID)
+                             checks.MAX_REFERRAL_ID)
         for name in ("facts", "attestations"):
             sure = pc.and_(sure, self.spread(name, pc.equal(d[name], "")))
         for name, (_, ok) in self.values.items():
@@ -259,10 +260,10 @@ class _Frame:
             has_first = self.spread(first, pc.greater(a.count, 0))
             sure = pc.and_(sure, pc.or_(has_first, self.spread(rest, pc.equal(b.count, 0))))
             total = pc.add(self.spread(first, a.count), self.spread(rest, b.count))
-            sure = pc.and_(sure, pc.less_equal(total, MAX_CODES))
+            sure = pc.and_(sure, pc.less_equal(total, checks.MAX_CODES))
         drugs = self.codes["drugs"]
         sure = pc.and_(sure, self.spread("drugs", drugs.ok))
-        return pc.and_(sure, self.spread("drugs", pc.less_equal(drugs.count, MAX_CODES)))
+        return pc.and_(sure, self.spread("drugs", pc.less_equal(drugs.count, checks.MAX_CODES)))
 
     def value(self, name: str) -> Arr:
         """Per row: the typed value of a scalar column (null when not given)."""

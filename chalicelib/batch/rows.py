@@ -22,22 +22,19 @@ decisions and reject reasons are those of the API by construction.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import operator
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.activity import Activity
 from chalicelib.codes import normalise
-from chalicelib.dsl.types import REGIONS, VType
+from chalicelib.engine import fields as checks
 from chalicelib.engine.decision import Decision
 from chalicelib.engine.policy_set import PolicySet, RuleIndex
-from chalicelib.engine.request import ISO_DATE, MAX_CODES
-from chalicelib.engine.request import _facts as type_facts
-from chalicelib.errors import NotCoveredError, RequestError
+from chalicelib.errors import NotCoveredError, PssError, RequestError
 
 COLUMNS = (
     "record_id",
@@ -72,27 +69,28 @@ RESULT_COLUMNS = (
     "verified",
 )
 SEX_CODES = {"1": "male", "2": "female", "9": "indeterminate", "0": "unknown"}
-_SEX_FAST = {**SEX_CODES, **{v: v for v in SEX_CODES.values()}}
-_REGIONS = frozenset(REGIONS)
+_SEX_FAST = {**SEX_CODES, **{v: v for v in checks.SEXES}}
 # A cell value pydantic would reject: the row takes the reference path to get its reason.
 _BAD: Any = object()
 _INT = re.compile(r"-?[0-9]+")
 _DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")
-_ICB = re.compile(r"[A-Z0-9]{3,5}")
-_ODS = re.compile(r"[A-Za-z0-9]{3,6}")
-_TF = re.compile(r"[0-9]{3}")
-_MAX_REFERRAL_ID = 128
 # Distinct codes in a year of activity number in the tens of thousands; the cache stops
 # growing past this so memory stays constant whatever the file.
 _CODE_CACHE_LIMIT = 200_000
 
 
-class RowError(Exception):
+class RowError(PssError):
     """A row cannot be classified; the message is the reason written to the rejects file."""
 
+    code = "invalid_row"
+    status = 400
 
-class HeaderError(Exception):
+
+class HeaderError(PssError):
     """The header lacks required columns (an input error: exit 2, nothing classified)."""
+
+    code = "invalid_header"
+    status = 400
 
 
 @dataclass(frozen=True)
@@ -228,12 +226,13 @@ class Unreached:
     date: dt.date
 
 
-# Which RuleIndex dimensions each code list is looked up in (see RuleIndex.candidates).
+# Which RuleIndex dimensions each code list is looked up in (see RuleIndex.candidates),
+# keyed by the code system the cell is normalised in ("tf": treatment function codes).
+_FIELD_SYSTEMS = {"procedures": "opcs4", "diagnoses": "icd10", "drugs": "drug",
+                  "treatment_function": "tf"}
 _DIMENSIONS = {
-    "opcs4": ("dominant procedure", "any procedure"),
-    "icd10": ("primary diagnosis", "any diagnosis"),
-    "drug": ("any drug",),
-    "tf": ("treatment function",),
+    system: tuple(d for d in RuleIndex.DIMENSIONS if d.field == field)
+    for field, system in _FIELD_SYSTEMS.items()
 }
 _Cell = tuple[tuple[str, ...], bool] | None  # (canonical codes, reaches a rule) or None: unsure
 
@@ -248,19 +247,8 @@ class FastRows:
     looked up in the indexes once.
     """
 
-    def __init__(
-        self,
-        layout: Layout,
-        indexes: Sequence[RuleIndex],
-        fact_types: Mapping[str, VType] | None = None,
-        attestations: Collection[str] = (),
-    ) -> None:
+    def __init__(self, layout: Layout, indexes: Sequence[RuleIndex]) -> None:
         self.width = len(layout.header)
-        # With the pack's vocabulary, rows with facts and attestations take the fast path too
-        # when every fact and attestation is one the API would accept as given.
-        self.fact_types = fact_types
-        self.attestations = attestations
-        self.vocabulary = (layout.index["facts"], layout.index["attestations"])
         self.pick = operator.itemgetter(*(layout.index[c] for c in COLUMNS))
         # A rule with no code test is a candidate for every row: no row is then unreached.
         self.shortcut = all(not i.unindexed for i in indexes)
@@ -292,9 +280,10 @@ class FastRows:
         found: _Cell = None
         raw = ([first] if first else []) + _split(rest)
         # Subsidiary codes need a first one (procedures, diagnoses); drugs are one list.
-        if not (rest and not first and system != "drug") and len(raw) <= MAX_CODES:
+        if not (rest and not first and system != "drug") and len(raw) <= checks.MAX_CODES:
             if system == "tf":
-                found = ((first,), self._reaches(system, first)) if _TF.fullmatch(first) else None
+                found = (((first,), self._reaches(system, first))
+                         if checks.TREATMENT_FUNCTION.fullmatch(first) else None)
             else:
                 codes = [normalise(system, item) for item in raw]
                 if None not in codes:
@@ -307,8 +296,7 @@ class FastRows:
     @staticmethod
     def _date(text: str) -> Unreached | None:
         try:
-            # The same test as the API's: YYYY-MM-DD only (`2024-W01-1` is ten characters too).
-            return Unreached(dt.date.fromisoformat(text)) if ISO_DATE.fullmatch(text) else None
+            return Unreached(checks.iso_date(text))
         except ValueError:
             return None
 
@@ -318,10 +306,8 @@ class FastRows:
             return None
         (rid, _setting, date_s, provider, age_s, sex_s, region, icb, tf, diag1, diags, proc1,
          procs, drugs_s, facts, attestations) = self.pick(fields)  # fmt: skip
-        if len(rid) > _MAX_REFERRAL_ID:
+        if facts or attestations or len(rid) > checks.MAX_REFERRAL_ID:
             return None
-        if facts or attestations:
-            return self._with_vocabulary(fields, facts, attestations)
         try:
             day, age, sex = self.dates[date_s], self.ages[age_s], self.sexes[sex_s]
             region_v, icb_v, provider_v = (
@@ -344,7 +330,7 @@ class FastRows:
             return day
         return Activity(
             date=day.date,
-            age=age,
+            age_months=age,
             sex=sex,
             procedures=procedures[0],
             diagnoses=diagnoses[0],
@@ -355,29 +341,6 @@ class FastRows:
             icb=icb_v,
         )
 
-    def _with_vocabulary(
-        self, fields: Sequence[str], facts: str, attestations: str
-    ) -> Activity | Unreached | None:
-        """A row with facts or attestations: typed as the API types them, or None if unsure."""
-        if self.fact_types is None:
-            return None
-        try:
-            raw = parse_facts(facts)
-        except RowError:
-            return None
-        problems: list[Any] = []
-        typed = type_facts(raw, self.fact_types, problems)
-        given = _split(attestations)
-        if problems or len(given) > MAX_CODES or any(a not in self.attestations for a in given):
-            return None
-        plain = list(fields)
-        plain[self.vocabulary[0]] = plain[self.vocabulary[1]] = ""
-        found = self.read(plain)
-        if isinstance(found, Activity):
-            # Facts never change which rule matches: an unreached row stays unreached.
-            return dataclasses.replace(found, facts=typed, attestations=frozenset(given))
-        return found
-
     def _learn(
         self, date_s: str, age_s: str, sex_s: str, region: str, icb: str, provider: str
     ) -> None:
@@ -387,14 +350,14 @@ class FastRows:
             for cache in caches:
                 cache.clear()
         self.dates[date_s] = self._date(date_s)
-        self.ages[age_s] = (
-            int(age_s) if age_s.isascii() and age_s.isdigit() and int(age_s) <= 130 else _BAD
-        )
+        # Ages in the file are whole years; the engine carries months.
+        whole = age_s.isascii() and age_s.isdigit()
+        self.ages[age_s] = int(age_s) * 12 if whole and checks.valid_age(int(age_s)) else _BAD
         self.sexes[sex_s] = _SEX_FAST.get(sex_s, _BAD) if sex_s else None
-        self.regions[region] = (region if region in _REGIONS else _BAD) if region else None
-        self.icbs[icb] = (icb if _ICB.fullmatch(icb) else _BAD) if icb else None
+        self.regions[region] = _checked(checks.region, region)
+        self.icbs[icb] = (icb if checks.ICB.fullmatch(icb) else _BAD) if icb else None
         self.providers[provider] = (
-            (provider.upper() if _ODS.fullmatch(provider) else _BAD) if provider else None
+            (provider.upper() if checks.ODS.fullmatch(provider) else _BAD) if provider else None
         )
 
     def activity(self, fields: Sequence[str]) -> Activity | None:
@@ -409,6 +372,17 @@ class FastRows:
         return found
 
 
+def _checked(check: Callable[[str], Any], cell: str) -> Any:
+    """The cell through one of `engine.fields`' checks: its value, None when empty, or
+    `_BAD` when the API would reject it."""
+    if not cell:
+        return None
+    try:
+        return check(cell)
+    except ValueError:
+        return _BAD
+
+
 class RowDecider:
     """Decides rows under one policy set: the fast path when sure, the API's path otherwise.
 
@@ -418,10 +392,7 @@ class RowDecider:
     def __init__(self, policy_set: PolicySet, layout: Layout, fast: FastRows | None = None):
         self.policy_set = policy_set
         self.layout = layout
-        checked = policy_set.checked
-        self.fast = fast or FastRows(
-            layout, [policy_set.rule_index], checked.fact_types, checked.attestations
-        )
+        self.fast = fast or FastRows(layout, [policy_set.rule_index])
         self.covers_from = policy_set.covers_from
         # What any activity no rule can reach is decided as, asked of the engine itself.
         self.unreached = result_fields(policy_set.decide_activity(Activity(self.covers_from)))

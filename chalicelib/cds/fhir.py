@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.engine.request import nhs_number_valid
-from chalicelib.errors import Problem
+from chalicelib.errors import Problem, PssError
 
 FACT_URL = "https://pss-rules.example/fhir/StructureDefinition/fact"
 ATTESTATION_URL = "https://pss-rules.example/fhir/StructureDefinition/attestation"
@@ -111,12 +111,14 @@ _DOSE_WORDS = frozenset(
 )
 
 
-class FhirError(Exception):
+class FhirError(PssError):
     """FHIR that is not well formed; `details` names each bad element by JSON path."""
 
+    code = "invalid_request"
+    status = 400
+
     def __init__(self, field_path: str, problem: str) -> None:
-        self.details = (Problem(field_path, problem),)
-        super().__init__(f"{field_path}: {problem}")
+        super().__init__(f"{field_path}: {problem}", [Problem(field_path, problem)])
 
 
 # --- typed access: every read either gets the JSON type FHIR defines or raises FhirError ---

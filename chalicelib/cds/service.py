@@ -40,7 +40,13 @@ from chalicelib.cds.models import (
     Source,
 )
 from chalicelib.cds.provenance import unverified_lines
-from chalicelib.errors import NotCoveredError, Problem, RequestError
+from chalicelib.errors import (
+    NotCoveredError,
+    Problem,
+    RequestError,
+    error_body,
+    validation_problems,
+)
 
 Decide = Callable[[dict[str, Any], str], dict[str, Any]]
 Fetch = Callable[[str, str, str], dict[str, Any] | None]
@@ -120,9 +126,7 @@ def error(
     status: int, code: str, message: str, details: Sequence[Problem] = ()
 ) -> tuple[int, dict[str, Any]]:
     """Return (status, the API's standard error body)."""
-    return status, {
-        "error": {"code": code, "message": message, "details": [d.to_dict() for d in details]}
-    }
+    return status, error_body(code, message, details)
 
 
 def handle(
@@ -160,7 +164,8 @@ def handle(
     try:
         call = HookRequest.model_validate(body)
     except ValidationError as exc:
-        return error(400, "invalid_request", "not a valid CDS Hooks request", _problems(exc))
+        return error(400, "invalid_request", "not a valid CDS Hooks request",
+                     validation_problems(exc))
     if call.hook != service.hook:
         return error(
             400,
@@ -172,15 +177,6 @@ def handle(
         return 200, _answer(call, decide, fetch, today, base_url).to_json()
     except fhir.FhirError as exc:
         return error(400, "invalid_request", "malformed FHIR in the CDS Hooks request", exc.details)
-
-
-def _problems(exc: ValidationError) -> list[Problem]:
-    out = []
-    for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "body"
-        message = "is required" if err["type"] == "missing" else err["msg"]
-        out.append(Problem(where, message))
-    return out
 
 
 # --- gathering the patient and their conditions ---

@@ -145,16 +145,9 @@ def _contradiction_in(cond: ast.Condition) -> tuple[Span, str] | None:
 
 # --- identification rules ----------------------------------------------------------------
 
-_SINGLE_VALUED = (
-    "dominant procedure",
-    "primary diagnosis",
-    "treatment function",
-    "provider",
-    "region",
-    "icb",
-    "sex",
-)
-_IMPLIES = {"dominant procedure": "any procedure", "primary diagnosis": "any diagnosis"}
+# Dimensions an activity has at most one value in: single-valued selectors, and `sex`.
+_SINGLE_VALUED = frozenset({*(s for s in ast.Selector if s.single_valued), "sex"})
+_IMPLIES: dict[str, str] = {s: s.implies for s in ast.Selector if s.implies is not None}
 
 
 @dataclass(frozen=True)

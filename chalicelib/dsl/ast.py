@@ -1,7 +1,7 @@
 """The policy language's abstract syntax tree: frozen dataclasses with source spans.
 
-Produced by `lowering` from the Lark tree, read by `checker`, `compiler`, `interpreter` and
-`printer`. Spans never take part in equality, so `parse(format(parse(text)))` equals
+Produced by `lowering` from the Lark tree, read by `checker`, `compiler` and `printer`.
+Spans never take part in equality, so `parse(format(parse(text)))` equals
 `parse(text)` whenever formatting preserves meaning.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from chalicelib.dsl.source import NOWHERE, Diagnostic, Span
@@ -62,6 +63,89 @@ class BinOp:
 Value = Num | DateLit | StrLit | Ref | BinOp
 
 
+# --- selectors ---------------------------------------------------------------------------
+
+
+class Selector(StrEnum):
+    """What part of the activity a code test reads: the one definition of the selectors.
+
+    Each selector names an `Activity` field (`field`), the code system its values are in
+    (`system`, None for plain values such as a treatment function or a region), and whether
+    it reads only the first code of a list (`first_only`: the dominant procedure, the primary
+    diagnosis) or any of them. A `StrEnum`, so it prints as the policy text writes it.
+    """
+
+    DOMINANT_PROCEDURE = "dominant procedure"
+    ANY_PROCEDURE = "any procedure"
+    PRIMARY_DIAGNOSIS = "primary diagnosis"
+    ANY_DIAGNOSIS = "any diagnosis"
+    ANY_DRUG = "any drug"
+    TREATMENT_FUNCTION = "treatment function"
+    PROVIDER = "provider"
+    REGION = "region"
+    ICB = "icb"
+
+    @classmethod
+    def named(cls, text: str) -> Selector | None:
+        """The selector written `text`, or None when `text` is not one (e.g. `sex`)."""
+        try:
+            return cls(text)
+        except ValueError:
+            return None
+
+    @property
+    def field(self) -> str:
+        """The `Activity` attribute this selector reads."""
+        return _SELECTOR_PARTS[self][0]
+
+    @property
+    def system(self) -> str | None:
+        """The code system of the values read (`opcs4`, `icd10`, `drug`, `ods`), or None."""
+        return _SELECTOR_PARTS[self][1]
+
+    @property
+    def first_only(self) -> bool:
+        """True when only the first code of the list counts (dominant / primary)."""
+        return _SELECTOR_PARTS[self][2]
+
+    @property
+    def many(self) -> bool:
+        """True when the field holds a list of codes (procedures, diagnoses, drugs)."""
+        return self.field in _LIST_FIELDS
+
+    @property
+    def single_valued(self) -> bool:
+        """True when an activity has at most one value here (not `any ...` of a list)."""
+        return self.first_only or not self.many
+
+    @property
+    def takes_codeset(self) -> bool:
+        """True when `in CODESET` is allowed (coded values); else only `in ("...")`."""
+        return self.system is not None
+
+    @property
+    def implies(self) -> Selector | None:
+        """The `any` selector a first-only one implies (dominant procedure ⇒ any procedure)."""
+        if not self.first_only:
+            return None
+        return next(s for s in Selector if s.field == self.field and not s.first_only)
+
+
+_LIST_FIELDS = frozenset({"procedures", "diagnoses", "drugs"})
+# selector -> (Activity field, code system, first code only)
+_SELECTOR_PARTS: dict[Selector, tuple[str, str | None, bool]] = {
+    Selector.DOMINANT_PROCEDURE: ("procedures", "opcs4", True),
+    Selector.ANY_PROCEDURE: ("procedures", "opcs4", False),
+    Selector.PRIMARY_DIAGNOSIS: ("diagnoses", "icd10", True),
+    Selector.ANY_DIAGNOSIS: ("diagnoses", "icd10", False),
+    Selector.ANY_DRUG: ("drugs", "drug", False),
+    Selector.TREATMENT_FUNCTION: ("treatment_function", None, False),
+    Selector.PROVIDER: ("provider", "ods", False),
+    Selector.REGION: ("region", None, False),
+    Selector.ICB: ("icb", None, False),
+}
+
+
 # --- conditions --------------------------------------------------------------------------
 
 
@@ -99,7 +183,7 @@ class IsValue:
 class InSet:
     """`selector in CODESET`, e.g. `dominant procedure in TAVI`."""
 
-    selector: str
+    selector: Selector
     set_name: str
     span: Span = field(default=NOWHERE, compare=False, repr=False)
 
@@ -108,7 +192,7 @@ class InSet:
 class InList:
     """`selector in ("a", "b")` or `fact in (a, b)`; `fact` is set when it names a fact."""
 
-    selector: str | None
+    selector: Selector | None
     fact: str | None
     items: tuple[str, ...]
     span: Span = field(default=NOWHERE, compare=False, repr=False)

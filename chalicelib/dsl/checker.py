@@ -17,12 +17,19 @@ from chalicelib.dsl import ast
 from chalicelib.dsl.analysis import find_contradiction, rule_relations
 from chalicelib.dsl.codeset_loader import load_codesets
 from chalicelib.dsl.codesets import CodeSet
+from chalicelib.dsl.outcomes import (
+    MET_OUTCOMES,
+    NOT_MET_OUTCOMES,
+    ROUTED,
+    Commissioner,
+    Eligibility,
+)
 from chalicelib.dsl.provenance import check_provenance
 from chalicelib.dsl.source import Diagnostic, Span, did_you_mean
 from chalicelib.dsl.typecheck import ConditionTyper, Scope
 from chalicelib.dsl.types import BUILTINS, FACT_KINDS, REGIONS, UNITS, VType, fact_type
 
-COMMISSIONERS = ("nhs_england", "icb_delegated", "icb_core")
+COMMISSIONERS = tuple(Commissioner)
 PROGRAMMES = (
     "internal_medicine",
     "cancer_and_blood",
@@ -31,9 +38,6 @@ PROGRAMMES = (
     "mental_health",
 )
 PORTFOLIOS = ("acute", "highly_specialised", "mental_health")
-MET_OUTCOMES = ("eligible", "prior_approval", "ifr_required", "not_eligible")
-NOT_MET_OUTCOMES = ("not_eligible", "ifr_required", "prior_approval")
-ROUTED = ("prior_approval", "ifr_required")
 T = TypeVar("T")
 
 
@@ -255,7 +259,7 @@ def _check_commissioners(service: ast.ServiceDecl, report: _Report) -> None:
                 f"unknown commissioner `{entry.outcome}`",
                 did_you_mean(entry.outcome, COMMISSIONERS) or "one of: " + ", ".join(COMMISSIONERS),
             )
-        if service.highly_specialised and entry.outcome != "nhs_england":
+        if service.highly_specialised and entry.outcome != Commissioner.NHS_ENGLAND:
             report.error(
                 entry.span,
                 "a highly specialised service is commissioned by NHS "
@@ -446,8 +450,7 @@ def _check_assessment(
         types[conclusion.name] = VType("bool")
 
 
-ELIGIBILITIES = ("eligible", "not_eligible", "prior_approval", "ifr_required", "incomplete",
-                 "not_applicable")
+ELIGIBILITIES = tuple(Eligibility)
 # expect KEY -> the values it can take (keys not listed take any string)
 EXPECTED_VALUES: dict[str, tuple[str, ...]] = {
     "commissioner": COMMISSIONERS,

@@ -1,10 +1,19 @@
 """Checked AST to evaluators: Python closures, never `eval` of policy text.
 
 In: a condition of a checked pack, the value types of the names it uses and the compiled code
-sets. Out: a `CompiledCondition` whose `evaluate(activity)` returns the three-valued result
-(True, False, or None for unknown) and every leaf's result, so a decision can list each clause
-with its outcome. Leaves are evaluated without short-circuit (they are cheap and the reasons
-need them all); thresholds are converted to the fact's own unit at compile time.
+sets. Out: a `CompiledCondition`, the one evaluator of a condition. It answers three things
+from one definition of the semantics (leaf closures combined by `kleene`):
+
+* its value — `predicate(activity)`: True, False or None (unknown), short-circuiting;
+* its explanation — `evaluate(activity)`: the value and every leaf's result, so a decision
+  can list each clause with its outcome (leaves are cheap and the reasons need them all);
+* its missing inputs — `missing(activity, results)`: what an unknown answer waits for.
+
+The compiled form keeps its structure as data — `shape` (a tree of `Node`s over leaf
+indexes) and each `Leaf`'s checked AST clause — so another backend (a columnar evaluator
+over Arrow arrays, say) can compile the same node tree to vectorised expressions, combining
+leaves with the same Kleene tables. Thresholds are converted to the fact's own unit at
+compile time; `age` is read in exact months (`Activity.age_months`).
 """
 
 from __future__ import annotations
@@ -13,17 +22,17 @@ import datetime as dt
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.activity import Activity
 from chalicelib.dsl import ast
-from chalicelib.dsl.ast import LEAF_TYPES
+from chalicelib.dsl.ast import LEAF_TYPES, Selector
 from chalicelib.dsl.codesets import CodeSet
+from chalicelib.dsl.kleene import Tri, all_of, any_of, combine, first_decides, negate
 from chalicelib.dsl.printer import leaf_text
 from chalicelib.dsl.typecheck import list_keys
 from chalicelib.dsl.types import BUILTINS, UNITS, VType
 
-Tri = bool | None
 LeafFn = Callable[[Activity], Tri]
 ValueFn = Callable[[Activity], Any]
 
@@ -39,12 +48,17 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 @dataclass(frozen=True)
 class Leaf:
-    """One clause: its text, where it is written, the inputs it reads, and its evaluator."""
+    """One clause: its text, where it is written, the inputs it reads, and its evaluator.
+
+    `clause` is the checked AST the leaf was compiled from (a leaf condition, or `not` of
+    one), for backends that compile leaves their own way.
+    """
 
     text: str
     at: str
     needs: tuple[str, ...]  # facts and attestations whose absence makes it unknown
     fn: LeafFn
+    clause: ast.Condition
 
 
 @dataclass(frozen=True)
@@ -57,37 +71,37 @@ class Node:
     children: tuple[Node, ...] = ()
 
 
-def group_value(kind: str, n: int, values: Sequence[Tri]) -> Tri:
-    """Combine child values: all/any (Kleene), exactly one, at least n."""
-    if kind == "all":
-        return False if False in values else (None if None in values else True)
-    if kind == "any":
-        return True if True in values else (None if None in values else False)
-    true, unknown = values.count(True), values.count(None)
-    if kind == "exactly_one":
-        n = 1
-        if true > 1:
-            return False
-    if true >= n and (kind != "exactly_one" or unknown == 0):
-        return True
-    if true + unknown < n:
-        return False
-    return None
+class Evaluator(Protocol):
+    """What the engine asks of a compiled condition, whatever compiled it."""
+
+    @property
+    def leaves(self) -> tuple[Leaf, ...]:
+        """The clauses, in the order `evaluate` reports them."""
+
+    def predicate(self, activity: Activity, /) -> Tri:
+        """The condition's value (True, False, None for unknown), short-circuiting."""
+
+    def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
+        """The value and each leaf's value: the explanation a decision's reasons list."""
+
+    def missing(self, activity: Activity, results: list[Tri]) -> list[str]:
+        """The inputs whose absence leaves an unknown value unknown, in clause order."""
 
 
 @dataclass(frozen=True)
 class CompiledCondition:
-    """A condition ready to evaluate: leaves, shape, and a fast combining closure."""
+    """A condition ready to evaluate: its leaves, its shape, and closures built from them."""
 
     leaves: tuple[Leaf, ...]
     shape: Node
     combiner: Callable[[list[Tri]], Tri]
     predicate: LeafFn  # the same answer, short-circuiting, without per-leaf results
     probe: Probe  # finds the missing inputs of an unknown answer
+    fns: tuple[LeafFn, ...]  # each leaf's closure, in leaf order
 
     def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
         """Return the condition's value and each leaf's value."""
-        results = [leaf.fn(activity) for leaf in self.leaves]
+        results = [fn(activity) for fn in self.fns]
         return self.combiner(results), results
 
     def missing(self, activity: Activity, results: list[Tri]) -> list[str]:
@@ -155,13 +169,14 @@ def _absent(name: str, activity: Activity) -> bool:
     return name not in activity.facts
 
 
-_ACTIVITY_NEEDS = {
-    "provider": "provider",
-    "region": "region",
-    "icb": "icb",
-    "treatment function": "treatment_function",
-    "sex": "sex",
+# The names every condition may read besides facts (`types.BUILTINS`), as `Activity` fields.
+_BUILTIN_READERS: dict[str, ValueFn] = {
+    "age": lambda a: a.age_months,
+    "decision_date": lambda a: a.date,
+    "sex": lambda a: a.sex,
 }
+# Inputs that are `Activity` fields rather than facts: single-valued selectors, and `sex`.
+_ACTIVITY_NEEDS = {**{s.value: s.field for s in Selector if not s.many}, "sex": "sex"}
 
 
 class Compiler:
@@ -176,9 +191,8 @@ class Compiler:
         leaves: list[Leaf] = []
         shape = self._shape(cond, leaves)
         fns = [leaf.fn for leaf in leaves]
-        return CompiledCondition(
-            tuple(leaves), shape, _combiner(shape), _predicate(shape, fns), _probe(shape, leaves)
-        )
+        return CompiledCondition(tuple(leaves), shape, _combiner(shape), _predicate(shape, fns),
+                                 _probe(shape, leaves), tuple(fns))
 
     def _shape(self, cond: ast.Condition, leaves: list[Leaf]) -> Node:
         if isinstance(cond, ast.Group):
@@ -188,14 +202,15 @@ class Compiler:
             # `not X` over one clause is one clause: its reason reads `not X: true` when the
             # criterion is met, never `X: false`, which a clinician would read as a failure.
             inner = self.leaf(cond.operand)
-            negated: LeafFn = lambda a: None if (v := inner(a)) is None else not v  # noqa: E731
+            negated: LeafFn = lambda a: negate(inner(a))  # noqa: E731
             text = "not " + leaf_text(cond.operand)
-            leaves.append(Leaf(text, cond.span.at(), _needs(cond.operand, self.types), negated))
+            needs = _needs(cond.operand, self.types)
+            leaves.append(Leaf(text, cond.span.at(), needs, negated, cond))
             return Node("leaf", index=len(leaves) - 1)
         if isinstance(cond, ast.Not):
             return Node("not", children=(self._shape(cond.operand, leaves),))
         leaves.append(
-            Leaf(leaf_text(cond), cond.span.at(), _needs(cond, self.types), self.leaf(cond))
+            Leaf(leaf_text(cond), cond.span.at(), _needs(cond, self.types), self.leaf(cond), cond)
         )
         return Node("leaf", index=len(leaves) - 1)
 
@@ -206,11 +221,12 @@ class Compiler:
         if isinstance(cond, ast.Between):
             low = self._compare(">=", cond.value, cond.low)
             high = self._compare("<=", cond.value, cond.high)
-            return lambda a: group_value("all", 0, (low(a), high(a)))
+            return lambda a: all_of((low(a), high(a)))
         if isinstance(cond, ast.IsValue):
             return self._is_value(cond)
         if isinstance(cond, ast.InSet):
-            return _selector_test(cond.selector, self.codesets[cond.set_name].matcher())
+            match = self.codesets[cond.set_name].matcher()
+            return _selector_test(Selector(cond.selector), match)
         if isinstance(cond, ast.InList):
             return self._in_list(cond)
         if isinstance(cond, ast.BoolRef):
@@ -225,35 +241,51 @@ class Compiler:
         raise TypeError(f"not a leaf: {cond!r}")
 
     def _is_value(self, cond: ast.IsValue) -> LeafFn:
-        getter = self._getter(cond.name)
         wanted: Any = cond.value
         if self.types[cond.name].kind == "bool":
             wanted = cond.value in ("yes", "true")
+        name = cond.name
+        if name not in _BUILTIN_READERS:  # a fact, read in place: one call less per leaf
+            if cond.negated:
+                return lambda a: None if (v := a.facts.get(name)) is None else v != wanted
+            return lambda a: None if (v := a.facts.get(name)) is None else v == wanted
+        getter = self._getter(name)
         if cond.negated:
             return lambda a: None if (v := getter(a)) is None else v != wanted
         return lambda a: None if (v := getter(a)) is None else v == wanted
 
     def _in_list(self, cond: ast.InList) -> LeafFn:
         if cond.fact is not None:
-            getter = self._getter(cond.fact)
             values = frozenset(cond.items)
+            name = cond.fact
+            if name not in _BUILTIN_READERS:
+                return lambda a: None if (v := a.facts.get(name)) is None else v in values
+            getter = self._getter(name)
             return lambda a: None if (v := getter(a)) is None else v in values
-        selector = cond.selector or ""
+        selector = Selector(cond.selector or "")
         system, keys = list_keys(selector, cond.items)
         if system is not None:
             return _selector_test(selector, CodeSet.build("(list)", system, keys).matcher())
         return _selector_test(selector, frozenset(keys).__contains__)
 
-    def _getter(self, name: str) -> ValueFn:
+    def _reader(self, name: str) -> tuple[ValueFn, float]:
+        """A closure reading a number name, and the scale of what it reads to base units.
+
+        Facts are read in their own unit (scale: the unit's factor); `age` is read in exact
+        months, its dimension's base, whatever unit `age` is written in (bare: years).
+        """
         if name == "age":
-            return lambda a: a.age
-        if name == "decision_date":
-            return lambda a: a.date
-        if name == "sex":
-            return lambda a: a.sex
+            return _BUILTIN_READERS["age"], 1
+        return self._getter(name), self.type_of(ast.Ref(name)).scale
+
+    def _getter(self, name: str) -> ValueFn:
+        builtin = _BUILTIN_READERS.get(name)
+        if builtin is not None:
+            return builtin
         return lambda a: a.facts.get(name)
 
-    def _type(self, value: ast.Value) -> VType:
+    def type_of(self, value: ast.Value) -> VType:
+        """The value type of a checked value (numbers carry their dimension and scale)."""
         if isinstance(value, ast.Num):
             if value.unit is None:
                 return VType("number")
@@ -264,7 +296,7 @@ class Compiler:
         if isinstance(value, ast.Ref):
             return self.types.get(value.name) or BUILTINS[value.name]
         if isinstance(value, ast.BinOp):
-            left, right = self._type(value.left), self._type(value.right)
+            left, right = self.type_of(value.left), self.type_of(value.right)
             if left.kind == right.kind == "date":
                 return VType("number", "days", 1)
             return left if left.kind == "date" or left.dim else right
@@ -272,11 +304,14 @@ class Compiler:
 
     def _compare(self, op: str, left: ast.Value, right: ast.Value) -> LeafFn:
         test = OPS[op]
-        lt, rt = self._type(left), self._type(right)
+        lt, rt = self.type_of(left), self.type_of(right)
         # Fast path: a name against a literal; the threshold is converted to the name's unit.
         if isinstance(left, ast.Ref) and isinstance(right, ast.Num) and lt.kind == "number":
-            getter = self._getter(left.name)
-            threshold = _in_units(right, lt.scale)
+            getter, read_scale = self._reader(left.name)
+            threshold = _in_units(right, lt.scale, read_scale)
+            name = left.name
+            if name not in _BUILTIN_READERS:
+                return lambda a: None if (v := a.facts.get(name)) is None else test(v, threshold)
             return lambda a: None if (v := getter(a)) is None else test(v, threshold)
         lf = self.value(left, rt.scale if lt.dim is None else 1)
         rf = self.value(right, lt.scale if rt.dim is None else 1)
@@ -302,8 +337,7 @@ class Compiler:
             day = value.value
             return lambda a: day
         if isinstance(value, ast.Ref):
-            getter = self._getter(value.name)
-            scale = self._type(value).scale
+            getter, scale = self._reader(value.name)
             if scale == 1:
                 return getter
             return lambda a: None if (v := getter(a)) is None else v * scale
@@ -313,7 +347,7 @@ class Compiler:
         return lambda a: text
 
     def _binop(self, value: ast.BinOp, adopt: float) -> ValueFn:
-        lt, rt = self._type(value.left), self._type(value.right)
+        lt, rt = self.type_of(value.left), self.type_of(value.right)
         lf = self.value(value.left, rt.scale if lt.dim is None else adopt)
         rf = self.value(value.right, lt.scale if rt.dim is None else adopt)
         if lt.kind == "date" and rt.kind == "date":
@@ -338,26 +372,25 @@ class Compiler:
         return lambda a: None if (x := lf(a)) is None or (y := rf(a)) is None else combine_op(x, y)
 
 
-def _in_units(num: ast.Num, scale: float) -> float:
-    if num.unit is None:
+def _in_units(num: ast.Num, scale: float, read_scale: float) -> float:
+    """A literal in the unit a name is read in: a bare number is in the name's own unit
+    (`scale` to base), a quantity in its own; `read_scale` is what the reader gives."""
+    if num.unit is None and scale == read_scale:
         return num.value
-    value = float(num.value) * UNITS[num.unit][1] / scale
+    base = float(num.value) * (UNITS[num.unit][1] if num.unit else scale)
+    value = base / read_scale
     return int(value) if value.is_integer() else value
 
 
-def _selector_test(selector: str, match: Callable[[str], bool]) -> LeafFn:
-    if selector == "dominant procedure":
-        return lambda a: bool(a.procedures) and match(a.procedures[0])
-    if selector == "primary diagnosis":
-        return lambda a: bool(a.diagnoses) and match(a.diagnoses[0])
-    if selector == "any procedure":
-        return lambda a: any(map(match, a.procedures))
-    if selector == "any diagnosis":
-        return lambda a: any(map(match, a.diagnoses))
-    if selector == "any drug":
-        return lambda a: any(map(match, a.drugs))
-    attribute = {"treatment function": "treatment_function"}.get(selector, selector)
-    return lambda a: None if (v := getattr(a, attribute)) is None else match(v)
+def _selector_test(selector: Selector, match: Callable[[str], bool]) -> LeafFn:
+    """The leaf closure of `selector in ...`: a list without codes is False, an absent
+    single value unknown."""
+    field = selector.field
+    if selector.many and selector.first_only:
+        return lambda a: bool(codes := getattr(a, field)) and match(codes[0])
+    if selector.many:
+        return lambda a: any(map(match, getattr(a, field)))
+    return lambda a: None if (v := getattr(a, field)) is None else match(v)
 
 
 def _needs(cond: ast.Condition, types: dict[str, VType]) -> tuple[str, ...]:
@@ -395,14 +428,14 @@ def _combiner(shape: Node) -> Callable[[list[Tri]], Tri]:
         if indexes == list(range(indexes[0], indexes[0] + len(indexes))):
             start, stop = indexes[0], indexes[0] + len(indexes)
             if shape.kind == "all":
-                return lambda r: group_value("all", 0, r[start:stop])
-            return lambda r: group_value("any", 0, r[start:stop])
+                return lambda r: all_of(r[start:stop])
+            return lambda r: any_of(r[start:stop])
     parts = [_combiner(child) for child in shape.children]
     kind, n = shape.kind, shape.n
     if kind == "not":
         inner = parts[0]
-        return lambda r: None if (v := inner(r)) is None else not v
-    return lambda r: group_value(kind, n, [p(r) for p in parts])
+        return lambda r: negate(inner(r))
+    return lambda r: combine(kind, n, [p(r) for p in parts])
 
 
 def _predicate(shape: Node, fns: list[LeafFn]) -> LeafFn:
@@ -412,35 +445,9 @@ def _predicate(shape: Node, fns: list[LeafFn]) -> LeafFn:
     parts = [_predicate(child, fns) for child in shape.children]
     if shape.kind == "not":
         inner = parts[0]
-        return lambda a: None if (v := inner(a)) is None else not v
-    if shape.kind == "all" and len(parts) == 2:
-        first, second = parts
-
-        def both(a: Activity) -> Tri:
-            x = first(a)
-            if x is False:
-                return False
-            y = second(a)
-            if y is False:
-                return False
-            return None if x is None or y is None else True
-
-        return both
-    if shape.kind == "all":
-        return lambda a: _lazy(parts, a, False)
-    if shape.kind == "any":
-        return lambda a: _lazy(parts, a, True)
+        return lambda a: negate(inner(a))
+    if shape.kind in ("all", "any"):
+        stop = shape.kind == "any"  # the value that decides the group on its own
+        return lambda a: first_decides(stop, (part(a) for part in parts))
     kind, n = shape.kind, shape.n
-    return lambda a: group_value(kind, n, [p(a) for p in parts])
-
-
-def _lazy(parts: list[LeafFn], a: Activity, stop: bool) -> Tri:
-    """Kleene all (`stop` False) or any (`stop` True), calling parts until one says `stop`."""
-    unknown = False
-    for part in parts:
-        value = part(a)
-        if value is stop:
-            return stop
-        if value is None:
-            unknown = True
-    return None if unknown else not stop
+    return lambda a: combine(kind, n, [p(a) for p in parts])

@@ -16,17 +16,8 @@ from lark.tree import Meta
 from chalicelib.dsl import ast
 from chalicelib.dsl.source import Diagnostic, Span
 
-_SELECTORS = {
-    "sel_dominant_procedure": "dominant procedure",
-    "sel_any_procedure": "any procedure",
-    "sel_primary_diagnosis": "primary diagnosis",
-    "sel_any_diagnosis": "any diagnosis",
-    "sel_any_drug": "any drug",
-    "sel_treatment_function": "treatment function",
-    "sel_provider": "provider",
-    "sel_region": "region",
-    "sel_icb": "icb",
-}
+# The grammar names each selector rule `sel_` + the selector with underscores.
+_SELECTORS = {"sel_" + s.value.replace(" ", "_"): s for s in ast.Selector}
 # A block field as lowered: (tag, value, source line).
 FieldValue = tuple[str, Any, int]
 _UNIT_ALIASES = {"day": "days", "week": "weeks", "month": "months", "year": "years"}

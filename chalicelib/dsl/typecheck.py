@@ -19,25 +19,17 @@ from chalicelib.dsl.types import BOOL, DATE, DAYS, NUMBER, REGIONS, STRING, UNIT
 
 ErrorSink = Callable[[Span, str, str], None]
 
-# selector -> code system of the codes it reads
-SELECTOR_SYSTEMS = {
-    "dominant procedure": "opcs4",
-    "any procedure": "opcs4",
-    "primary diagnosis": "icd10",
-    "any diagnosis": "icd10",
-    "any drug": "drug",
-    "provider": "ods",
-}
-LIST_ONLY_SELECTORS = ("treatment function", "region", "icb")
 
 
 def list_keys(selector: str, items: tuple[str, ...]) -> tuple[str | None, list[str]]:
     """The code system a selector reads and the canonical keys of its `in (...)` items.
 
     Codes are normalised as requests are (`"K26.2"` -> `K262`); other values (treatment
-    function, region, ICB) stay as written, with no system.
+    function, region, ICB) stay as written, with no system. `selector` may also be a
+    dimension that is not a selector (`sex`): its values stay as written.
     """
-    system = SELECTOR_SYSTEMS.get(selector)
+    known = ast.Selector.named(selector)
+    system = known.system if known is not None else None
     if system is None:
         return None, list(items)
     return system, [normalise(system, item) or item for item in items]
@@ -189,7 +181,7 @@ class ConditionTyper:
                 did_you_mean(cond.set_name, self.scope.codesets),
             )
             return
-        system = SELECTOR_SYSTEMS.get(cond.selector)
+        system = ast.Selector(cond.selector).system
         if system is None:
             self._error(
                 cond.span,
@@ -228,20 +220,22 @@ class ConditionTyper:
         self._check_list_items(cond)
 
     def _check_list_items(self, cond: ast.InList) -> None:
-        selector = cond.selector or ""
-        system = SELECTOR_SYSTEMS.get(selector)
+        if cond.selector is None:
+            return
+        selector = ast.Selector(cond.selector)
+        system = selector.system
         for item in cond.items:
             if system is not None:
                 if normalise(system, item) is None:
                     self._error(cond.span, f"`{item}` is not a valid {system} code")
-            elif selector == "treatment function":
+            elif selector is ast.Selector.TREATMENT_FUNCTION:
                 if not (len(item) == 3 and item.isdigit()):
                     self._error(
                         cond.span,
                         f"`{item}` is not a treatment function code",
                         'treatment function codes have three digits, e.g. "320"',
                     )
-            elif selector == "region" and item not in REGIONS:
+            elif selector is ast.Selector.REGION and item not in REGIONS:
                 self._error(
                     cond.span,
                     f"unknown NHS England region `{item}`",

@@ -8,6 +8,7 @@ Quantities are converted to their base unit when compiled, so `4 weeks` is 28 da
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 # unit -> (dimension, factor to the dimension's base unit)
 UNITS: dict[str, tuple[str, float]] = {
@@ -62,7 +63,8 @@ DATE = VType("date")
 BOOL = VType("bool")
 STRING = VType("string")
 DAYS = VType("number", "days", 1)
-SEX_VALUES = ("female", "male", "indeterminate", "unknown")
+Sex = Literal["female", "male", "indeterminate", "unknown"]  # a request's `patient.sex` too
+SEX_VALUES: tuple[str, ...] = get_args(Sex)
 
 # Names every policy may use besides its declared facts.
 BUILTINS: dict[str, VType] = {

@@ -10,7 +10,31 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-Tri = bool | None
+from chalicelib.dsl.kleene import Tri
+from chalicelib.dsl.outcomes import Commissioner, Eligibility
+
+
+class _SecondText:
+    """`2025-06-01T10:00:00Z` for a moment, formatting each second once.
+
+    Formatting a time costs more than the rest of `Decision.to_dict`; decisions made in the
+    same second share the text. Holds one (second, text) pair, replaced atomically.
+    """
+
+    def __init__(self) -> None:
+        self.last: tuple[float, str] = (-1.0, "")
+
+    def __call__(self, moment: dt.datetime) -> str:
+        second = moment.timestamp() // 1
+        last = self.last
+        if last[0] == second:
+            return last[1]
+        text = moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.last = (second, text)
+        return text
+
+
+utc_seconds = _SecondText()
 
 
 @dataclass(frozen=True)
@@ -81,10 +105,10 @@ class Decision:
 
     policy_set_version: str
     policy_set_digest: str
-    commissioner: str
+    commissioner: Commissioner
     service: ServiceInfo | None
     policy: PolicyInfo | None
-    eligibility: str
+    eligibility: Eligibility
     route: str | None
     missing: tuple[str, ...]
     reasons: tuple[tuple[ClauseSource, Tri], ...]
@@ -108,16 +132,16 @@ class Decision:
         """Return the response JSON of design section 4, minus id, version and recorded."""
         return {
             "policy_set": {"version": self.policy_set_version, "digest": self.policy_set_digest},
-            "commissioner": self.commissioner,
+            "commissioner": self.commissioner.value,
             "service": self.service.to_dict() if self.service else None,
             "policy": self.policy.to_dict() if self.policy else None,
-            "eligibility": self.eligibility,
+            "eligibility": self.eligibility.value,
             "route": self.route,
             "missing": list(self.missing),
             "reasons": self.reason_dicts(),
             "provenance": [item.to_dict() for item in self.provenance],
             "unverified": self.unverified,
-            "evaluated_at": self.evaluated_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "evaluated_at": utc_seconds(self.evaluated_at),
         }
 
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from functools import cache, lru_cache
+from typing import Any, NamedTuple
 
 from chalicelib.activity import Activity
 from chalicelib.dsl import ast
+from chalicelib.dsl.ast import Selector
 from chalicelib.dsl.checker import CheckedPack
 from chalicelib.dsl.codesets import CodeSet
-from chalicelib.dsl.compiler import CompiledCondition, Compiler, Tri
+from chalicelib.dsl.compiler import Compiler, Evaluator
+from chalicelib.dsl.kleene import Tri
+from chalicelib.dsl.outcomes import Commissioner, Eligibility
 from chalicelib.dsl.typecheck import list_keys
 from chalicelib.engine.decision import (
     Assessment,
@@ -33,6 +36,16 @@ from chalicelib.engine.request import parse_request
 from chalicelib.errors import NotCoveredError, Problem, RequestError, UnknownNameError
 
 Clock = Callable[[], dt.datetime]
+CACHED_LOOKUPS = 4096  # per policy set: rule candidates and commissioner entries remembered
+
+
+class _CodeLists(NamedTuple):
+    """The `Activity` fields rule candidates depend on (`RuleIndex.DIMENSIONS` read these)."""
+
+    procedures: tuple[str, ...]
+    diagnoses: tuple[str, ...]
+    drugs: tuple[str, ...]
+    treatment_function: str | None
 Reasons = list[tuple[ClauseSource, Tri]]
 
 
@@ -41,7 +54,7 @@ class CompiledRule:
     """An identification rule ready to run."""
 
     decl: ast.RuleDecl
-    condition: CompiledCondition
+    condition: Evaluator
     sources: tuple[ClauseSource, ...]
 
 
@@ -52,45 +65,40 @@ class CompiledPolicy:
     decl: ast.PolicyDecl
     start: dt.date
     end: dt.date
-    applies: CompiledCondition | None
-    criteria: CompiledCondition | None
+    applies: Evaluator | None
+    criteria: Evaluator | None
     applies_sources: tuple[ClauseSource, ...]
     criteria_sources: tuple[ClauseSource, ...]
     info: PolicyInfo
+    met: tuple[Eligibility, str | None]  # (eligibility, route) when the criteria hold
+    not_met: tuple[Eligibility, str | None]  # ... when they do not
 
 
-def _sources(owner: str, condition: CompiledCondition | None) -> tuple[ClauseSource, ...]:
+def _sources(owner: str, condition: Evaluator | None) -> tuple[ClauseSource, ...]:
     if condition is None:
         return ()
     return tuple(ClauseSource(owner, leaf.text, leaf.at) for leaf in condition.leaves)
 
 
-class RuleIndex:
-    """Identification rules indexed by the code, list value or nothing each one requires.
+class CodeIndex:
+    """Conditions indexed by the code, list value or nothing each one requires.
 
-    A rule whose condition is a conjunction containing a code-set test is filed under that
-    set's codes; a request then gathers only the rules its own codes can reach, plus the
-    few rules with no code test, and tries them in rank order.
+    A condition that is a conjunction containing a code test on one of `dimensions` is filed
+    under that test's codes: an activity none of whose codes reach it makes that test, and so
+    the whole conjunction, false. `candidates` gathers only the conditions the activity's own
+    codes can reach, plus those with no such test, in their original order.
     """
 
-    _DIMENSIONS = (
-        "dominant procedure",
-        "primary diagnosis",
-        "any procedure",
-        "any diagnosis",
-        "any drug",
-        "treatment function",
-    )
-
-    def __init__(self, rules: list[CompiledRule], codesets: dict[str, CodeSet]) -> None:
-        self.rules = rules
-        self.index: dict[str, dict[str, list[int]]] = {
-            d: defaultdict(list) for d in self._DIMENSIONS
+    def __init__(self, conditions: Sequence[ast.Condition | None],
+                 codesets: dict[str, CodeSet], dimensions: Sequence[Selector]) -> None:
+        self.dimensions = tuple(dimensions)
+        self.index: dict[Selector, dict[str, list[int]]] = {
+            d: defaultdict(list) for d in self.dimensions
         }
-        self.lengths: dict[str, set[int]] = {d: set() for d in self._DIMENSIONS}
+        self.lengths: dict[Selector, set[int]] = {d: set() for d in self.dimensions}
         self.unindexed: list[int] = []
-        for position, rule in enumerate(rules):
-            key = self._key(rule.decl.when, codesets)
+        for position, condition in enumerate(conditions):
+            key = None if condition is None else self._key(condition, codesets)
             if key is None:
                 self.unindexed.append(position)
                 continue
@@ -98,44 +106,72 @@ class RuleIndex:
             for k in keys:
                 self.index[dimension][k].append(position)
                 self.lengths[dimension].add(len(k))
+        # Only the dimensions some rule is filed under are looked at.
+        self._lookups = [
+            (d.field, d.many, d.first_only, self.index[d], sorted(self.lengths[d]))
+            for d in self.dimensions
+            if self.index[d]
+        ]
+        # Activity repeats the same few code lists: each is looked up once, in bounded memory.
+        self._reach: Callable[[_CodeLists], tuple[int, ...]] = lru_cache(
+            maxsize=CACHED_LOOKUPS)(self._reach_uncached)
 
     def _key(
         self, cond: ast.Condition, codesets: dict[str, CodeSet]
-    ) -> tuple[str, Iterable[str]] | None:
+    ) -> tuple[Selector, Iterable[str]] | None:
+        """The code test to file `cond` under: of its conjuncts' tests, the one with fewest
+        codes (the most selective), or None when it has none."""
         leaves = cond.items if isinstance(cond, ast.Group) and cond.kind == "all" else (cond,)
-        for dimension in self._DIMENSIONS:
-            for leaf in leaves:
-                if isinstance(leaf, ast.InSet) and leaf.selector == dimension:
-                    return dimension, codesets[leaf.set_name].keys
-                if isinstance(leaf, ast.InList) and leaf.selector == dimension:
-                    return dimension, list_keys(dimension, leaf.items)[1]
-        return None
+        tests: list[tuple[Selector, Collection[str]]] = []
+        for leaf in leaves:
+            if not isinstance(leaf, ast.InSet | ast.InList) or leaf.selector is None:
+                continue
+            dimension = Selector(leaf.selector)
+            if dimension not in self.dimensions:
+                continue
+            if isinstance(leaf, ast.InSet):
+                tests.append((dimension, codesets[leaf.set_name].keys))
+            else:
+                tests.append((dimension, list_keys(dimension, leaf.items)[1]))
+        return min(tests, key=lambda test: len(test[1])) if tests else None
 
-    def candidates(self, activity: Activity) -> list[int]:
+    def candidates(self, activity: Activity) -> tuple[int, ...]:
         """Positions (rank order) of the rules the activity's codes can reach."""
+        return self._reach(_CodeLists(activity.procedures, activity.diagnoses, activity.drugs,
+                                      activity.treatment_function))
+
+    def _reach_uncached(self, lists: _CodeLists) -> tuple[int, ...]:
         found = set(self.unindexed)
-        index, lengths = self.index, self.lengths
-        procedures, diagnoses = activity.procedures, activity.diagnoses
-        for dimension, codes in (
-            ("dominant procedure", procedures[:1]),
-            ("primary diagnosis", diagnoses[:1]),
-            ("any procedure", procedures),
-            ("any diagnosis", diagnoses),
-            ("any drug", activity.drugs),
-            ("treatment function", (activity.treatment_function,)
-             if activity.treatment_function else ()),
-        ):
-            if not codes:
+        for field, many, first_only, table, lengths in self._lookups:
+            value: Any = getattr(lists, field)
+            if not value:
                 continue
-            table = index[dimension]
-            if not table:
-                continue
+            codes: Iterable[str] = (value[:1] if first_only else value) if many else (value,)
             for code in codes:
-                for n in lengths[dimension]:
+                for n in lengths:
                     hit = table.get(code[:n])
                     if hit:
                         found.update(hit)
-        return sorted(found)
+        return tuple(sorted(found))
+
+
+class RuleIndex(CodeIndex):
+    """Identification rules indexed by the codes they need, tried in rank order.
+
+    Rules are filed under every coded list and the treatment function: an absent treatment
+    function makes its test unknown, never true, and a rule matches only when true.
+    """
+
+    DIMENSIONS = (*(s for s in Selector if s.many), Selector.TREATMENT_FUNCTION)
+
+    def __init__(self, rules: list[CompiledRule], codesets: dict[str, CodeSet]) -> None:
+        self.rules = rules
+        super().__init__([r.decl.when for r in rules], codesets, self.DIMENSIONS)
+
+
+# Policies are filed only under coded lists: a list test is never unknown, so a policy its
+# codes cannot reach surely does not apply (an unknown one must stop the search instead).
+POLICY_DIMENSIONS = tuple(s for s in Selector if s.many)
 
 
 class PolicySet:
@@ -149,17 +185,27 @@ class PolicySet:
         self.digest = digest
         self.clock = clock
         self.compiler = Compiler(checked.fact_types, checked.codesets)
+        # Decisions are mostly dated today, in a few regions: each answer is found once.
+        self._entry_in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._entry_in_force_uncached)
         self.provenance = ProvenanceIndex(checked)
         rules = [self._rule(r) for r in checked.rules]
         self.rule_index = RuleIndex(rules, checked.codesets)
         self.policies = [self._policy(p) for p in checked.policies]
+        # What a decision says of each service line, built once.
+        self.service_info = {
+            line: ServiceInfo(s.id, line, s.name, s.programme, s.highly_specialised)
+            for line, s in checked.line_service.items()
+        }
         self.by_line: dict[str | None, list[CompiledPolicy]] = defaultdict(list)
+        self.policy_index: dict[str, CodeIndex] = {}
         any_line = [p for p in self.policies if p.decl.governs is None]
         for line in checked.lines:
             governed = [p for p in self.policies if p.decl.governs and line in p.decl.governs]
-            self.by_line[line] = sorted(
-                governed + any_line, key=lambda p: (p.decl.rank, p.decl.id, p.start)
-            )
+            ranked = sorted(governed + any_line, key=lambda p: (p.decl.rank, p.decl.id, p.start))
+            self.by_line[line] = ranked
+            if ranked:
+                self.policy_index[line] = CodeIndex([p.decl.applies for p in ranked],
+                                                    checked.codesets, POLICY_DIMENSIONS)
 
     def _rule(self, decl: ast.RuleDecl) -> CompiledRule:
         condition = self.compiler.compile(decl.when)
@@ -177,6 +223,8 @@ class PolicySet:
             applies_sources=_sources(decl.id, applies),
             criteria_sources=_sources(decl.id, criteria),
             info=PolicyInfo(decl.id, decl.version, decl.title),
+            met=_outcome(decl.met, Eligibility.ELIGIBLE),
+            not_met=_outcome(decl.not_met, Eligibility.NOT_ELIGIBLE),
         )
 
     # --- deciding ------------------------------------------------------------------------
@@ -199,23 +247,22 @@ class PolicySet:
         reasons: Reasons = []
         rule = self._identify(activity, reasons)
         if rule is None:
-            return self._decision("icb_core", None, None, "not_applicable", None, (), reasons)
+            return self._decision(Commissioner.ICB_CORE, None, None, Eligibility.NOT_APPLICABLE,
+                                  None, (), reasons)
         service = self.checked.line_service[rule.decl.line]
         commissioner, entry = self._commissioner(service, activity, reasons)
-        info = ServiceInfo(
-            service.id, rule.decl.line, service.name, service.programme, service.highly_specialised
-        )
+        info = self.service_info[rule.decl.line]
         policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
         line = self.checked.lines[rule.decl.line]
         provenance = self.provenance.rests_on(
             rule.decl, service, line, entry, policy.decl if policy else None
         )
         if policy is None:
-            return self._decision(commissioner, info, None, "not_applicable", None, (), reasons,
-                                  provenance)
+            return self._decision(commissioner, info, None, Eligibility.NOT_APPLICABLE, None,
+                                  (), reasons, provenance)
         if undecided:
             # Whether this policy applies depends on inputs not given: say which.
-            return self._decision(commissioner, info, policy.info, "incomplete", None,
+            return self._decision(commissioner, info, policy.info, Eligibility.INCOMPLETE, None,
                                   undecided, reasons, provenance)
         eligibility, route, missing = self._apply(policy, activity, reasons)
         return self._decision(commissioner, info, policy.info, eligibility, route, missing, reasons,
@@ -223,10 +270,10 @@ class PolicySet:
 
     def _decision(
         self,
-        commissioner: str,
+        commissioner: Commissioner,
         service: ServiceInfo | None,
         policy: PolicyInfo | None,
-        eligibility: str,
+        eligibility: Eligibility,
         route: str | None,
         missing: Iterable[str],
         reasons: Reasons,
@@ -250,10 +297,10 @@ class PolicySet:
         rules = self.rule_index.rules
         for position in self.rule_index.candidates(activity):
             rule = rules[position]
-            # The short-circuiting predicate finds the rule; only the winner is re-run
-            # clause by clause for its reasons.
-            if rule.condition.predicate(activity) is True:
-                _, results = rule.condition.evaluate(activity)
+            # Candidates come from the code index and mostly match, so each is evaluated
+            # clause by clause at once: the winner's results are its reasons.
+            value, results = rule.condition.evaluate(activity)
+            if value is True:
                 reasons.extend(zip(rule.sources, results, strict=True))
                 return rule
         reasons.append(
@@ -271,11 +318,22 @@ class PolicySet:
 
     def _commissioner(
         self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons
-    ) -> tuple[str, ast.CommissionerEntry | None]:
+    ) -> tuple[Commissioner, ast.CommissionerEntry | None]:
         """The commissioner in force and the entry that says so (None: no entry in force)."""
+        best = self._entry_in_force(service.id, activity.date, activity.region, activity.icb)
+        if best is None:
+            text = "no commissioner in force on this date"
+            reasons.append((ClauseSource(f"service {service.id}", text, service.span.at()), False))
+            return Commissioner.ICB_CORE, None
+        reasons.append((_entry_source(service.id, best), True))
+        return _COMMISSIONERS[best.outcome], best
+
+    def _entry_in_force_uncached(self, service_id: str, date: dt.date, region: str | None,
+                                 icb: str | None) -> ast.CommissionerEntry | None:
+        """The commissioner entry of a service in force on `date` where the patient lives."""
         best: ast.CommissionerEntry | None = None
-        for entry in service.commissioners:
-            if entry.start > activity.date or not _in_scope(entry, activity):
+        for entry in self.checked.services[service_id].commissioners:
+            if entry.start > date or not _in_scope(entry, region, icb):
                 continue
             # The latest start wins; on the same date a region/ICB-scoped entry wins.
             if best is None or (entry.start, entry.scope_kind is not None) > (
@@ -283,12 +341,7 @@ class PolicySet:
                 best.scope_kind is not None,
             ):
                 best = entry
-        if best is None:
-            text = "no commissioner in force on this date"
-            reasons.append((ClauseSource(f"service {service.id}", text, service.span.at()), False))
-            return "icb_core", None
-        reasons.append((_entry_source(service.id, best), True))
-        return best.outcome, best
+        return best
 
     def _select_policy(
         self, line: str, activity: Activity, reasons: Reasons
@@ -299,15 +352,19 @@ class PolicySet:
         that could apply depends on inputs the request lacks (an unknown applicability must
         not let a lower-ranked policy answer); (None, []) when none applies.
         """
-        for policy in self.by_line.get(line, ()):
+        index = self.policy_index.get(line)
+        if index is None:
+            return None, []
+        ranked = self.by_line[line]
+        for position in index.candidates(activity):
+            policy = ranked[position]
             if not policy.start <= activity.date <= policy.end:
                 continue
             if policy.applies is None:
                 return policy, []
-            applies = policy.applies.predicate(activity)
+            applies, results = policy.applies.evaluate(activity)  # candidates mostly apply
             if applies is False:
                 continue
-            _, results = policy.applies.evaluate(activity)
             reasons.extend(zip(policy.applies_sources, results, strict=True))
             if applies is True:
                 return policy, []
@@ -316,20 +373,17 @@ class PolicySet:
 
     def _apply(
         self, policy: CompiledPolicy, activity: Activity, reasons: Reasons
-    ) -> tuple[str, str | None, list[str]]:
-        decl = policy.decl
-        met = decl.met or ast.Outcome("eligible")
+    ) -> tuple[Eligibility, str | None, list[str]]:
         if policy.criteria is None:
-            return met.eligibility, met.route, []
+            return *policy.met, []
         value, results = policy.criteria.evaluate(activity)
         reasons.extend(zip(policy.criteria_sources, results, strict=True))
         if value is True:
-            return met.eligibility, met.route, []
+            return *policy.met, []
         if value is False:
-            failed = decl.not_met or ast.Outcome("not_eligible")
-            return failed.eligibility, failed.route, []
+            return *policy.not_met, []
         missing = policy.criteria.missing(activity, results)
-        return "incomplete", None, missing
+        return Eligibility.INCOMPLETE, None, missing
 
     # --- assessments and listings ------------------------------------------------------------
 
@@ -350,6 +404,16 @@ class PolicySet:
         return sorted(found, key=lambda p: (p.id, p.effective_from or dt.date.min))
 
 
+_COMMISSIONERS = {c.value: c for c in Commissioner}
+
+
+def _outcome(outcome: ast.Outcome | None, default: Eligibility) -> tuple[Eligibility, str | None]:
+    """A policy's checked outcome as (eligibility, route); `default` when it names none."""
+    if outcome is None:
+        return default, None
+    return Eligibility(outcome.eligibility), outcome.route
+
+
 @cache
 def _entry_source(service_id: str, entry: ast.CommissionerEntry) -> ClauseSource:
     """The reason a commissioner entry gives (built once per entry)."""
@@ -359,10 +423,10 @@ def _entry_source(service_id: str, entry: ast.CommissionerEntry) -> ClauseSource
     return ClauseSource(f"service {service_id}", text, entry.span.at())
 
 
-def _in_scope(entry: ast.CommissionerEntry, activity: Activity) -> bool:
+def _in_scope(entry: ast.CommissionerEntry, region: str | None, icb: str | None) -> bool:
     if entry.scope_kind is None:
         return True
-    value = activity.region if entry.scope_kind == "region" else activity.icb
+    value = region if entry.scope_kind == "region" else icb
     return value is not None and value in entry.scope_values
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -23,40 +22,23 @@ from pydantic import (
     field_validator,
 )
 
-from chalicelib.activity import Activity
+from chalicelib.activity import Activity, age_in_months
 from chalicelib.codes import normalise
 from chalicelib.dsl.source import did_you_mean
-from chalicelib.dsl.types import REGIONS, VType
-from chalicelib.errors import Problem, RequestError
-
-MAX_CODES = 50
-MAX_AGE = 130
-# Python 3.11's fromisoformat also takes `20240301` and `2024-W10-1`; the contract says
-# YYYY-MM-DD, so nothing else is accepted.
-ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def _iso_date(value: Any) -> Any:
-    """Accept only `YYYY-MM-DD` strings (or dates), not numbers pydantic would coerce."""
-    if isinstance(value, dt.date):
-        return value
-    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
-        raise ValueError("must be a date written YYYY-MM-DD")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"`{value}` is not a real date written YYYY-MM-DD") from None
-
-
-def nhs_number_valid(number: str) -> bool:
-    """Modulus 11 check of a 10-digit NHS number (check digit 10 is never valid)."""
-    if len(number) != 10 or not (number.isascii() and number.isdigit()):
-        return False
-    total = sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(number[9])
+from chalicelib.dsl.types import Sex, VType
+from chalicelib.engine.fields import (
+    ICB,
+    MAX_AGE,
+    MAX_CODES,
+    MAX_REFERRAL_ID,
+    ODS,
+    TREATMENT_FUNCTION,
+    anchored,
+    iso_date,
+    nhs_number_valid,
+    region,
+)
+from chalicelib.errors import Problem, RequestError, validation_problems
 
 
 class PatientIn(BaseModel):
@@ -68,18 +50,19 @@ class PatientIn(BaseModel):
         {"required": ["birth_date"], "properties": {"birth_date": {"type": "string"}}},
     ]})
 
-    age: StrictInt | None = Field(default=None, ge=0, le=130, description="age in whole years")
+    age: StrictInt | None = Field(default=None, ge=0, le=MAX_AGE,
+                                  description="age in whole years")
     birth_date: dt.date | None = None
-    sex: Literal["female", "male", "indeterminate", "unknown"] | None = None
+    sex: Sex | None = None
     nhs_number: StrictStr | None = Field(default=None, description="10 digits, modulus 11")
     icb: StrictStr | None = Field(
         default=None,
-        pattern=r"^[A-Z0-9]{3,5}$",
+        pattern=anchored(ICB),
         description="ODS code of the patient's ICB, e.g. QWE",
     )
     region: StrictStr | None = Field(default=None, description="NHS England region")
 
-    _birth = field_validator("birth_date", mode="before")(_iso_date)
+    _birth = field_validator("birth_date", mode="before")(iso_date)
 
     @field_validator("nhs_number")
     @classmethod
@@ -94,10 +77,7 @@ class PatientIn(BaseModel):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
-        if value is not None and value not in REGIONS:
-            hint = did_you_mean(value, REGIONS)
-            raise ValueError(f"unknown region `{value}`" + (f"; {hint}" if hint else ""))
-        return value
+        return None if value is None else region(value)
 
 
 class ProviderIn(BaseModel):
@@ -105,7 +85,7 @@ class ProviderIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ods_code: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9]{3,6}$")
+    ods_code: StrictStr | None = Field(default=None, pattern=anchored(ODS))
 
 
 class DecisionRequest(BaseModel):
@@ -113,7 +93,7 @@ class DecisionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    referral_id: StrictStr | None = Field(default=None, max_length=128)
+    referral_id: StrictStr | None = Field(default=None, max_length=MAX_REFERRAL_ID)
     date: dt.date = Field(description="the date the decision is for; selects policy versions")
     patient: PatientIn
     provider: ProviderIn | None = None
@@ -128,67 +108,49 @@ class DecisionRequest(BaseModel):
         description="ICD-10; the first is the primary one",
     )
     drugs: list[StrictStr] = Field(default_factory=list, max_length=MAX_CODES)
-    treatment_function: StrictStr | None = Field(default=None, pattern=r"^[0-9]{3}$")
+    treatment_function: StrictStr | None = Field(default=None,
+                                                 pattern=anchored(TREATMENT_FUNCTION))
     facts: dict[str, Any] = Field(default_factory=dict)
     attestations: list[StrictStr] = Field(default_factory=list, max_length=MAX_CODES)
 
-    _date = field_validator("date", mode="before")(_iso_date)
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
-
-
-def _pydantic_problems(exc: ValidationError) -> list[Problem]:
-    problems = []
-    for err in exc.errors():
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif err["type"] == "missing":
-            message = "is required"
-        problems.append(Problem(_loc(tuple(err["loc"])), message))
-    return problems
+    _date = field_validator("date", mode="before")(iso_date)
 
 
 def parse_request(
-    raw: Any, fact_types: Mapping[str, VType], attestations: Mapping[str, Any] | set[str]
+    raw: Any, fact_types: Mapping[str, VType], attestations: Mapping[str, Any] | set[str],
+    *, age_months: int | None = None,
 ) -> tuple[DecisionRequest, Activity]:
-    """Validate a request against the shape and the pack's vocabulary; build its `Activity`."""
+    """Validate a request against the shape and the pack's vocabulary; build its `Activity`.
+
+    `age_months` is for re-deciding a recorded decision: its stored inputs keep `age` in
+    years but not the birth date, so the exact months it was decided on are passed back in;
+    they are used only when they agree with that `age`.
+    """
     if not isinstance(raw, dict):
         raise RequestError([Problem("body", "must be a JSON object")])
     try:
         request = DecisionRequest.model_validate(raw)
     except ValidationError as exc:
-        raise RequestError(_pydantic_problems(exc)) from None
+        raise RequestError(validation_problems(exc)) from None
     problems: list[Problem] = []
     age = _age(request, problems)
-    codes = {
-        name: _codes(system, name, getattr(request, name), problems)
-        for name, system in (("procedures", "opcs4"), ("diagnoses", "icd10"), ("drugs", "drug"))
-    }
-    facts = _facts(request.facts, fact_types, problems)
-    for i, name in enumerate(request.attestations):
-        if name not in attestations:
-            hint = did_you_mean(name, attestations)
-            problems.append(
-                Problem(
-                    f"attestations[{i}]",
-                    f"unknown attestation `{name}`" + (f"; {hint}" if hint else ""),
-                )
-            )
+    if age_months is not None and age is not None and age_months // 12 == age // 12:
+        age = age_months
+    procedures = _codes("opcs4", "procedures", request.procedures, problems)
+    diagnoses = _codes("icd10", "diagnoses", request.diagnoses, problems)
+    drugs = _codes("drug", "drugs", request.drugs, problems)
+    facts = _facts(request.facts, fact_types, problems) if request.facts else {}
+    if request.attestations:
+        problems += attestation_problems(request.attestations, attestations)
     if problems:
         raise RequestError(problems)
     activity = Activity(
         date=request.date,
-        age=age,
+        age_months=age,
         sex=request.patient.sex,
-        procedures=codes["procedures"],
-        diagnoses=codes["diagnoses"],
-        drugs=codes["drugs"],
+        procedures=procedures,
+        diagnoses=diagnoses,
+        drugs=drugs,
         treatment_function=request.treatment_function,
         provider=request.provider.ods_code.upper()
         if request.provider and request.provider.ods_code
@@ -201,21 +163,37 @@ def parse_request(
     return request, activity
 
 
+def attestation_problems(
+    names: list[str], attestations: Mapping[str, Any] | set[str]
+) -> list[Problem]:
+    """A problem at `attestations[i]` for each name the pack does not declare."""
+    problems = []
+    for i, name in enumerate(names):
+        if name not in attestations:
+            hint = did_you_mean(name, attestations)
+            problems.append(Problem(f"attestations[{i}]", f"unknown attestation `{name}`"
+                                    + (f"; {hint}" if hint else "")))
+    return problems
+
+
 def _age(request: DecisionRequest, problems: list[Problem]) -> int | None:
+    """The patient's age in whole months on the decision date.
+
+    From `birth_date` when given (exact); otherwise from `age` in whole years, as its first
+    month (a child given as `age: 1` is taken as 12 months old).
+    """
     patient = request.patient
     if patient.birth_date is None:
         if patient.age is None:
             problems.append(Problem("patient", "give `age` or `birth_date`"))
-        return patient.age
+            return None
+        return patient.age * 12
     born = patient.birth_date
     if born > request.date:
         problems.append(Problem("patient.birth_date", "is after the decision date"))
         return None
-    years = (
-        request.date.year
-        - born.year
-        - ((request.date.month, request.date.day) < (born.month, born.day))
-    )
+    months = age_in_months(born, request.date)
+    years = months // 12
     if years > MAX_AGE:
         problems.append(Problem("patient.birth_date", f"gives an age over {MAX_AGE}"))
         return None
@@ -226,15 +204,20 @@ def _age(request: DecisionRequest, problems: list[Problem]) -> int | None:
                 f"does not match birth_date (age {years} on {request.date.isoformat()})",
             )
         )
-    return years
+    return months
+
+
+_CODE_LABELS = {"opcs4": "OPCS-4 code", "icd10": "ICD-10 code", "drug": "drug name"}
 
 
 def _codes(system: str, field: str, raw: list[str], problems: list[Problem]) -> tuple[str, ...]:
+    if not raw:
+        return ()
     out = []
-    label = {"opcs4": "OPCS-4 code", "icd10": "ICD-10 code", "drug": "drug name"}[system]
     for i, code in enumerate(raw):
         canonical = normalise(system, code)
         if canonical is None:
+            label = _CODE_LABELS[system]
             problems.append(Problem(f"{field}[{i}]", f"`{code}` is not a valid {label}"))
         else:
             out.append(canonical)
@@ -250,7 +233,7 @@ def _facts(
     facts: dict[str, Any] = {}
     for name, value in raw.items():
         vtype = fact_types.get(name)
-        if vtype is None or name in ("age", "decision_date", "sex"):
+        if vtype is None or name in _NOT_FACTS:
             hint = did_you_mean(name, [n for n in fact_types if n not in ("age", "sex")])
             problems.append(
                 Problem(f"{where}{name}", "unknown fact" + (f"; {hint}" if hint else ""))
@@ -258,12 +241,24 @@ def _facts(
             continue
         if value is None:
             continue  # an explicit null is the same as not giving the fact
+        # The common values pass at once; anything else gets the full check and its problem.
+        exact = _EXACT.get(vtype.kind)
+        if exact is not None and type(value) is exact and (exact is not int or vtype.integer):
+            facts[name] = value
+            continue
         typed = _typed(value, vtype)
         if isinstance(typed, Problem):
             problems.append(Problem(f"{where}{name}", typed.problem))
         else:
             facts[name] = typed
     return facts
+
+
+# Names a request may not give as facts: the language's own (`types.BUILTINS`).
+_NOT_FACTS = frozenset({"age", "decision_date", "sex"})
+# A value of exactly this type is already typed for a fact of this kind (an int for an
+# integer fact only: a decimal fact keeps the check, which accepts ints as they are too).
+_EXACT: dict[str, type] = {"bool": bool, "number": int}
 
 
 def _typed(value: Any, vtype: VType) -> Any:
@@ -284,10 +279,10 @@ def _typed(value: Any, vtype: VType) -> Any:
         return value
     if kind == "date":
         try:
-            return _iso_date(value)
+            return iso_date(value)
         except ValueError as exc:
             return Problem("", str(exc))
     return value if isinstance(value, str) and value else Problem("", "must be a string")
 
 
-__all__ = ["DecisionRequest", "parse_request"]
+__all__ = ["DecisionRequest", "nhs_number_valid", "parse_request"]

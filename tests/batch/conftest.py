@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib import load_policy_set
-from chalicelib.batch.synth import write_csv
 from chalicelib.engine.policy_set import PolicySet
+from pss_dev.synth import write_csv
 from tests.conftest import fixed_clock
 
 FIXTURES = Path(__file__).parent / "fixtures"

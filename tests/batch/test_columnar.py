@@ -29,8 +29,8 @@ from chalicelib.batch.rows import (
     decide_reference,
     result_fields,
 )
-from chalicelib.batch.synth import generate
 from chalicelib.engine.policy_set import PolicySet
+from pss_dev.synth import generate
 from tests.conftest import fixed_clock
 from tests.pack.make_golden import GOLDEN, POLICIES
 

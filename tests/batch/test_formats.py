@@ -25,7 +25,7 @@ from chalicelib.batch.rows import (
     decide_reference,
     result_fields,
 )
-from chalicelib.batch.synth import SUS_COLUMNS, generate, sus_row
+from pss_dev.synth import SUS_COLUMNS, generate, sus_row
 from tests.batch.conftest import PACK_DIR
 
 ROOT = Path(__file__).resolve().parents[2]

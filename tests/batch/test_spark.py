@@ -20,7 +20,7 @@ from chalicelib.batch.cli import batch_main
 from chalicelib.batch.columnar import ColumnarPack
 from chalicelib.batch.rows import COLUMNS, RESULT_COLUMNS
 from chalicelib.batch.spark import classify_dataframe, session
-from chalicelib.batch.synth import generate
+from pss_dev.synth import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 NATIONAL = ROOT / "policies"

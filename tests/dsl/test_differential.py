@@ -1,8 +1,9 @@
-"""Differential test: compiled evaluators agree with the reference interpreter.
+"""Differential test: compiled evaluators agree with the reference interpreter (the oracle).
 
 Random conditions over a small vocabulary (every leaf kind, every group kind, units, dates,
 code ranges) are compiled to closures and also walked by `Interpreter`; on random activities
-(facts present or absent) both must give the same three-valued answer.
+(facts present or absent) both must give the same three-valued answer. `make test` runs
+`PSS_DIFF_EXAMPLES` (default 200) examples; `make fuzz` runs many more.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from hypothesis import strategies as st
 
 from chalicelib.activity import Activity
 from chalicelib.dsl import ast
-from chalicelib.dsl.codegen import compile_many
 from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.compiler import Compiler
-from chalicelib.dsl.interpreter import Interpreter
 from chalicelib.dsl.types import BUILTINS, VType
+from tests.support.oracle import Interpreter
 
-EXAMPLES = int(os.environ.get("PSS_DIFF_EXAMPLES", "1500"))
+EXAMPLES = int(os.environ.get("PSS_DIFF_EXAMPLES", "200"))
 TYPES = {
     **BUILTINS,
     "score": VType("number", integer=True),
@@ -46,11 +46,14 @@ ops = st.sampled_from([">=", "<=", ">", "<", "==", "!="])
 
 def numeric_leaf() -> st.SearchStrategy[ast.Condition]:
     plain = st.builds(lambda op, n: ast.Compare(op, ast.Ref("score"), ast.Num(n)), ops, nums)
+    # `age OP n` takes the compiler's fast path, `n OP age` its general one.
     age = st.builds(
-        lambda op, n, u: ast.Compare(op, ast.Ref("age"), ast.Num(n, u)),
+        lambda op, n, u, flip: ast.Compare(op, ast.Num(n, u), ast.Ref("age"))
+        if flip else ast.Compare(op, ast.Ref("age"), ast.Num(n, u)),
         ops,
         nums,
         st.sampled_from([None, "years", "months"]),
+        st.booleans(),
     )
     size = st.builds(
         lambda op, n, u: ast.Compare(op, ast.Num(n, u), ast.Ref("size_cm")),
@@ -136,13 +139,15 @@ def activities(draw: st.DrawFn) -> Activity:
         "score": draw(maybe(nums)),
         "size_cm": draw(maybe(st.sampled_from([0.5, 5.0, 5.5, 6.0, 6.5, 30.0]))),
         "gap_days": draw(maybe(st.integers(0, 60))),
-        "dose_date": draw(maybe(st.dates(dt.date(2025, 1, 1), dt.date(2025, 6, 1)))),
+        # Days before the decision date: cheaper for hypothesis to draw than `st.dates`.
+        "dose_date": draw(maybe(st.integers(0, 151).map(
+            lambda days: dt.date(2025, 6, 1) - dt.timedelta(days=days)))),
         "status": draw(maybe(st.sampled_from(["wild_type", "mutant", "unknown"]))),
         "flag": draw(maybe(st.booleans())),
     }
     return Activity(
         date=dt.date(2025, 6, 1),
-        age=draw(st.integers(0, 100)),
+        age_months=draw(st.one_of(st.integers(0, 40), st.integers(0, 100 * 12))),
         procedures=tuple(draw(st.lists(st.sampled_from(PROCS), max_size=3))),
         diagnoses=tuple(draw(st.lists(st.sampled_from(DIAGS), max_size=3))),
         drugs=tuple(draw(st.lists(st.sampled_from(DRUGS), max_size=2))),
@@ -159,7 +164,6 @@ def test_compiled_agrees_with_interpreter(cond: ast.Condition, cases: list[Activ
     compiler = Compiler(TYPES, CODESETS)
     compiled = compiler.compile(cond)
     reference = Interpreter(TYPES, CODESETS)
-    generated = compile_many(cond, compiler, CODESETS)(cases)
     for activity in cases:
         value, leaves = compiled.evaluate(activity)
         assert value == reference.evaluate(cond, activity), activity
@@ -168,5 +172,3 @@ def test_compiled_agrees_with_interpreter(cond: ast.Condition, cases: list[Activ
         # An unknown answer always names what is missing (a fact, attestation or field).
         if value is None:
             assert compiled.missing(activity, leaves)
-    # The generated batch function gives the same answers, case by case.
-    assert generated == [reference.evaluate(cond, a) for a in cases]

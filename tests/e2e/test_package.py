@@ -148,6 +148,17 @@ def test_zip_holds_the_app_and_the_library(packaged: Package) -> None:
     assert not {n for n in names if n.startswith(("grammar/", "policies/"))}
 
 
+def test_zip_leaves_out_the_development_tools(packaged: Package) -> None:
+    names = set(zipfile.ZipFile(packaged.zip).namelist())
+    # `pss serve`'s moto stack and `pss synth` live in pss_dev/, which Chalice never ships;
+    # the reference interpreter is a test oracle; the generated-code evaluator is gone.
+    assert not {n for n in names if n.startswith(("pss_dev/", "tests/"))}
+    for gone in ("chalicelib/local_stack.py", "chalicelib/batch/synth.py",
+                 "chalicelib/dsl/interpreter.py", "chalicelib/dsl/codegen.py"):
+        assert gone not in names
+    assert (ROOT / "pss_dev" / "local_stack.py").exists()  # still in the repository
+
+
 def test_bundle_digest_is_the_repository_pack(packaged: Package) -> None:
     digest = zipfile.ZipFile(packaged.zip).read("chalicelib/_bundle/DIGEST").decode().strip()
     assert digest == load_pack(ROOT / "policies").digest

@@ -31,8 +31,8 @@ from schemathesis.specs.openapi.checks import (
 from chalicelib.api import wiring
 from chalicelib.api.openapi import document
 from chalicelib.decisions.table import create_table
-from chalicelib.local_stack import chalice_local, embedded_dynamodb
 from chalicelib.settings import Settings
+from pss_dev.local_stack import chalice_local, embedded_dynamodb
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "schemathesis-key-0123456789"

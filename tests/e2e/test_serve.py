@@ -71,7 +71,7 @@ def _field(lines: list[str], pattern: str) -> str:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PSS_"))}
-    code = "import sys; from chalicelib.local_stack import serve_main; " \
+    code = "import sys; from pss_dev.local_stack import serve_main; " \
            "sys.exit(serve_main(sys.argv[1:]))"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--policies", str(PACK)], cwd=ROOT,

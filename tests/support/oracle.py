@@ -1,9 +1,10 @@
-"""A plain reference interpreter over the AST: the meaning of conditions, stated simply.
+"""The test oracle: a plain reference interpreter over the AST, the meaning stated simply.
 
 In: a checked condition, an `Activity`, the value types and code sets. Out: True, False or
-None (unknown). It is deliberately naive — recursive, no precomputation — and exists so the
-differential test can check the compiled evaluators against it on random policies and inputs.
-Never used to serve decisions.
+None (unknown). It is deliberately naive — recursive, no precomputation — and it states the
+three-valued logic, the selectors and the units again on its own, without importing the
+compiler's helpers (`chalicelib.dsl.kleene`, `ast.Selector`): an oracle that shared the code
+under test could not catch a mistake in it. Lives under `tests/`, so it is never deployed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.types import BUILTINS, UNITS, VType
 
 Tri = bool | None
+_SYSTEMS = {
+    "dominant procedure": "opcs4",
+    "any procedure": "opcs4",
+    "primary diagnosis": "icd10",
+    "any diagnosis": "icd10",
+    "any drug": "drug",
+    "provider": "ods",
+}
 
 
 class Interpreter:
@@ -79,9 +88,7 @@ class Interpreter:
         if cond.fact is not None:
             value = self._lookup(cond.fact, a)
             return None if value is None else bool(value in cond.items)
-        from chalicelib.dsl.typecheck import SELECTOR_SYSTEMS
-
-        system = SELECTOR_SYSTEMS.get(cond.selector or "")
+        system = _SYSTEMS.get(str(cond.selector))
         if system is None:
             return self._selector(cond.selector or "", a, lambda v: v in cond.items)
         members = CodeSet.build("list", system, [normalise(system, i) or i for i in cond.items])
@@ -105,7 +112,7 @@ class Interpreter:
 
     def _lookup(self, name: str, a: Activity) -> Any:
         if name == "age":
-            return a.age
+            return a.age_months
         if name == "decision_date":
             return a.date
         if name == "sex":
@@ -133,7 +140,7 @@ class Interpreter:
             }[op]
         )
 
-    def _value(self, value: ast.Value, a: Activity) -> tuple[Any, float | None]:
+    def _value(self, value: ast.Value, a: Activity) -> tuple[Any, float | None]:  # noqa: C901
         """Return (value in base units, scale of its unit or None for a bare number)."""
         if isinstance(value, ast.Num):
             if value.unit is None:
@@ -145,6 +152,8 @@ class Interpreter:
             return value.value, 1
         if isinstance(value, ast.Ref):
             raw = self._lookup(value.name, a)
+            if value.name == "age":  # read in months; written bare, it means years
+                return raw, 12
             vtype = self.types[value.name]
             if raw is None or vtype.kind != "number":
                 return raw, 1

@@ -1,0 +1,11 @@
+"""Development-only tools of the `pss` command, kept out of the deployed Lambda package.
+
+Chalice deploys `app.py` and `chalicelib/` only, so what serves no request lives here:
+
+* `local_stack` -- `pss serve`: the embedded DynamoDB (moto) and the API on loopback;
+* `synth`       -- `pss synth`: deterministic synthetic SUS-like activity.
+
+The reference interpreter the compiled evaluators are checked against is a test oracle
+(`tests/support/oracle.py`). Nothing in `chalicelib` imports this package except lazily, inside
+the CLI commands that need it.
+"""
