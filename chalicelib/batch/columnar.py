@@ -37,8 +37,8 @@ from chalicelib.dsl import ast
 from chalicelib.dsl.codesets import CodeSet
 from chalicelib.dsl.typecheck import list_keys
 from chalicelib.dsl.types import REGIONS
-from chalicelib.engine.policy_set import PolicySet
 from chalicelib.engine import fields as checks
+from chalicelib.engine.policy_set import PolicySet
 
 REASON, PATH = "reject_reason", "engine_path"
 LINE = "_pss_line"  # optional int64 input column: the row's line in its file, for rejects
