@@ -544,13 +544,6 @@ class ColumnarPack:
         state["_decider"] = None
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        # The provenance index is keyed by declaration identity, which unpickling changes:
-        # rebuilt over the unpickled declarations (on each Spark worker, once).
-        from chalicelib.engine.provenance import ProvenanceIndex
-
-        self.policy_set.provenance = ProvenanceIndex(self.policy_set.checked)
 
     # --- classification ---------------------------------------------------------------------
 
