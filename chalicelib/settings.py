@@ -8,6 +8,7 @@ Secrets (API keys, the pseudonym key) are kept out of `repr` so a logged `Settin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,10 @@ _CHALICELIB = Path(__file__).resolve().parent
 
 
 M = TypeVar("M", bound=BaseModel)
+
+# What a client id may hold (CDS clients here, OAuth client ids in `api.auth`): store keys
+# join client ids with `#`, so none may hold one.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
 # The base URL `chalice local` and `pss serve` answer on by default (dev stage only).
 DEV_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
@@ -71,7 +76,7 @@ class JwtIssuer(BaseModel):
 class CdsClient(JwtIssuer):
     """A trusted EHR (`PSS_CDS_CLIENTS`): its client id owns the decisions its calls record."""
 
-    client_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+    client_id: str = Field(min_length=1, pattern=CLIENT_ID_PATTERN)
     # Prefixes of the FHIR servers we may fetch prefetch from, with this EHR's token.
     fhir_servers: tuple[str, ...] = ()
 
@@ -87,6 +92,18 @@ class OAuthIssuer(JwtIssuer):
     audience: str = Field(min_length=1)
     # The claim naming the calling application (client-credentials tokens carry it).
     client_id_claim: str = "client_id"
+    # The client ids this issuer may speak for; empty = any. Required when several issuers
+    # are configured: client ids own decisions (and name auditors), so one issuer must not
+    # be able to mint tokens for another's clients.
+    clients: tuple[str, ...] = ()
+
+    @field_validator("clients")
+    @classmethod
+    def _client_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not re.fullmatch(CLIENT_ID_PATTERN, c) for c in value):
+            raise ValueError("each client id may hold only letters, digits and `.`, `_`, "
+                             "`:`, `-` (at most 64)")
+        return value
 
 
 @dataclass(frozen=True)
@@ -123,6 +140,7 @@ class Settings:
         if api_keys and stage == "prod":
             raise SettingsError("PSS_API_KEYS is for the dev stage only; prod accepts OAuth "
                                 "2.0 bearer tokens (PSS_OAUTH_ISSUERS)")
+        cds_clients = _parse_list(env, "PSS_CDS_CLIENTS", CdsClient)
         return cls(
             stage=stage,
             table_name=env.get("PSS_DECISIONS_TABLE") or f"pss-decisions-{stage}",
@@ -132,10 +150,11 @@ class Settings:
             api_keys=api_keys,
             pseudonym_key=pseudonym.encode(),
             public_base_url=parse_base_url(env.get("PSS_PUBLIC_BASE_URL", ""), stage),
-            cds_clients=tuple(_parse_list(env, "PSS_CDS_CLIENTS", CdsClient)),
+            cds_clients=tuple(cds_clients),
             audit_clients=frozenset(c.strip() for c in env.get("PSS_AUDIT_CLIENTS", "")
                                     .split(",") if c.strip()),
-            oauth_issuers=tuple(_parse_list(env, "PSS_OAUTH_ISSUERS", OAuthIssuer)),
+            oauth_issuers=_separate_clients(
+                _parse_list(env, "PSS_OAUTH_ISSUERS", OAuthIssuer), cds_clients),
         )
 
     def keys_by_client(self) -> Mapping[str, str]:
@@ -156,6 +175,9 @@ def parse_api_keys(text: str) -> tuple[tuple[str, str], ...]:
         client, sep, key = entry.partition(":")
         if not sep or not client.strip() or not key.strip():
             raise SettingsError(f"PSS_API_KEYS entry {position + 1} is not `client_id:key`")
+        if not re.fullmatch(CLIENT_ID_PATTERN, client.strip()):
+            raise SettingsError(f"PSS_API_KEYS entry {position + 1}: the client id may hold "
+                                "only letters, digits and `.`, `_`, `:`, `-` (at most 64)")
         pairs.append((client.strip(), key.strip()))
     return tuple(pairs)
 
@@ -205,6 +227,20 @@ def _parse_list(env: Mapping[str, str], name: str, model: type[M]) -> list[M]:
     if len(set(seen)) != len(seen):
         raise SettingsError(f"{name}: each `iss` may appear only once")
     return out
+
+
+def _separate_clients(issuers: list[OAuthIssuer],
+                      cds: list[CdsClient]) -> tuple[OAuthIssuer, ...]:
+    """The OAuth issuers, once each is known to speak for clients no other party has."""
+    if len(issuers) > 1 and not all(i.clients for i in issuers):
+        raise SettingsError("PSS_OAUTH_ISSUERS: with more than one issuer, each must list its "
+                            "`clients`, so no issuer can speak for another's clients")
+    listed = [c for i in issuers for c in i.clients]
+    if len(set(listed)) != len(listed):
+        raise SettingsError("PSS_OAUTH_ISSUERS: a client id is listed for two issuers")
+    if set(listed) & {c.client_id for c in cds}:
+        raise SettingsError("PSS_OAUTH_ISSUERS: a listed client id is a CDS client's")
+    return tuple(issuers)
 
 
 def default_policy_dir() -> Path:

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from chalicelib.api import jwt_check
 from chalicelib.api.jwt_check import KeySet, TokenRejected
-from chalicelib.decisions.store import DecisionStore, StoreUnavailable
+from chalicelib.decisions.store import DecisionStore
 from chalicelib.errors import PssError
-from chalicelib.settings import JwtIssuer, Settings
+from chalicelib.settings import CLIENT_ID_PATTERN, JwtIssuer, Settings
 
 API_KEY_HEADER = "x-api-key"
 AUTHORIZATION_HEADER = "Authorization"
@@ -37,6 +38,7 @@ AUDIT = "audit:read"
 SCOPES = (WRITE, READ, AUDIT)
 
 IssuerT = TypeVar("IssuerT", bound=JwtIssuer)
+CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 
 
 class Unauthorized(PssError):
@@ -90,14 +92,17 @@ def credentials_from_event(event: Mapping[str, Any]) -> Credentials:
     if event.get("type") == "TOKEN":
         token = event.get("authorizationToken")
         return Credentials(method, path, _values([token] if token else []))
-    multi = {str(k).lower(): v for k, v in (event.get("multiValueHeaders") or {}).items()}
-    single = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    # Header names are case-insensitive: `Authorization` and `authorization` sent together
+    # are one header sent twice, so every spelling's values are kept, none overwritten.
+    multi: dict[str, list[Any]] = {}
+    for k, v in (event.get("multiValueHeaders") or {}).items():
+        multi.setdefault(str(k).lower(), []).extend(v if isinstance(v, list) else [v])
+    single: dict[str, list[Any]] = {}
+    for k, v in (event.get("headers") or {}).items():
+        single.setdefault(str(k).lower(), []).append(v)
 
     def values(name: str) -> tuple[str, ...]:
-        found = multi.get(name)
-        if found is None:
-            found = [single[name]] if name in single else []
-        return _values(list(found))
+        return _values(multi.get(name, single.get(name, [])))
 
     return Credentials(method, path, values("authorization"), values(API_KEY_HEADER))
 
@@ -152,8 +157,9 @@ class Authenticator:
         expires = int(claims["exp"]) + jwt_check.CLOCK_SKEW
         try:
             fresh = self.store().claim_once(key, expires, int(self.clock().timestamp()))
-        except StoreUnavailable:
-            # Without the replay check the token cannot be accepted; the EHR retries.
+        except Exception:  # StoreUnavailable, or a store that could not even be built
+            # Without the replay check the token cannot be accepted; the EHR retries. Any
+            # failure here is a refusal (401), never an authorizer error (500).
             raise Unauthorized("the replay check is unavailable") from None
         if not fresh:
             raise Unauthorized("jti replayed")
@@ -163,8 +169,16 @@ class Authenticator:
         issuers = {i.iss: i for i in self.settings.oauth_issuers}
         issuer, claims = self._verify(token, issuers, lambda i: i.audience, jwt_check.OAUTH)
         client = claims.get(issuer.client_id_claim)
-        if not isinstance(client, str) or not client:
-            raise Unauthorized(f"no `{issuer.client_id_claim}` claim")
+        if not isinstance(client, str) or not CLIENT_ID.fullmatch(client):
+            # Client ids go into store keys joined by `#` (idempotency, referral index): one
+            # holding a `#` could land on another client's keys.
+            raise Unauthorized(f"no usable `{issuer.client_id_claim}` claim")
+        if issuer.clients and client not in issuer.clients:
+            raise Unauthorized("the client id is not one this issuer may speak for")
+        if any(c.client_id == client for c in self.settings.cds_clients):
+            # That id owns an EHR's decisions and is bound to the EHR's own `iss`: an OAuth
+            # token naming it would read and re-decide them.
+            raise Unauthorized("the client id belongs to a CDS client")
         granted = jwt_check.scopes_of(claims) & frozenset(SCOPES)
         if not granted:
             raise Unauthorized("no scope of this API")

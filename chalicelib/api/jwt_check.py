@@ -15,6 +15,7 @@ before a key is even looked up.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ _KEY_TYPES = {"RS384": ("RSA", None), "ES384": ("EC", "P-384")}
 CLOCK_SKEW = 30  # seconds either way between the signer's clock and ours
 MAX_TOKEN_CHARS = 8192
 CDS_MAX_LIFETIME = 300  # CDS Hooks: `exp` at most 5 minutes ahead
+# JWK members only a private (or symmetric) key has (RFC 7518 section 6).
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 IssuerT = TypeVar("IssuerT", bound=JwtIssuer)
 FetchJson = Callable[[str], Mapping[str, Any] | None]
@@ -126,6 +129,10 @@ def _pick(jwks: Mapping[str, Any], kid: str, alg: str) -> PyJWK | None:
             continue
         if entry.get("alg") not in (None, alg) or entry.get("use") not in (None, "sig"):
             continue
+        if any(member in entry for member in _PRIVATE_MEMBERS):
+            # A private key published by mistake: PyJWT cannot verify with one (it would
+            # crash), and whoever published it has lost it anyway.
+            continue
         try:
             return PyJWK(dict(entry), algorithm=alg)
         except jwt.PyJWTError:
@@ -176,7 +183,9 @@ def verify(token: str, *, issuers: Mapping[str, IssuerT], audience: Callable[[Is
 
 def _check_times(claims: Mapping[str, Any], now: int, profile: Profile) -> None:
     exp = _epoch(claims, "exp")
-    if exp is None or exp <= now - CLOCK_SKEW:
+    if exp is None:
+        raise TokenRejected("`exp` is not a time")
+    if exp <= now - CLOCK_SKEW:
         raise TokenRejected("expired")
     if profile.max_lifetime is not None and exp > now + profile.max_lifetime + CLOCK_SKEW:
         raise TokenRejected("expires too far ahead")
@@ -192,6 +201,8 @@ def _epoch(claims: Mapping[str, Any], name: str) -> int | None:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON's NaN / Infinity: not a time (and int() of one would raise)
     return int(value)
 
 

@@ -20,7 +20,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import system_clock
-from chalicelib.api.auth import Authenticator, Credentials, Principal, Unauthorized
+from chalicelib.api.auth import (
+    CDS_PREFIX,
+    Authenticator,
+    Credentials,
+    Principal,
+    Unauthorized,
+)
 from chalicelib.api.catalogue import Catalogue
 from chalicelib.api.http import Endpoint
 from chalicelib.api.ids import UlidFactory
@@ -186,10 +192,19 @@ class Wiring:
         """The caller; `auth.Unauthorized` otherwise (also when the settings are broken: no
         credential can be checked then)."""
         try:
-            authenticator = self.authenticator
-        except Exception:
-            raise Unauthorized("the service is misconfigured") from None
-        return authenticator.authorize(credentials)
+            try:
+                authenticator = self.authenticator
+            except Exception:
+                raise Unauthorized("the service is misconfigured") from None
+            return authenticator.authorize(credentials)
+        except Unauthorized as refused:
+            # One line per refusal for whoever watches for attacks: the kind of route and the
+            # reason (a fixed, token-free phrase); never the token, a key, a header value or
+            # the path (whose id segment is whatever the caller typed).
+            kind = "cds_hooks" if credentials.path.startswith(CDS_PREFIX) else "rest"
+            self.log_event("auth_refused", {"method": credentials.method, "api": kind,
+                                            "reason": refused.reason})
+            raise
 
     def on_lambda(self) -> bool:
         """True when running on AWS Lambda (the local authorizer shim is not needed there)."""

@@ -28,12 +28,13 @@ import ipaddress
 import json
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
-DEFAULT_TIMEOUT = 2.0  # two fetches stay well inside CRD's 5 s budget
+DEFAULT_TIMEOUT = 2.0  # per fetch, all of it: two fetches stay well inside CRD's 5 s budget
 MAX_BYTES = 5 * 1024 * 1024
 
 Fetch = Callable[[str, str, str], dict[str, Any] | None]
@@ -50,12 +51,29 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits, reaching it through a
+# translator (NAT64, SIIT) or by old convention: `is_global` calls some of them global, yet
+# 64:ff9b::a00:1 reaches 10.0.0.1 through a VPC's NAT64 gateway.
+_EMBEDS_IPV4 = tuple(ipaddress.IPv6Network(n) for n in (
+    "64:ff9b::/96",      # NAT64 well-known prefix (RFC 6052)
+    "64:ff9b:1::/48",    # NAT64 local-use prefix (RFC 8215)
+    "::ffff:0:0:0/96",   # IPv4-translated (RFC 2765, SIIT)
+    "::/96",             # IPv4-compatible (deprecated, RFC 4291)
+))
+# Site-local (deprecated, RFC 3879) is still routed inward by some networks.
+_NOT_GLOBAL_V6 = (ipaddress.IPv6Network("fec0::/10"),)
+
+
 def public_address(address: IpAddress) -> bool:
     """True for a globally routable unicast address; False for loopback, private, etc."""
     if isinstance(address, ipaddress.IPv6Address):
         mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is None and any(address in net for net in _EMBEDS_IPV4):
+            mapped = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if mapped is not None:
             return public_address(mapped)
+        if any(address in net for net in _NOT_GLOBAL_V6):
+            return False
     return address.is_global and not address.is_multicast
 
 
@@ -74,7 +92,8 @@ class _Server:
         except ValueError:
             return None
         if (parts.scheme not in schemes or not parts.hostname or parts.username is not None
-                or parts.password is not None or parts.query or parts.fragment):
+                or parts.password is not None or parts.query or parts.fragment
+                or _climbs(parts.path)):
             return None
         default = 443 if parts.scheme == "https" else 80
         return cls(parts.scheme, parts.hostname.lower(), port or default,
@@ -95,6 +114,9 @@ class SafeGet:
     schemes: tuple[str, ...] = ("https",)
     address_ok: Callable[[IpAddress], bool] = public_address
     tls: ssl.SSLContext = field(default_factory=ssl.create_default_context, repr=False)
+    # The body is read against a deadline (`timeout` after the start), not per read, so a
+    # server sending a byte at a time cannot hold the call (or the authorizer) for long.
+    clock: Callable[[], float] = time.monotonic
 
     def url(self, url: str) -> dict[str, Any] | None:
         """GET an absolute URL (e.g. a configured `jwks_url`); None on any failure."""
@@ -106,6 +128,7 @@ class SafeGet:
 
     def get(self, server: _Server, path: str, headers: dict[str, str]) -> dict[str, Any] | None:
         """GET `path` from `server`; the parsed JSON object or None."""
+        deadline = self.clock() + self.timeout
         address = self._address(server)
         if address is None:
             return None
@@ -114,21 +137,41 @@ class SafeGet:
             connection.request("GET", path or "/", headers={
                 **headers, "Host": _host_header(server),
                 "Accept": "application/fhir+json, application/json"})
+            sock = connection.sock  # kept: getresponse() may drop the connection's reference
             response = connection.getresponse()
             if not 200 <= response.status < 300:
                 return None  # 3xx included: a redirect is never followed
-            raw = response.read(MAX_BYTES + 1)
+            raw = self._body(response, sock, deadline)
         except (http.client.HTTPException, OSError, ValueError):
             return None  # timeouts, refused connections and TLS failures are OSErrors
         finally:
             connection.close()
-        if len(raw) > MAX_BYTES:
+        if raw is None:
             return None
         try:
             parsed = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return None
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None  # RecursionError: nested deeper than the parser goes
         return parsed if isinstance(parsed, dict) else None
+
+    def _body(self, response: http.client.HTTPResponse, sock: socket.socket | None,
+              deadline: float) -> bytes | None:
+        """The body, or None when it is over `MAX_BYTES` or not all in by `deadline`."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return None
+            if sock is not None:
+                sock.settimeout(remaining)
+            chunk = response.read1(64 * 1024)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > MAX_BYTES:
+                return None
+            chunks.append(chunk)
 
     def _address(self, server: _Server) -> str | None:
         """The address to connect to, when every address of the host may be contacted."""
@@ -174,6 +217,18 @@ class FhirFetcher:
             if allowed is not None and server.within(allowed):
                 return server
         return None
+
+
+def _climbs(path: str) -> bool:
+    """True when `path` has a `.` or `..` segment, also percent-encoded (even twice) or after
+    a backslash: a server normalising it would answer from outside the allowed prefix."""
+    for _ in range(3):
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    segments = path.replace("\\", "/").split("/")
+    return any(segment in (".", "..") for segment in segments)
 
 
 def _host_header(server: _Server) -> str:

@@ -184,8 +184,10 @@ def test_one_log_line_per_request_without_personal_data(client: Client,
     created = post(client, "/v1/decisions", referral()).json_body
     post(client, "/v1/decisions", referral(patient=_patient(nhs_number="9434765918")))
     client.http.get("/v1/policies")  # 401: no key
-    assert len(log_lines) == 2  # the 401 is answered by the gateway, before any route
-    first, second = (json.loads(line) for line in log_lines)
+    lines = [json.loads(line) for line in log_lines]
+    # The 401 is answered by the gateway, before any route: no request line, a refusal line.
+    assert [line["event"] for line in lines] == ["request", "request", "auth_refused"]
+    first, second, _ = lines
     assert first["route"] == "POST /v1/decisions" and first["status"] == 201
     assert first["decision_id"] == created["decision_id"] and first["client"] == "epr"
     assert isinstance(first["latency_ms"], float)

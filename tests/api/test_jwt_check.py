@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from chalicelib.api import jwt_check
 from chalicelib.api.auth import Authenticator, Credentials, Unauthorized, credentials_from_event
@@ -134,3 +137,93 @@ def test_the_jwks_cache_refetches_after_max_age() -> None:
     keys.key(issuer, "k", "RS384")
     assert len(calls) == 2
     assert jwt_check.ALGORITHMS == ("RS384", "ES384")
+
+
+# --- review of issue 9: header tricks, odd claims, keys of the wrong kind ---------------------
+
+
+@pytest.mark.parametrize("changes", [
+    {"exp": float("inf")}, {"exp": float("nan")}, {"iat": float("nan")},
+    {"nbf": float("-inf")},
+])
+def test_non_finite_times_are_refused_not_crashed_on(changes: dict[str, Any]) -> None:
+    # JSON parsers accept NaN and Infinity; int() of them raises, which was a 500.
+    with pytest.raises(TokenRejected) as caught:
+        check(cds_token(**changes))
+    assert caught.value.reason.endswith("is not a time")
+
+
+def test_headers_naming_other_keys_are_ignored() -> None:
+    # `jku`, `x5u` and `jwk` would let the token choose its own key: an attacker's key
+    # embedded under the real kid does not verify, and no URL the token names is fetched.
+    fetched: list[str] = []
+    forger = rsa_signer("forger")
+    forged = forger.sign(cds_claims(), kid=rsa_signer().kid, jwk=forger.public_jwk(),
+                         jku="https://evil.example/jwks", x5u="https://evil.example/cert")
+    issuer = ehr_client()
+    keys = KeySet(lambda url: fetched.append(url) or None, lambda: START)
+    with pytest.raises(TokenRejected):
+        verify(forged, issuers={EHR_ISS: issuer}, audience=lambda _: AUD, keys=keys,
+               now=START, profile=CDS_HOOKS)
+    honest = rsa_signer().sign(cds_claims(), jku="https://evil.example/jwks")
+    _, claims = verify(honest, issuers={EHR_ISS: issuer}, audience=lambda _: AUD, keys=keys,
+                       now=START, profile=CDS_HOOKS)
+    assert claims["iss"] == EHR_ISS and fetched == []
+
+
+def test_an_ec_key_on_another_curve_or_a_private_key_is_not_used() -> None:
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    wrong_curve = {**json.loads(ECAlgorithm.to_jwk(p256.public_key())), "kid": "ehr-ec-1"}
+    keys = KeySet(lambda url: None, lambda: START)
+    assert keys.key(ehr_client(jwks={"keys": [wrong_curve]}), "ehr-ec-1", "ES384") is None
+    # A private key published by mistake verified nothing and crashed PyJWT (a 500).
+    private = {**json.loads(RSAAlgorithm.to_jwk(rsa_signer().private)), "kid": "ehr-rsa-1"}
+    with pytest.raises(TokenRejected) as caught:
+        check_with(cds_token(), ehr_client(jwks={"keys": [private]}))
+    assert caught.value.reason == "unknown kid"
+
+
+def check_with(token: str, issuer: Any) -> dict[str, Any]:
+    _, claims = verify(token, issuers={EHR_ISS: issuer}, audience=lambda _: AUD,
+                       keys=KeySet(lambda url: None, lambda: START), now=START,
+                       profile=CDS_HOOKS)
+    return claims
+
+
+@pytest.mark.parametrize("aud", [AUD + "/", AUD.upper(), AUD.replace("https", "http"),
+                                 AUD + "?x", BASE_URL])
+def test_the_audience_is_matched_exactly(aud: str) -> None:
+    with pytest.raises(TokenRejected) as caught:
+        check(cds_token(aud=aud))
+    assert caught.value.reason == "wrong audience"
+
+
+def test_a_header_doubled_in_two_spellings_is_seen_twice() -> None:
+    # API Gateway keys multiValueHeaders by the name as sent; both spellings are one header.
+    event = {"type": "REQUEST", "methodArn": ARN,
+             "headers": {"Authorization": "Bearer a", "authorization": "Bearer b"},
+             "multiValueHeaders": {"Authorization": ["Bearer a"], "authorization": ["Bearer b"],
+                                   "x-api-key": ["k1"], "X-API-KEY": ["k2"]}}
+    seen = credentials_from_event(event)
+    assert sorted(seen.authorization) == ["Bearer a", "Bearer b"]
+    assert sorted(seen.api_key) == ["k1", "k2"]
+    single = credentials_from_event({**event, "multiValueHeaders": None})
+    assert sorted(single.authorization) == ["Bearer a", "Bearer b"]
+    with pytest.raises(Unauthorized):
+        authenticator(InMemoryDecisionStore()).authorize(seen)
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("no region"), KeyError("Item")])
+def test_any_failure_of_the_replay_check_refuses_the_token(failure: Exception) -> None:
+    # A store that cannot be built, or a claim failing in an unforeseen way: 401, not 500.
+    def broken() -> InMemoryDecisionStore:
+        raise failure
+
+    auth = Authenticator(Settings(stage="prod", public_base_url=BASE_URL,
+                                  cds_clients=(ehr_client(),)),
+                         KeySet(lambda url: None, lambda: START), broken, lambda: START)
+    credentials = Credentials("POST", "/cds-services/pss-order-sign",
+                              (f"Bearer {cds_token()}",))
+    with pytest.raises(Unauthorized) as caught:
+        auth.authorize(credentials)
+    assert caught.value.reason == "the replay check is unavailable"

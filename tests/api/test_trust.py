@@ -31,6 +31,7 @@ from tests.support.tokens import (
     EHR_CLIENT,
     EHR_ISS,
     NOW,
+    OAUTH_AUDIENCE,
     bearer,
     cds_claims,
     cds_token,
@@ -390,3 +391,64 @@ def test_birth_dates_are_not_stored_but_the_age_used_is(dev: Client,
 
 def test_an_ehr_issuer_is_matched_exactly(prod: Client) -> None:
     assert call(prod, bearer(cds_token(iss=EHR_ISS + "/"))).status_code == 401
+
+
+# --- review of issue 9: one client id, one owner ------------------------------------------------
+
+
+def test_an_oauth_token_naming_an_ehrs_client_id_cannot_read_its_decisions(
+        prod: Client) -> None:
+    # `epr-a` is bound to the EHR's own `iss` in PSS_CDS_CLIENTS; a token from the OAuth
+    # issuer claiming that client id must not become the owner of the EHR's decisions.
+    answer = json.loads(call(prod, bearer(cds_token())).body)
+    decision_id = answer["systemActions"][0]["resource"]["extension"][-1]["extension"][0][
+        "valueString"]
+    impostor = bearer(oauth_token("decisions:read decisions:write", client=EHR_CLIENT))
+    path = f"/v1/decisions/{decision_id}"
+    assert prod.http.get(path, headers=impostor).status_code == 401
+    assert prod.http.post(path + "/versions", headers=impostor,
+                          body=json.dumps({"attestations": []})).status_code == 401
+
+
+@pytest.mark.parametrize("client", ["trust-tie#redecide", "a b", "", "x" * 65, "tie\n"])
+def test_oauth_client_ids_that_could_collide_in_store_keys_are_refused(
+        prod: Client, watched: WatchedStore, client: str) -> None:
+    # Store keys join client ids with `#` (IDEMPOTENCY#<client>#<key>, REFERRAL#...).
+    response = prod.http.post("/v1/decisions", headers=bearer(oauth_token(client=client)),
+                              body=json.dumps(referral()))
+    assert response.status_code == 401
+    assert watched.writes == 0
+
+
+def test_with_two_oauth_issuers_neither_speaks_for_the_others_clients(
+        make_client: Callable[..., Client], watched: WatchedStore) -> None:
+    # Issuer B minting a token for issuer A's client (or for an auditor) would own A's
+    # decisions; each issuer lists the clients it speaks for.
+    other = rsa_signer("auth-b-rsa-1")
+    issuers = (oauth_issuer(clients=["trust-tie", "auditor-app"]),
+               oauth_issuer(iss="https://auth-b.example.nhs.uk", jwks=jwks(other),
+                            clients=["trust-b"]))
+    client = make_client(watched, settings=trust_settings("prod", oauth_issuers=issuers),
+                         policy_set=national_pack())
+    body = json.dumps(referral())
+    created = client.http.post("/v1/decisions", headers=bearer(oauth_token()), body=body)
+    assert created.status_code == 201, created.body
+    path = f"/v1/decisions/{json.loads(created.body)['decision_id']}"
+
+    def from_b(client_id: str, scope: str = "decisions:read decisions:write") -> dict[str, str]:
+        claims = {"iss": "https://auth-b.example.nhs.uk", "aud": OAUTH_AUDIENCE,
+                  "exp": NOW + 600, "client_id": client_id, "scope": scope}
+        return bearer(other.sign(claims))
+
+    assert client.http.get(path, headers=from_b("trust-b")).status_code == 404
+    assert client.http.get(path, headers=from_b("trust-tie")).status_code == 401
+    assert client.http.get(path, headers=from_b("auditor-app", "audit:read")).status_code == 401
+
+
+def test_each_refusal_writes_one_token_free_log_line(prod: Client, log_lines: list[str]) -> None:
+    token = cds_token(aud=BASE_URL + "/cds-services/other")
+    assert call(prod, bearer(token)).status_code == 401
+    refusals = [json.loads(line) for line in log_lines if '"auth_refused"' in line]
+    assert refusals == [{"event": "auth_refused", "method": "POST", "api": "cds_hooks",
+                         "reason": "wrong audience"}]
+    assert all(token not in line and token.split(".")[1] not in line for line in log_lines)

@@ -52,6 +52,17 @@ PROD = {"PSS_STAGE": "prod", "PSS_PSEUDONYM_KEY": "s",
     {"PSS_CDS_CLIENTS": '[{"client_id": "a", "iss": "x", "jwks": {"keys": []}},'
                         ' {"client_id": "b", "iss": "x", "jwks": {"keys": []}}]'},
     {"PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}}]'},  # no audience
+    # Two issuers: each must list the clients it speaks for, and no client twice.
+    {"PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}, "audience": "a"},'
+                          ' {"iss": "y", "jwks": {"keys": []}, "audience": "a"}]'},
+    {"PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}, "audience": "a",'
+                          ' "clients": ["c"]}, {"iss": "y", "jwks": {"keys": []},'
+                          ' "audience": "a", "clients": ["c"]}]'},
+    {"PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}, "audience": "a",'
+                          ' "clients": ["epr#a"]}]'},
+    {"PSS_CDS_CLIENTS": '[{"client_id": "c", "iss": "e", "jwks": {"keys": []}}]',
+     "PSS_OAUTH_ISSUERS": '[{"iss": "x", "jwks": {"keys": []}, "audience": "a",'
+                          ' "clients": ["c"]}]'},  # an EHR's client id
 ])
 def test_bad_settings_are_rejected(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError) as caught:
@@ -89,3 +100,9 @@ def test_keyed_hashes_depend_on_the_key_not_on_key_order() -> None:
     assert one.nhs_number("9434765919") != two.nhs_number("9434765919")
     assert one.digest({"a": 1, "b": [1, 2]}) == one.digest({"b": [1, 2], "a": 1})
     assert one.digest({"a": 1}) != one.digest({"a": 2})
+
+
+def test_api_key_client_ids_may_not_hold_a_key_separator() -> None:
+    assert parse_api_keys("epr-a.1:k") == (("epr-a.1", "k"),)
+    with pytest.raises(SettingsError, match="entry 2"):
+        parse_api_keys("epr:k1,epr#b:k2")

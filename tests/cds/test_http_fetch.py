@@ -60,6 +60,13 @@ class FhirHandler(BaseHTTPRequestHandler):
             self.send_header("Location", "/fhir/Patient/example")
             self.end_headers()
             return
+        if self.path == "/fhir/large/Patient/example":
+            self._send(200, json.dumps({"resourceType": "Patient",
+                                        "text": "x" * 400_000}).encode())
+            return
+        if self.path == "/fhir/deep/Patient/example":
+            self._send(200, b"[" * 200_000)  # deeper than any JSON parser recurses
+            return
         if self.path == "/fhir/notjson/Patient/example":
             self._send(200, b"<html>login</html>", "text/html")
             return
@@ -143,6 +150,7 @@ def test_fetch_returns_the_resource(fhir_server: str) -> None:
         ("", TOKEN, "Patient/nobody"),  # 404
         ("/notjson", TOKEN, "Patient/example"),  # an HTML login page
         ("/redirect", TOKEN, "Patient/example"),  # not followed: it would carry the token
+        ("/deep", TOKEN, "Patient/example"),  # nested too deep to parse: None, not a crash
     ],
 )
 def test_fetch_failures_are_none(
@@ -161,6 +169,17 @@ def test_a_slow_server_times_out_to_none(fhir_server: str) -> None:
     fetch = loopback_fetch(fhir_server, timeout=0.2)
     assert fetch(fhir_server + "/slow", TOKEN, "Patient/example") is None
     assert time.perf_counter() - started < 0.9
+
+
+def test_the_whole_body_must_arrive_within_the_timeout(fhir_server: str) -> None:
+    # A clock that moves a second per look: the 400 KB body takes several reads, so the
+    # 2.5 s deadline passes before it is all in, however fast the server really is. (The
+    # timeout applied to each read alone would let a server drip bytes for ever.)
+    ticks = iter(range(10**6))
+    dripping = loopback_fetch(fhir_server, timeout=2.5, clock=lambda: float(next(ticks)))
+    assert dripping(fhir_server + "/large", TOKEN, "Patient/example") is None
+    fetched = loopback_fetch(fhir_server)(fhir_server + "/large", TOKEN, "Patient/example")
+    assert fetched is not None and len(fetched["text"]) == 400_000
 
 
 def test_unreachable_or_odd_servers_are_none() -> None:
@@ -224,6 +243,12 @@ def test_the_allow_list_limits_which_servers_are_called(fhir_server: str) -> Non
     "https://epr.example.nhs.uk:8443/fhir",  # another port
     "http://epr.example.nhs.uk/fhir",  # not https
     "https://epr.example.nhs.uk/fhir?x=1",
+    # Dot segments: under the prefix as text, outside it once the server normalises them.
+    "https://epr.example.nhs.uk/fhir/../admin",
+    "https://epr.example.nhs.uk/fhir/%2e%2e/admin",
+    "https://epr.example.nhs.uk/fhir/%252E%252E/admin",
+    "https://epr.example.nhs.uk/fhir/..%5cadmin",
+    "https://epr.example.nhs.uk/fhir/./../admin",
 ])
 def test_servers_outside_the_allow_list_are_never_resolved(asked: str) -> None:
     looked_up: list[str] = []
@@ -264,11 +289,36 @@ def test_loopback_spellings_are_refused_after_real_resolution(
     assert listener.accepted == 0
 
 
+@pytest.mark.parametrize("address", [
+    "64:ff9b::7f00:1", "64:ff9b::a00:1",  # NAT64 (RFC 6052) to 127.0.0.1, 10.0.0.1
+    "64:ff9b:1::a9fe:a9fe",  # NAT64 local-use prefix (RFC 8215) to 169.254.169.254
+    "::ffff:0:a00:1",  # IPv4-translated (SIIT) 10.0.0.1
+    "::7f00:1",  # IPv4-compatible 127.0.0.1
+    "fec0::1",  # site-local
+])
+def test_ipv6_forms_reaching_inward_are_never_connected_to(
+        address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `is_global` calls each of these global; through a translator they reach inside.
+    connected: list[object] = []
+
+    def connect(*args: object, **kwargs: object) -> socket.socket:
+        connected.append(args)
+        raise OSError("the test refuses every connection")
+
+    monkeypatch.setattr(http_fetch.socket, "create_connection", connect)
+    assert not public_address(ipaddress.ip_address(address))
+    fetch = FhirFetcher(("https://fhir.epr.example.nhs.uk/r4",),
+                        SafeGet(resolver=lambda host, port: [address]))
+    assert fetch("https://fhir.epr.example.nhs.uk/r4", TOKEN, "Patient/x") is None
+    assert connected == []
+
+
 def test_public_addresses_are_public() -> None:
     assert public_address(ipaddress.ip_address("8.8.8.8"))
     assert public_address(ipaddress.ip_address("2a00:1450:4009:81f::200e"))
     assert not public_address(ipaddress.ip_address("224.0.0.1"))
     assert not public_address(ipaddress.ip_address("::ffff:10.0.0.1"))
+    assert public_address(ipaddress.ip_address("64:ff9b::808:808"))  # NAT64 to 8.8.8.8
 
 
 def test_safe_get_fetches_an_absolute_url_only_over_https(fhir_server: str) -> None:
