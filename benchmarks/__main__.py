@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ("engine", "cds", "api", "auth", "batch")
+SUITES = ("engine", "cds", "api", "auth", "serve", "batch")
 
 
 def main(argv: list[str]) -> int:

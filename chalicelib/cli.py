@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -200,12 +201,18 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start the local stack (embedded DynamoDB + the API); see `pss_dev.local_stack`."""
-    # Imported here: the local stack pulls in moto and chalice's dev server, which only
-    # `pss serve` needs.
+    """Start the local stack (the API, decisions in a SQLite data folder); see
+    `pss_dev.local_stack`."""
+    # Imported here: the local stack pulls in chalice's dev server, which only `pss serve` needs.
     from pss_dev.local_stack import serve_main
 
-    return serve_main(args.rest)
+    code = serve_main(args.rest)
+    # Stopped, store closed, output flushed: skip the interpreter's teardown (module by module,
+    # the compiled pack object by object), which takes over a second on a busy machine and
+    # would break the promise that Ctrl-C stops `pss serve` within 2 s.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _batch_command(name: str) -> Callable[[argparse.Namespace], int]:
@@ -269,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=text, add_help=False)
         command.add_argument("rest", nargs=argparse.REMAINDER)
         command.set_defaults(func=_batch_command(name))
-    serve = sub.add_parser("serve", help="run the API locally with an embedded DynamoDB")
+    serve = sub.add_parser("serve", help="run the API locally, decisions kept in a data folder")
     serve.add_argument("rest", nargs=argparse.REMAINDER)
     serve.set_defaults(func=cmd_serve)
     return parser

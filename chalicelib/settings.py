@@ -114,6 +114,8 @@ class Settings:
     table_name: str = "pss-decisions-dev"
     region: str = "eu-west-2"
     dynamodb_endpoint: str | None = None
+    # dev only (`pss serve`): record in this SQLite file instead of DynamoDB.
+    local_store: Path | None = None
     policy_dir: Path = field(default_factory=lambda: default_policy_dir())
     # client id -> API key; a tuple of pairs keeps the dataclass hashable and immutable.
     api_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
@@ -136,6 +138,10 @@ class Settings:
                 raise SettingsError("PSS_PSEUDONYM_KEY must be set in the prod stage")
             pseudonym = DEV_PSEUDONYM_KEY
         policy_dir = env.get("PSS_POLICY_DIR")
+        local_store = env.get("PSS_LOCAL_STORE")
+        if local_store and stage == "prod":
+            raise SettingsError("PSS_LOCAL_STORE is for local stages only: prod records in "
+                                "DynamoDB")
         api_keys = parse_api_keys(env.get("PSS_API_KEYS", ""))
         if api_keys and stage == "prod":
             raise SettingsError("PSS_API_KEYS is for the dev stage only; prod accepts OAuth "
@@ -146,6 +152,7 @@ class Settings:
             table_name=env.get("PSS_DECISIONS_TABLE") or f"pss-decisions-{stage}",
             region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "eu-west-2",
             dynamodb_endpoint=env.get("PSS_DYNAMODB_ENDPOINT") or None,
+            local_store=Path(local_store) if local_store else None,
             policy_dir=Path(policy_dir) if policy_dir else default_policy_dir(),
             api_keys=api_keys,
             pseudonym_key=pseudonym.encode(),

@@ -2,7 +2,7 @@
 
 Chalice deploys `app.py` and `chalicelib/` only, so what serves no request lives here:
 
-* `local_stack` -- `pss serve`: the embedded DynamoDB (moto) and the API on loopback;
+* `local_stack` -- `pss serve`: the API on loopback, decisions kept in a SQLite data folder;
 * `synth`       -- `pss synth`: deterministic synthetic SUS-like activity.
 
 The reference interpreter the compiled evaluators are checked against is a test oracle

@@ -1,30 +1,51 @@
-"""`pss serve`: the local default stack: moto's DynamoDB in-process plus `chalice local`.
+"""`pss serve`: the local default stack: `chalice local` recording decisions in SQLite on disk.
 
-In: command-line options (see `serve_main`). Out: a running API on a loopback port backed by
-a real DynamoDB API (moto's server) holding the decisions table, and a banner with the URL,
-a generated API key and a ready-to-paste curl. Ctrl-C (or SIGTERM) stops both servers and
-returns 0. Never imported by the Lambda function.
+In: command-line options (see `parse_args`). Out: a running API on a loopback port whose
+decisions are kept in a data folder (a per-user folder by default, `--data DIR` to choose,
+`--fresh` to start empty), and a banner with the URL, where the data lives, how to wipe it, a
+generated API key and a ready-to-paste curl. Ctrl-C (or SIGTERM) stops within a second,
+whatever the server is doing, and returns 0. Never imported by the Lambda function.
+
+Why SQLite and not moto's DynamoDB server (the earlier default): measured over HTTP, moto's
+`transact_write_items` copies the whole table per transaction item, so each decision costs
+more as the table fills, memory grows without bound, and nothing survives a restart. The
+SQLite store keeps the same semantics with real transactions (see `decisions.sqlite`).
+Production still records in DynamoDB; only this stack sets `PSS_LOCAL_STORE`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
-import logging
 import os
 import secrets
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from chalicelib.decisions.sqlite import SqliteDecisionStore
+from chalicelib.decisions.store import StoreUnavailable
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+APP_NAME = "pss-rules"
+DATABASE = "decisions.sqlite3"
+# The keyed hash of NHS numbers must not change between runs over the same data, or a
+# patient's decisions from yesterday would no longer match today's hash.
+PSEUDONYM_KEY_FILE = "pseudonym.key"
+# The files `--fresh` removes: the database, SQLite's WAL companions and the key. Nothing else
+# in the folder is touched, whatever `--data` points at.
+DATA_FILES = (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", PSEUDONYM_KEY_FILE)
+# How long serving threads get to finish once stopping (the server's poll interval bounds it).
+POLL_INTERVAL_S = 0.2
 
 # A real referral from the national pack's examples (cetuximab under Blueteq CET5), then the
 # design's TAVI referral: the first the pack accepts is printed, so the curl always works.
@@ -50,22 +71,43 @@ class ServeOptions:
 
     host: str
     port: int
-    dynamodb_port: int
-    table: str
+    data_dir: Path
+    fresh: bool
     client_id: str
     api_key: str
     policy_dir: Path | None
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file holding the decisions."""
+        return self.data_dir / DATABASE
+
+
+def default_data_dir(env: Mapping[str, str] | None = None,
+                     platform: str = sys.platform) -> Path:
+    """The per-user data folder: XDG on Linux, Application Support on macOS, LOCALAPPDATA on
+    Windows (what each platform's own tools use for per-user application data)."""
+    env = os.environ if env is None else env
+    home = Path(env.get("HOME") or Path.home())
+    if platform == "win32":
+        base = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else home / ".local" / "share"
+    return base / APP_NAME
 
 
 def parse_args(argv: Sequence[str]) -> ServeOptions:
     """Parse `pss serve` options; argparse exits with status 2 on a usage error."""
     parser = argparse.ArgumentParser(prog="pss serve", description="Run the API locally on "
-                                     "chalice local, with decisions in moto's DynamoDB.")
+                                     "chalice local, keeping decisions in a SQLite file.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
     parser.add_argument("--port", type=int, default=8000, help="API port; 0 picks a free one")
-    parser.add_argument("--dynamodb-port", type=int, default=0,
-                        help="port of the embedded DynamoDB (moto); 0 picks a free one")
-    parser.add_argument("--table", default="pss-decisions-dev", help="decisions table name")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help=f"folder the decisions are kept in (default: {default_data_dir()})")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start empty: delete the decisions kept in the data folder first")
     parser.add_argument("--client-id", default="local", help="client id of the printed key")
     parser.add_argument("--api-key", default=None,
                         help="API key to accept (default: a new random key, printed)")
@@ -76,7 +118,8 @@ def parse_args(argv: Sequence[str]) -> ServeOptions:
     policies = args.policies
     if policies is None and Path("policies").is_dir():
         policies = Path("policies")
-    return ServeOptions(args.host, args.port, args.dynamodb_port, args.table, args.client_id,
+    data_dir = (args.data or default_data_dir()).expanduser().resolve()
+    return ServeOptions(args.host, args.port, data_dir, args.fresh, args.client_id,
                         args.api_key or secrets.token_urlsafe(24), policies)
 
 
@@ -86,21 +129,29 @@ def serve_main(argv: list[str], out: TextIO | None = None) -> int:
     stream = out or sys.stdout
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
+    store: SqliteDecisionStore | None = None
     try:
-        with embedded_dynamodb(options.host, options.dynamodb_port) as endpoint:
-            _configure(options, endpoint)
-            sample = _sample_referral()
-            with chalice_local(options.host, options.port) as url:
-                stream.write(banner(url, endpoint, options, sample))
-                stream.flush()
-                _wait(stop)
+        prepare_data(options)
+        store = _configure(options)
+        sample = _sample_referral()
+        with chalice_local(options.host, options.port) as url:
+            stream.write(banner(url, options, sample))
+            stream.flush()
+            _wait(stop)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C while starting: nothing is serving yet, so just stop.
     except OSError as exc:
         # Most often the port is taken (another `pss serve`): say so, no traceback.
         sys.stderr.write(f"pss serve: error: cannot start on {options.host}:{options.port}: "
                          f"{exc.strerror or exc}; try --port 0 for a free port\n")
         return 2
+    except StoreUnavailable as exc:
+        sys.stderr.write(f"pss serve: error: {exc}\n")
+        return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if store is not None:
+            store.close()  # after the server stopped; a straggling request then gets a 503
     stream.write("stopped\n")
     stream.flush()
     return 0
@@ -119,50 +170,54 @@ def _wait(stop: threading.Event) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-@contextmanager
-def embedded_dynamodb(host: str, port: int) -> Iterator[str]:
-    """Start moto's DynamoDB server on `host:port` in this process; yield its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    # moto's werkzeug server would log every DynamoDB call beside our own access log.
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
+def prepare_data(options: ServeOptions) -> None:
+    """Create the data folder (wiping its decisions first with `--fresh`) and its pseudonym key;
+    `StoreUnavailable` when the folder cannot be used."""
+    folder = options.data_dir
     try:
-        bound_host, bound_port = server.get_host_and_port()
-        yield f"http://{bound_host}:{bound_port}"
-    finally:
-        server.stop()
+        if options.fresh:
+            for name in DATA_FILES:
+                (folder / name).unlink(missing_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        key = folder / PSEUDONYM_KEY_FILE
+        if not key.exists():
+            # Created owner-only: it is the secret behind the stored NHS-number hashes.
+            descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_hex(32))
+    except OSError as exc:
+        raise StoreUnavailable(f"the data folder `{folder}` cannot be used: "
+                               f"{exc.strerror or exc}; choose another with --data DIR",
+                               retry_after=60) from None
 
 
-def _configure(options: ServeOptions, endpoint: str) -> None:
-    """Point the app's settings at the embedded DynamoDB, create the table, reset wiring."""
+def _configure(options: ServeOptions) -> SqliteDecisionStore:
+    """Point the app's settings at the SQLite file, reset wiring; return the store it opens."""
     env = {
         "PSS_STAGE": "dev",
-        "PSS_DECISIONS_TABLE": options.table,
-        "PSS_DYNAMODB_ENDPOINT": endpoint,
+        "PSS_LOCAL_STORE": str(options.database),
         "PSS_API_KEYS": f"{options.client_id}:{options.api_key}",
-        "PSS_PSEUDONYM_KEY": secrets.token_hex(32),
+        "PSS_PSEUDONYM_KEY": (options.data_dir / PSEUDONYM_KEY_FILE).read_text("ascii").strip(),
         "AWS_DEFAULT_REGION": "eu-west-2",
-        # moto accepts any credentials; never send the developer's real ones to it.
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
     }
     if options.policy_dir is not None:
         env["PSS_POLICY_DIR"] = str(options.policy_dir.resolve())
+    if options.port and "PSS_PUBLIC_BASE_URL" not in os.environ:
+        # Card links and the JWT audience name this server (a free port, 0, is known only
+        # once bound, after the settings are read: the dev default stands then).
+        env["PSS_PUBLIC_BASE_URL"] = f"http://{options.host}:{options.port}"
     os.environ.update(env)
-    os.environ.pop("AWS_SESSION_TOKEN", None)
-    os.environ.pop("AWS_PROFILE", None)
-
-    import boto3
 
     from chalicelib.api import wiring
-    from chalicelib.decisions.table import create_table
 
-    create_table(boto3.client("dynamodb", region_name="eu-west-2", endpoint_url=endpoint),
-                 options.table)
     wiring.install(None)  # settings are read from the environment just set
+    # Opened now, not on the first request: a damaged or newer file is reported at start.
+    store = wiring.current().store
+    assert isinstance(store, SqliteDecisionStore), "PSS_LOCAL_STORE selects the SQLite store"
+    # What DynamoDB's TTL does in the background: expired claims are ignored by every read
+    # already, so deleting them at start only keeps the file from growing with them.
+    store.purge(int(time.time()))
+    return store
 
 
 def _sample_referral() -> dict[str, Any]:
@@ -184,32 +239,44 @@ def _sample_referral() -> dict[str, Any]:
 def chalice_local(host: str, port: int) -> Iterator[str]:
     """Serve `app.py` with chalice's local server on a thread; yield its base URL."""
     from chalice.config import Config
-    from chalice.local import create_local_server
+    from chalice.local import ChaliceRequestHandler, create_local_server
+
+    class Handler(ChaliceRequestHandler):
+        # The handler writes headers and body in two sends; with Nagle's algorithm on, a
+        # keep-alive client's delayed ACK then holds every response for ~40 ms.
+        disable_nagle_algorithm = True
 
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))
     app_module = importlib.import_module("app")
-    config = Config.create(chalice_stage="dev", app_name="pss-rules",
+    config = Config.create(chalice_stage="dev", app_name=APP_NAME,
                            project_dir=str(PROJECT_DIR), chalice_app=app_module.app)
-    server = create_local_server(app_module.app, config, host, port)
-    bound = server.server.server_address[1]
-    thread = threading.Thread(target=server.server.serve_forever, name="chalice-local",
-                              daemon=True)
+    local = create_local_server(app_module.app, config, host, port)
+    server = local.server
+    server.RequestHandlerClass = functools.partial(Handler, app_object=app_module.app,
+                                                   config=config)
+    # socketserver joins every request thread on close by default, so one idle keep-alive
+    # connection (a browser, a client's pool) would hold Ctrl-C forever. The threads are
+    # daemons: they end with the process.
+    server.block_on_close = False
+    thread = threading.Thread(target=server.serve_forever, name="chalice-local",
+                              kwargs={"poll_interval": POLL_INTERVAL_S}, daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{bound}"
+        yield f"http://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
-        server.server.server_close()
-        thread.join(timeout=10)
+        server.server_close()
+        thread.join(timeout=1)
 
 
-def banner(url: str, endpoint: str, options: ServeOptions, sample: dict[str, Any]) -> str:
-    """What `pss serve` prints once both servers are up."""
+def banner(url: str, options: ServeOptions, sample: dict[str, Any]) -> str:
+    """What `pss serve` prints once the server is up."""
     body = json.dumps(sample)
     return (
         f"PSS rules API:  {url}\n"
-        f"DynamoDB:       {endpoint} (table {options.table}, moto, in memory)\n"
+        f"Decisions:      {options.database} (SQLite, kept across restarts)\n"
+        f"Wipe them:      pss serve --fresh, or delete {options.data_dir}\n"
         f"API key:        {options.api_key} (client {options.client_id})\n"
         f"OpenAPI:        {url}/openapi.json\n"
         "\nTry it:\n"

@@ -93,9 +93,16 @@ class Wiring:
 
     @cached_property
     def store(self) -> DecisionStore:
-        """The DynamoDB store; its boto3 client is made here, on the first recorded decision."""
+        """The DynamoDB store; its boto3 client is made here, on the first recorded decision.
+
+        Only a local stage with `PSS_LOCAL_STORE` set (`pss serve`) records in SQLite instead.
+        """
         if self._given_store is not None:
             return self._given_store
+        if self.settings.local_store is not None:
+            from chalicelib.decisions.sqlite import SqliteDecisionStore
+
+            return SqliteDecisionStore(self.settings.local_store)
         import boto3
         from botocore.config import Config
 

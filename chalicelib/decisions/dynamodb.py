@@ -46,6 +46,11 @@ _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException",
               "TransactionInProgressException"}
 
 
+# A claim is live while `expires_at > now` (`IdempotencyClaim.live`), so at `expires_at == now`
+# it is already free to take over.
+_FREE_OR_EXPIRED = "attribute_not_exists(PK) OR expires_at <= :now"
+
+
 def decision_pk(decision_id: str) -> str:
     """The partition key of a decision's items."""
     return f"DECISION#{decision_id}"
@@ -114,7 +119,7 @@ class DynamoDBDecisionStore:
                 Item={"PK": {"S": f"ONCE#{key}"}, "SK": {"S": "-"}, "entity": {"S": "once"},
                       "expires_at": {"N": str(expires_at)}},
                 # An expired claim that TTL has not yet deleted may be taken over.
-                ConditionExpression="attribute_not_exists(PK) OR expires_at < :now",
+                ConditionExpression=_FREE_OR_EXPIRED,
                 ExpressionAttributeValues={":now": {"N": str(now_epoch)}})
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
@@ -130,7 +135,7 @@ class DynamoDBDecisionStore:
         `IdempotencyKeyTaken` when the claim's condition failed."""
         if claim is not None:
             # An expired claim that TTL has not yet deleted may be taken over.
-            put = self._put(_claim_item(claim), "attribute_not_exists(PK) OR expires_at < :now")
+            put = self._put(_claim_item(claim), _FREE_OR_EXPIRED)
             put["Put"]["ExpressionAttributeValues"] = {":now": {"N": str(now_epoch)}}
             items = [*items, put]
         reasons = self._transact(items)

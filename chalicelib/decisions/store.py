@@ -1,8 +1,8 @@
 """The decision store port: immutable decision versions, a latest pointer, idempotency claims.
 
 In: `DecisionVersion`s and `IdempotencyClaim`s built by the API service. Out: the same records
-read back, or one of the errors below. Two adapters implement `DecisionStore`: `memory`
-(unit tests) and `dynamodb` (production and `pss serve`, design section 5).
+read back, or one of the errors below. Three adapters implement `DecisionStore`: `memory`
+(unit tests), `dynamodb` (production, design section 5) and `sqlite` (`pss serve`, on disk).
 
 Store errors:
 

@@ -1,8 +1,9 @@
-"""Store fixtures: the in-memory store and the DynamoDB store on moto, same contract."""
+"""Store fixtures: the in-memory store, DynamoDB on moto and SQLite on disk, same contract."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from moto import mock_aws
 
 from chalicelib.decisions.dynamodb import DynamoDBDecisionStore
 from chalicelib.decisions.memory import InMemoryDecisionStore
+from chalicelib.decisions.sqlite import SqliteDecisionStore
 from chalicelib.decisions.store import DecisionStore
 from chalicelib.decisions.table import create_table
 from tests.support.api import TABLE
@@ -32,8 +34,18 @@ def dynamodb(aws_env: None) -> Iterator[Any]:
         yield client
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteDecisionStore]:
+    store = SqliteDecisionStore(tmp_path / "decisions.sqlite3")
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["memory", "dynamodb", "sqlite"])
 def any_store(request: pytest.FixtureRequest) -> DecisionStore:
     if request.param == "memory":
         return InMemoryDecisionStore()
+    if request.param == "sqlite":
+        store: DecisionStore = request.getfixturevalue("sqlite_store")
+        return store
     return DynamoDBDecisionStore(request.getfixturevalue("dynamodb"), TABLE)

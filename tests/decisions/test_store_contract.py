@@ -1,11 +1,29 @@
-"""The `DecisionStore` contract, run against the in-memory store and DynamoDB (moto)."""
+"""The `DecisionStore` contract, run against every store: in memory, DynamoDB (moto), SQLite.
+
+The last tests race 8 writers through the service's read-decide-write cycle. Moto applies a
+transaction as check-then-write without a lock (and restores a whole-table copy when one
+fails), while DynamoDB runs transactions serialisably: `atomic_moto` adds that one lock so the
+races exercise *our* conditions and retries, not moto's missing isolation (the same for its
+conditional `put_item`, which DynamoDB applies atomically per item). Reads and the
+service's cycle still interleave freely between threads on every store.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any, TypeVar
 
 import pytest
+from moto.dynamodb.models import DynamoDBBackend
 
+from chalicelib.api.ids import UlidFactory
+from chalicelib.api.privacy import Pseudonymiser
+from chalicelib.api.replies import Reply
+from chalicelib.api.service import DecisionService
+from chalicelib.decisions.dynamodb import DynamoDBDecisionStore
 from chalicelib.decisions.store import (
     DecisionStore,
     DecisionVersion,
@@ -13,9 +31,12 @@ from chalicelib.decisions.store import (
     IdempotencyKeyTaken,
     VersionConflict,
 )
+from tests.support.api import Clock, load_pack, referral
 
 ID = "01JD0000000000000000000001"
 NOW = 1_750_000_000
+WRITERS = 8
+T = TypeVar("T")
 
 
 def version(n: int = 1, decision_id: str = ID, referral: str | None = "REF-1",
@@ -139,3 +160,97 @@ def test_append_with_a_claim_records_both_or_neither(any_store: DecisionStore) -
     with pytest.raises(VersionConflict):  # stale version: the claim is not written either
         any_store.append(version(2), replace(held, key="other"), NOW)
     assert any_store.claim("epr", "other", NOW) is None
+
+
+def test_a_claim_expires_at_its_expiry_second_on_read_and_write(any_store: DecisionStore) -> None:
+    any_store.create(version(1), claim(expires=NOW + 10), NOW)
+    assert any_store.claim("epr", "k", NOW + 9) == claim(expires=NOW + 10)
+    other = "01JD0000000000000000000002"
+    with pytest.raises(IdempotencyKeyTaken):
+        any_store.create(version(1, decision_id=other),
+                         replace(claim(expires=NOW + 100), decision_id=other), NOW + 9)
+    any_store.create(version(1, decision_id=other),
+                     replace(claim(expires=NOW + 100), decision_id=other), NOW + 10)
+    held = any_store.claim("epr", "k", NOW + 10)
+    assert held is not None and held.decision_id == other
+    assert any_store.claim_once("jti#a", NOW + 10, NOW) is True
+    assert any_store.claim_once("jti#a", NOW + 20, NOW + 9) is False
+    assert any_store.claim_once("jti#a", NOW + 20, NOW + 10) is True
+
+
+def test_claim_once_and_idempotency_claims_do_not_collide(any_store: DecisionStore) -> None:
+    any_store.create(version(1), claim(key="k"), NOW)
+    assert any_store.claim_once("k", NOW + 10, NOW) is True
+    assert any_store.claim("epr", "k", NOW) == claim(key="k")
+
+
+# --- concurrency: the service's read-decide-write cycle on 8 threads -----------------------
+
+
+@pytest.fixture
+def raced_store(any_store: DecisionStore, monkeypatch: pytest.MonkeyPatch) -> DecisionStore:
+    """`any_store`, with moto's writes made as atomic as DynamoDB's (see the module doc)."""
+    if isinstance(any_store, DynamoDBDecisionStore):
+        lock = threading.RLock()  # moto's transaction calls its own put_item
+        for name in ("transact_write_items", "put_item"):
+            original = getattr(DynamoDBBackend, name)
+
+            def serialised(self: DynamoDBBackend, *args: Any, _original: Any = original,
+                           **kwargs: Any) -> Any:
+                with lock:
+                    return _original(self, *args, **kwargs)
+
+            monkeypatch.setattr(DynamoDBBackend, name, serialised)
+    return any_store
+
+
+@pytest.fixture
+def service(raced_store: DecisionStore) -> DecisionService:
+    clock = Clock()
+    return DecisionService(policy_set=load_pack(clock), store=lambda: raced_store, clock=clock,
+                           new_id=UlidFactory(clock), pseudonymiser=Pseudonymiser(b"k"))
+
+
+def _together(count: int, work: Callable[[int], T]) -> list[T]:
+    """Run `work(i)` on `count` threads released at the same moment by a barrier."""
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> T:
+        barrier.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_concurrent_redecisions_never_lose_or_duplicate_a_version(
+        service: DecisionService) -> None:
+    decision_id = service.decide(referral(), "epr", None, False).decision_id
+    assert decision_id is not None
+    # Only the owner may re-decide: every writer is the owner, told apart by its fact.
+    replies: list[Reply] = _together(WRITERS, lambda i: service.redecide(
+        decision_id, {"facts": {"expected_cycle_length_days": 100 + i}}, "epr"))
+    numbers = sorted(r.body.version for r in replies)
+    assert numbers == list(range(2, WRITERS + 2))
+    history = service.store().versions(decision_id)
+    assert [v.version for v in history] == list(range(1, WRITERS + 2))
+    # Each version holds exactly its own writer's fact: no writer's answer was stored under
+    # another writer's version.
+    for writer, reply in enumerate(replies):
+        stored = history[reply.body.version - 1]
+        assert stored.inputs["facts"]["expected_cycle_length_days"] == 100 + writer
+    latest = service.store().latest(decision_id)
+    assert latest is not None and latest.version == WRITERS + 1
+
+
+def test_concurrent_requests_with_one_idempotency_key_record_one_decision(
+        service: DecisionService) -> None:
+    replies = _together(WRITERS, lambda i: service.decide(referral(), "epr", "same-key", False))
+    assert sorted(r.status for r in replies) == [200] * (WRITERS - 1) + [201]
+    assert len({r.decision_id for r in replies}) == 1
+    assert len(service.store().by_referral("epr", "REF-1")) == 1
+
+
+def test_concurrent_single_use_claims_have_one_winner(raced_store: DecisionStore) -> None:
+    won = _together(WRITERS, lambda i: raced_store.claim_once("jti#iss#same", NOW + 60, NOW))
+    assert sorted(won) == [False] * (WRITERS - 1) + [True]

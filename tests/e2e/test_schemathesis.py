@@ -1,7 +1,7 @@
 """schemathesis against the served OpenAPI document: no 5xx, every response as documented.
 
-The local stack of `pss serve` runs in this process on loopback (moto's DynamoDB server plus
-`chalice local`, the national pack), so recorded decisions really go through DynamoDB. For every
+The local stack of `pss serve` runs in this process on loopback (`chalice local`, the national
+pack, decisions recorded in the SQLite store the wiring picks for `PSS_LOCAL_STORE`). For every
 operation of `GET /openapi.json`, schemathesis sends valid and invalid requests (with the API
 key) and checks: no server error, a documented status code, content type and headers, and a
 body that conforms to the documented schema. `make schemathesis` runs longer
@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -30,13 +29,11 @@ from schemathesis.specs.openapi.checks import (
 
 from chalicelib.api import wiring
 from chalicelib.api.openapi import document
-from chalicelib.decisions.table import create_table
 from chalicelib.settings import Settings
-from pss_dev.local_stack import chalice_local, embedded_dynamodb
+from pss_dev.local_stack import chalice_local
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "schemathesis-key-0123456789"
-TABLE = "pss-decisions-schemathesis"
 EXAMPLES = int(os.environ.get("PSS_SCHEMATHESIS_EXAMPLES", "25"))
 LONG_RUN = "PSS_SCHEMATHESIS_EXAMPLES" in os.environ
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -46,27 +43,19 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def live_api() -> Iterator[str]:
-    """The API on a free loopback port, recording into moto's DynamoDB server; its base URL."""
+def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API on a free loopback port, recording as `pss serve` does; its base URL."""
     with pytest.MonkeyPatch.context() as env:
-        # moto accepts any credentials; never let a developer's real ones reach it.
-        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "PSS_POLICY_DIR"):
-            env.delenv(name, raising=False)
-        env.setenv("AWS_ACCESS_KEY_ID", "local")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "local")
-        env.setenv("AWS_DEFAULT_REGION", "eu-west-2")
-        with embedded_dynamodb("127.0.0.1", 0) as endpoint:
-            create_table(boto3.client("dynamodb", region_name="eu-west-2",
-                                      endpoint_url=endpoint), TABLE)
-            settings_ = Settings(table_name=TABLE, dynamodb_endpoint=endpoint,
-                                 policy_dir=ROOT / "policies", api_keys=(("st", KEY),),
-                                 pseudonym_key=b"schemathesis-pseudonym-key")
-            wiring.install(wiring.Wiring({}, settings=settings_, emit=lambda _line: None))
-            try:
-                with chalice_local("127.0.0.1", 0) as url:
-                    yield url
-            finally:
-                wiring.install(None)
+        env.delenv("PSS_POLICY_DIR", raising=False)
+        settings_ = Settings(local_store=tmp_path_factory.mktemp("data") / "decisions.sqlite3",
+                             policy_dir=ROOT / "policies", api_keys=(("st", KEY),),
+                             pseudonym_key=b"schemathesis-pseudonym-key")
+        wiring.install(wiring.Wiring({}, settings=settings_, emit=lambda _line: None))
+        try:
+            with chalice_local("127.0.0.1", 0) as url:
+                yield url
+        finally:
+            wiring.install(None)
 
 
 def _cases() -> list[Any]:
