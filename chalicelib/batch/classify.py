@@ -60,6 +60,7 @@ class Summary:
     rejects: int = 0
     seconds: float = 0.0
     counts: Counter[Key] = field(default_factory=Counter)
+    paths: Counter[str] = field(default_factory=Counter)  # rows per evaluator (columnar/row)
 
     def add(self, result: BlockResult) -> None:
         """Fold one block's totals in."""
@@ -90,6 +91,7 @@ class Summary:
                 for c, s, n in self.by_line()
             ],
             "by_eligibility": dict(sorted(eligibility.items())),
+            **({"rows_by_evaluator": dict(sorted(self.paths.items()))} if self.paths else {}),
         }
 
     def table(self, limit: int = 25) -> str:
@@ -102,6 +104,9 @@ class Summary:
         if len(ranked) > limit:
             rest = sum(n for _, _, n in ranked[limit:])
             lines.append(f"{'(other lines)':<29} {rest:>10,} {rest / total:>7.1%}")
+        if self.paths:
+            lines.append("decided by: " + ", ".join(
+                f"{name} {n:,}" for name, n in sorted(self.paths.items())))
         rate = self.rows_in / self.seconds if self.seconds else 0.0
         lines.append(
             f"rows in {self.rows_in:,} = classified {self.rows_out:,} + rejected "
