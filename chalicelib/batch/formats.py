@@ -5,13 +5,14 @@ the file's columns (plus `columnar.LINE`, the row's line number) and the rows th
 be read at all — streamed in pieces of bounded size, so memory stays constant whatever the
 file. Writers take record batches and append them to a CSV or Parquet file.
 
-CSV is read line by line, as a broken extract needs: one physical line is one record, and a
-line that cannot be split into the header's fields (wrong field count, an unclosed quote, bad
-UTF-8, empty) becomes one reject with its line number and reason: a short line keeps its
-fields as read, any other keeps the raw line whole in the first input column. A block of
-lines goes through pyarrow's CSV parser when nothing in it can make pyarrow and that rule
-disagree (multi-line quotes, lone carriage returns, empty lines, bad UTF-8); otherwise
-through Python's `csv`, one line at a time. Parquet rows are
+CSV is read line by line, as a broken extract needs, by the one definition of what a physical
+line is — `lines.records`, which the row path uses too: one line is one record, and a line it
+cannot read (bad UTF-8, NUL, lone CR, an unclosed quote, over-long, empty) or with the wrong
+field count becomes one reject with its line number and reason. A short line keeps its fields
+as read; any other keeps the line (as `lines.shown` shows it) in the first input column. A
+clean block — one `lines.records` would read by a plain comma split — goes through pyarrow's
+parser with quoting off, which reads it the same way, much faster; any other block goes
+through `lines.records`. Parquet rows are
 numbered as the same rows would be in a CSV with a header (first row: line 2), so the two
 formats give the same rejects.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,6 +32,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from chalicelib.batch.columnar import LINE
+from chalicelib.batch.lines import (
+    MAX_LINE_CHARS,
+    HeaderProblem,
+    Record,
+    header_fields,
+    records,
+    shown,
+    width_problem,
+)
 from chalicelib.batch.parallel import iter_blocks, split_header
 
 Arr = Any
@@ -57,12 +67,15 @@ def format_of(path: str | Path) -> str:
                       "(use .csv, .parquet or .pq)")
 
 
+Broken = tuple[int, str, list[str]]  # (line, reason, cells as kept)
+
+
 @dataclass(frozen=True)
 class Chunk:
     """A piece of an input file: the rows read, and the lines that could not be."""
 
     batch: pa.RecordBatch  # the file's columns (text for CSV) and LINE
-    broken: tuple[tuple[int, str, list[str]], ...]  # (line, reason, cells as kept)
+    broken: tuple[Broken, ...]
     size: int  # bytes of input it covers (for progress)
 
 
@@ -70,16 +83,11 @@ class Chunk:
 
 
 def csv_header(header_bytes: bytes) -> list[str]:
-    """The header line's column names; `FormatError` when it is not readable CSV."""
-    if not header_bytes.strip():
-        raise FormatError("the file is empty (no header line)")
+    """The header line's column names (`lines.header_fields`); `FormatError` when unreadable."""
     try:
-        text = header_bytes.decode("utf-8-sig")
-        return [h.strip() for h in next(csv.reader([text], strict=True))]
-    except UnicodeDecodeError:
-        raise FormatError("the file is not UTF-8 text (header line cannot be decoded)") from None
-    except csv.Error as exc:
-        raise FormatError(f"the header line is not CSV ({exc})") from None
+        return [h.strip() for h in header_fields(header_bytes)]
+    except HeaderProblem as exc:
+        raise FormatError(str(exc)) from None
 
 
 def open_csv(source: BinaryIO) -> tuple[list[str], Iterator[bytes]]:
@@ -90,99 +98,98 @@ def open_csv(source: BinaryIO) -> tuple[list[str], Iterator[bytes]]:
 
 def csv_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
     """Parse one block of whole lines starting at `first_line`."""
-    if _pyarrow_safe(block):
+    if _clean(block):
         try:
             return _arrow_chunk(block, first_line, header)
         except pa.ArrowInvalid:
-            pass  # e.g. bad UTF-8 inside a field: the line-by-line reader names the line
-    return _python_chunk(block, first_line, header)
+            pass  # e.g. bad UTF-8: `lines.records` names the line
+    return _lines_chunk(block, first_line, header)
 
 
-def _pyarrow_safe(block: bytes) -> bool:
-    """True when pyarrow's parser splits this block into records exactly at its newlines."""
-    if b"\n\n" in block or block.startswith(b"\n") or b"\n\r\n" in block:
-        return False  # pyarrow reads an empty line as a row of empty cells
-    if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+def _clean(block: bytes) -> bool:
+    """True when `lines.records` would read every line of `block` by a plain comma split (no
+    quotes, NUL or lone CR, no empty or over-long line), so pyarrow, quoting off, reads it the
+    same way. Lengths are counted in bytes, never fewer than characters: a doubtful block
+    goes line by line."""
+    if b'"' in block or b"\0" in block or block.count(b"\r") != block.count(b"\r\n"):
         return False
-    if b'"' in block:
-        return all(line.count(b'"') % 2 == 0 for line in block.split(b"\n"))
-    return True
+    if b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")):
+        return False  # pyarrow reads an empty line as a row of empty cells
+    return len(block) <= MAX_LINE_CHARS or max(map(len, block.split(b"\n"))) <= MAX_LINE_CHARS
 
 
 def _arrow_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
-    broken: list[tuple[int, str, list[str]]] = []
-    width = len(header)
+    """A clean block through pyarrow's parser; lines with the wrong field count are read
+    again by `lines.records` for their reject."""
+    skipped: list[int] = []
 
     def invalid(row: Any) -> str:
-        line = first_line + row.number - 1
-        fields = next(csv.reader([row.text]))
-        broken.append((line, f"row: has {len(fields)} fields, the header has {width}",
-                       kept(fields, row.text, width)))
+        skipped.append(row.number - 1)
         return "skip"
 
+    width = len(header)
     names = [f"c{i}" for i in range(width)]  # header names may repeat or be empty
     table = pacsv.read_csv(
         io.BytesIO(block),
         read_options=pacsv.ReadOptions(column_names=names, use_threads=False,
                                        block_size=max(len(block), 1 << 20)),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=invalid, ignore_empty_lines=False),
+        parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=invalid,
+                                         ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names},
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
     )
+    broken: list[Broken] = []
+    if skipped:
+        raws = block.split(b"\n")
+        for n in skipped:
+            broken += _broken(records(raws[n], first_line + n), width)
     lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-    skipped = {b[0] for b in broken}
-    numbers = [n for n in range(first_line, first_line + lines) if n not in skipped]
+    gone = {first_line + n for n in skipped}
+    numbers = [n for n in range(first_line, first_line + lines) if n not in gone]
     arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
     batch = pa.RecordBatch.from_arrays([*arrays, pa.array(numbers, pa.int64())],
                                        names=[*header, LINE])
     return Chunk(batch, tuple(broken), len(block))
 
 
-def _python_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
-    """One line at a time: the reference reading of a CSV line."""
+def _lines_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
+    """One line at a time by `lines.records`, the reference reading of a CSV line."""
     width = len(header)
     rows: list[list[str]] = []
     numbers: list[int] = []
-    broken: list[tuple[int, str, list[str]]] = []
-    raws = block.split(b"\n")
-    if raws and raws[-1] == b"":
-        raws.pop()
-    for n, raw in enumerate(raws):
-        line = first_line + n
-        raw = raw.removesuffix(b"\r")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            bad = raw[exc.start : exc.start + 1].hex()
-            reason = f"row: not valid UTF-8 (byte 0x{bad} at offset {exc.start})"
-            broken.append((line, reason, [raw.decode("utf-8", errors="replace")]))
-            continue
-        if not text:
-            broken.append((line, "row: is empty", []))
-            continue
-        try:
-            fields = next(csv.reader([text], strict=True))
-        except csv.Error as exc:
-            broken.append((line, f"row: malformed CSV ({exc})", [text]))
-            continue
-        if len(fields) != width:
-            reason = f"row: has {len(fields)} fields, the header has {width}"
-            broken.append((line, reason, kept(fields, text, width)))
-            continue
-        rows.append(fields)
-        numbers.append(line)
+    broken: list[Broken] = []
+    for record in records(block, first_line):
+        if record[2] is None and len(record[1]) == width:
+            rows.append(record[1])
+            numbers.append(record[0])
+        else:
+            broken += _broken([record], width)
     columns = [pa.array([r[i] for r in rows], pa.string()) for i in range(width)]
     batch = pa.RecordBatch.from_arrays([*columns, pa.array(numbers, pa.int64())],
                                        names=[*header, LINE])
     return Chunk(batch, tuple(broken), len(block))
 
 
-def kept(fields: list[str], text: str, width: int) -> list[str]:
-    """What a reject keeps of a line with the wrong field count: nothing may be lost."""
-    return fields if len(fields) <= width else [text]
+def _broken(read: Iterable[Record], width: int) -> Iterator[Broken]:
+    """The rejects among `read`: a line `lines.records` could not read keeps what it gave (the
+    line as shown); one with the wrong field count keeps its fields when they fit under the
+    header, else the whole line in the first column (a columnar reject has the header's width)."""
+    for at, fields, problem, raw in read:
+        problem = problem or width_problem(len(fields), width)
+        if problem is None:
+            continue
+        if len(fields) > width:
+            fields = [shown(raw if raw is not None else _csv_text(fields))]
+        yield at, problem, fields
+
+
+def _csv_text(fields: list[str]) -> str:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="").writerow(fields)
+    return text.getvalue()
 
 
 # --- Parquet ----------------------------------------------------------------------------

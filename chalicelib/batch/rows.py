@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.activity import Activity
+from chalicelib.batch.lines import width_problem
 from chalicelib.codes import normalise
 from chalicelib.dsl.types import VType
 from chalicelib.engine import fields as checks
@@ -144,8 +145,9 @@ def parse_facts(text: str) -> dict[str, Any]:
 
 def row_request(fields: Sequence[str], layout: Layout) -> dict[str, Any]:
     """The request JSON for a row (the reference conversion); `RowError` for CSV-level faults."""
-    if len(fields) != len(layout.header):
-        raise RowError(f"row: has {len(fields)} fields, the header has {len(layout.header)}")
+    problem = width_problem(len(fields), len(layout.header))
+    if problem:
+        raise RowError(problem)
     cell = {name: fields[i] for name, i in layout.index.items()}
     patient: dict[str, Any] = {k: cell[k] for k in ("region", "icb") if cell[k]}
     if cell["age"]:

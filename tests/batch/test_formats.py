@@ -101,7 +101,7 @@ def test_broken_lines_are_one_reject_each(tmp_path: Path) -> None:
     assert "has 12 fields" in by_line[3][1] and by_line[3][2:14] == lines[2].decode().split(",")
     assert by_line[3][14:] == ["", "", "", ""]  # a short line keeps its fields as read
     assert by_line[4][2].startswith('B-3,APC') and by_line[7][1] == "row: is empty"
-    assert "UTF-8" in by_line[6][1] and "malformed CSV" in by_line[9][1]
+    assert "UTF-8" in by_line[6][1] and "carriage return (CR)" in by_line[9][1]
     assert len(classified) - 1 + len(rejects) - 1 == len(lines) - 1
 
 
@@ -213,3 +213,20 @@ def test_summary_counts_rows_by_evaluator(tmp_path: Path) -> None:
                        "--summary", str(summary)]) == 0
     body = json.loads(summary.read_text())
     assert sum(body["rows_by_evaluator"].values()) == body["rows_in"] == 800
+
+
+def test_the_pyarrow_speed_path_reads_a_clean_block_as_lines_records_does() -> None:
+    from chalicelib.batch import formats
+
+    good = "G-1,APC,2024-06-01,RBQ,80,1,London,QWE,320,I35.0,,K26.2,Y53.1,,,"
+    block = "\r\n".join([good, good[:40], good + ",x,y", good.replace("G-1", "G-4")]) + "\r\n"
+    data = block.encode()
+    assert formats._clean(data)  # CRLF ends, wrong widths: still the speed path
+    fast = formats._arrow_chunk(data, 2, COLUMNS)
+    slow = formats._lines_chunk(data, 2, COLUMNS)
+    assert fast.batch.equals(slow.batch) and fast.broken == slow.broken
+    assert [b[0] for b in fast.broken] == [3, 4] and fast.batch.num_rows == 2
+    assert fast.broken[1][2] == [good + ",x,y"]  # too wide: the line whole in one cell
+    for dirty in (b'"a",' + data, data.replace(b"RBQ", b"R\0Q"), data + b"\n",
+                  data.replace(b"\r\n", b"\r", 1), data + b"9" * 70_000 + b"\n"):
+        assert not formats._clean(dirty)
