@@ -19,8 +19,12 @@ STUDIO_SOURCES := $(wildcard $(STUDIO)/src/*.js) $(STUDIO)/index.html $(STUDIO)/
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -c "import chalice, lark, pydantic, moto, hypothesis" 
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "import chalice, lark, pydantic, moto, hypothesis, pyarrow, pyspark"
+	@# The Spark test needs a Java runtime (17+); a fresh CI machine gets one from apt.
+	@command -v java >/dev/null || { apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null; }
+	java -version 2>&1 | head -1
 	touch $(STAMP)
 
 install: $(STAMP)

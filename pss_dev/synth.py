@@ -20,7 +20,7 @@ import datetime as dt
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from chalicelib.batch.rows import COLUMNS
 
@@ -383,8 +383,80 @@ def generate(rows: int, seed: int, bad_share: float = 0.005) -> Iterator[list[st
         yield fields
 
 
-def write_csv(out: TextIO, rows: int, seed: int, bad_share: float = 0.005) -> None:
+def write_csv(out: TextIO, rows: int, seed: int, bad_share: float = 0.005,
+              profile: str | None = None) -> None:
     """Write the header and `rows` rows to `out` (opened with newline="")."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(generate(rows, seed, bad_share))
+    header, shaped = shape(generate(rows, seed, bad_share), profile)
+    writer.writerow(header)
+    writer.writerows(shaped)
+
+
+# SUS-shaped extracts (`--profile`): the columns `batch.profiles` reads first, in this order.
+SUS_COLUMNS = {
+    "sus-apc": ("APCS_Ident", "Provider_Code", "Discharge_Date", "Age_At_Start_of_Spell_SUS",
+                "Sex", "Region", "ICB_Code", "Treatment_Function_Code",
+                "Spell_Dominant_Procedure", "Der_Procedure_All", "Der_Diagnosis_All"),
+    "sus-op": ("OPA_Ident", "Provider_Code", "Appointment_Date", "Age_At_Appointment", "Sex",
+               "Region", "ICB_Code", "Treatment_Function_Code", "Der_Procedure_All",
+               "Der_Diagnosis_All"),
+}
+
+
+def sus_row(fields: list[str], profile: str) -> list[str]:
+    """One activity row as SUS writes it: codes without dots, lists `||`-delimited.
+
+    A short (spoiled) row stays short. Drugs, facts and attestations have no SUS column here.
+    """
+    if len(fields) != len(COLUMNS):
+        return fields[: len(SUS_COLUMNS[profile]) - 3]
+    cell = dict(zip(COLUMNS, fields, strict=True))
+
+    def codes(first: str, rest: str) -> list[str]:
+        return [c.replace(".", "") for c in [cell[first], *cell[rest].split("|")] if c]
+
+    procedures = "||".join(codes("dominant_procedure", "other_procedures"))
+    diagnoses = "||".join(codes("primary_diagnosis", "secondary_diagnoses"))
+    if cell["secondary_diagnoses"] and not cell["primary_diagnosis"]:
+        diagnoses = "||" + diagnoses  # SUS has no empty primary: the list just starts later
+    common = [cell["provider_code"], cell["activity_date"], cell["age"], cell["sex"],
+              cell["region"], cell["icb"], cell["treatment_function"]]
+    if profile == "sus-apc":
+        dominant = cell["dominant_procedure"].replace(".", "")
+        return [cell["record_id"], *common, dominant, procedures, diagnoses]
+    return [cell["record_id"], *common, procedures, diagnoses]
+
+
+def shape(rows: Iterator[list[str]], profile: str | None) -> tuple[tuple[str, ...],
+                                                                    Iterator[list[str]]]:
+    """The header and rows of pss's own layout, or of a SUS profile."""
+    if profile is None:
+        return COLUMNS, rows
+    return SUS_COLUMNS[profile], (sus_row(r, profile) for r in rows)
+
+
+def write_parquet(path: str, rows: int, seed: int, bad_share: float = 0.005,
+                  profile: str | None = None, group: int = 1 << 16) -> None:
+    """The same rows as `write_csv`, as Parquet text columns (needs the `arrow` extra).
+
+    A short (spoiled) row has no Parquet form: it is written with its missing cells empty.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    header, shaped = shape(generate(rows, seed, bad_share), profile)
+    schema = pa.schema([pa.field(name, pa.string()) for name in header])
+    with pq.ParquetWriter(path, schema) as writer:
+        chunk: list[list[str]] = []
+        for row in shaped:
+            chunk.append(row + [""] * (len(header) - len(row)))
+            if len(chunk) == group:
+                writer.write_batch(_batch(pa, chunk, schema))
+                chunk = []
+        if chunk or not rows:
+            writer.write_batch(_batch(pa, chunk, schema))
+
+
+def _batch(pa: Any, chunk: list[list[str]], schema: Any) -> Any:
+    columns = [pa.array([r[i] for r in chunk], pa.string()) for i in range(len(schema))]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

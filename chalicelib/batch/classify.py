@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
-from chalicelib.batch.lines import records
+from chalicelib.batch.lines import HeaderProblem, header_fields, records
 from chalicelib.batch.parallel import Readable, iter_blocks, run_blocks, split_header
 from chalicelib.batch.rows import RESULT_COLUMNS, HeaderError, Layout, RowDecider, RowError
 from chalicelib.engine.policy_set import PolicySet
@@ -60,6 +60,7 @@ class Summary:
     rejects: int = 0
     seconds: float = 0.0
     counts: Counter[Key] = field(default_factory=Counter)
+    paths: Counter[str] = field(default_factory=Counter)  # rows per evaluator (columnar/row)
 
     def add(self, result: BlockResult) -> None:
         """Fold one block's totals in."""
@@ -90,6 +91,7 @@ class Summary:
                 for c, s, n in self.by_line()
             ],
             "by_eligibility": dict(sorted(eligibility.items())),
+            **({"rows_by_evaluator": dict(sorted(self.paths.items()))} if self.paths else {}),
         }
 
     def table(self, limit: int = 25) -> str:
@@ -102,6 +104,9 @@ class Summary:
         if len(ranked) > limit:
             rest = sum(n for _, _, n in ranked[limit:])
             lines.append(f"{'(other lines)':<29} {rest:>10,} {rest / total:>7.1%}")
+        if self.paths:
+            lines.append("decided by: " + ", ".join(
+                f"{name} {n:,}" for name, n in sorted(self.paths.items())))
         rate = self.rows_in / self.seconds if self.seconds else 0.0
         lines.append(
             f"rows in {self.rows_in:,} = classified {self.rows_out:,} + rejected "
@@ -165,19 +170,11 @@ class Classifier:
 def read_layout(blocks: Iterator[bytes]) -> tuple[Layout, Iterator[bytes]]:
     """Read and check the header; raise `InputError` when the file is not an activity CSV."""
     header_bytes, rest = split_header(blocks)
-    if not header_bytes.strip():
-        raise InputError("the file is empty (no header line)")
     try:
-        header_text = header_bytes.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError("the file is not UTF-8 text (header line cannot be decoded)") from None
-    if "\r" in header_text:
-        raise InputError("lines end with a lone carriage return (CR, old Mac style); "
-                         "convert the file to LF or CRLF line ends")
-    try:
-        header = next(csv.reader([header_text]))
-        return Layout.from_header(header), rest
-    except (csv.Error, HeaderError) as exc:
+        return Layout.from_header(header_fields(header_bytes)), rest
+    except HeaderProblem as exc:
+        raise InputError(str(exc)) from None
+    except HeaderError as exc:
         raise InputError(f"not an activity CSV: {exc}") from None
 
 

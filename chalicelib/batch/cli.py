@@ -8,6 +8,7 @@ ref, a pack that fails `pss check`) — always one line on stderr, never a trace
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import tempfile
@@ -51,56 +52,115 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace | 
 
 
 def synth_main(argv: Sequence[str] | None = None) -> int:
-    """`pss synth --rows N --seed S -o FILE.csv`: write synthetic SUS-like activity."""
-    from pss_dev.synth import write_csv
+    """`pss synth --rows N --seed S -o FILE`: write synthetic activity, CSV or Parquet."""
+    from pss_dev.synth import write_csv, write_parquet
 
-    parser = _Parser(prog="pss synth", description="write synthetic SUS-like activity as CSV")
+    parser = _Parser(prog="pss synth", description="write synthetic SUS-like activity (.csv, "
+                     ".parquet or .pq)")
     parser.add_argument("--rows", type=int, required=True, help="number of data rows")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     parser.add_argument("--bad-share", type=float, default=0.005, help="share of malformed rows")
-    parser.add_argument("-o", "--output", required=True, help="CSV file to write (- for stdout)")
+    parser.add_argument("--profile", choices=("sus-apc", "sus-op"),
+                        help="write a SUS-shaped extract (default: pss's own columns)")
+    parser.add_argument("-o", "--output", required=True, help="file to write (- for CSV on "
+                        "stdout)")
     args = _parse(parser, argv)
     if args is None:
         return USAGE
     if args.rows < 0 or not 0 <= args.bad_share <= 1:
         return _fail("synth", "--rows must be >= 0 and --bad-share between 0 and 1")
+    parquet = Path(args.output).suffix.lower() in (".parquet", ".pq")
+    if parquet and not _arrow_available():
+        return _fail("synth", f"Parquet {_ARROW_HINT}")
     try:
         if args.output == "-":
-            write_csv(sys.stdout, args.rows, args.seed, args.bad_share)
+            write_csv(sys.stdout, args.rows, args.seed, args.bad_share, args.profile)
+        elif parquet:
+            write_parquet(args.output, args.rows, args.seed, args.bad_share, args.profile)
         else:
             with Path(args.output).open("w", encoding="utf-8", newline="") as out:
-                write_csv(out, args.rows, args.seed, args.bad_share)
+                write_csv(out, args.rows, args.seed, args.bad_share, args.profile)
     except OSError as exc:
         return _fail("synth", f"cannot write `{args.output}`: {exc.strerror or exc}")
     return OK
 
 
+def _default_policies() -> Path:
+    """`./policies` when it exists (local edits win, as `pss serve`), else the bundled pack."""
+    from chalicelib.settings import default_policy_dir
+
+    here = Path("policies")
+    return here if here.is_dir() else default_policy_dir()
+
+
+def _arrow_available() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_ARROW_HINT = "needs pyarrow: pip install 'pss-rules[arrow]'"
+
+
 def batch_main(argv: Sequence[str] | None = None) -> int:
-    """`pss batch IN.csv -o OUT.csv`: classify every row; rejects and summary beside it."""
+    """`pss batch IN -o OUT`: classify every row; rejects and summary beside it."""
     import json
 
-    from chalicelib.batch.classify import InputError, Progress, classify_stream
+    from chalicelib.batch.classify import InputError, Progress
     from chalicelib.batch.diff import load_pack
 
-    parser = _Parser(prog="pss batch", description="classify an activity CSV with the pack")
-    parser.add_argument("input", help="activity CSV (columns: see `pss synth`)")
-    parser.add_argument("-o", "--output", required=True, help="classified CSV to write")
-    parser.add_argument("--rejects", help="rejects CSV (default: OUT.rejects.csv)")
+    parser = _Parser(prog="pss batch", description="classify activity (CSV or Parquet) with "
+                     "the pack")
+    parser.add_argument("input", help="activity file: .csv, .parquet or .pq")
+    parser.add_argument("-o", "--output", required=True,
+                        help="classified file to write (.csv or .parquet)")
+    parser.add_argument("--rejects", help="rejects file (default: OUT.rejects.<same type>)")
     parser.add_argument("--summary", help="also write the summary as JSON to this file")
-    parser.add_argument("--policies", default="policies", help="policy folder")
-    parser.add_argument("--workers", type=int, help="processes (default: every core)")
+    parser.add_argument("--policies", help="policy folder (default: ./policies, else the "
+                        "bundled national pack)")
+    parser.add_argument("--profile", choices=("sus-apc", "sus-op"),
+                        help="read a SUS-shaped extract (default: pss's own columns)")
+    parser.add_argument("--engine", choices=("local", "spark"), default="local",
+                        help="local: every core of this machine; spark: Apache Spark")
+    parser.add_argument("--master", default="local[*]",
+                        help="Spark master URL (with --engine spark; default local[*])")
+    parser.add_argument("--workers", type=int, help="processes (local engine; default: every "
+                        "core)")
     args = _parse(parser, argv)
     if args is None:
         return USAGE
     source, output = Path(args.input), Path(args.output)
-    rejects = Path(args.rejects) if args.rejects else output.with_suffix(".rejects.csv")
+    rejects = Path(args.rejects) if args.rejects else output.with_suffix(
+        ".rejects" + output.suffix
+    )
+    policies = Path(args.policies) if args.policies else _default_policies()
+    arrow = _arrow_available()
+    row_path = not arrow and not args.profile and args.engine == "local" and all(
+        p.suffix.lower() == ".csv" for p in (source, output, rejects)
+    )
+    if not arrow and not row_path:
+        return _fail("batch", f"Parquet, --profile and --engine spark {_ARROW_HINT}")
     try:
-        policy_set = load_pack(Path(args.policies), "the")
-        size = source.stat().st_size
-        with source.open("rb") as src, output.open("wb") as out, rejects.open("wb") as rej:
-            summary = classify_stream(
-                src, out, rej, policy_set, _workers(args.workers), Progress(size)
-            )
+        policy_set = load_pack(policies, "the")
+        if not source.exists():  # said before Spark starts, as the other engines say it
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(source))
+        if row_path:
+            summary = _batch_rows(source, output, rejects, policy_set, args.workers)
+        elif args.engine == "spark":
+            from chalicelib.batch.spark import classify_files_spark
+
+            summary = classify_files_spark(source, output, rejects, policy_set, args.profile,
+                                           args.master)
+        else:
+            from chalicelib.batch.columnar import ColumnarPack
+            from chalicelib.batch.local import classify_files
+            from chalicelib.batch.profiles import PROFILES
+
+            profile = PROFILES[args.profile] if args.profile else None
+            summary = classify_files(source, output, rejects, ColumnarPack(policy_set), profile,
+                                     _workers(args.workers), Progress(source.stat().st_size))
         if args.summary:
             Path(args.summary).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     except InputError as exc:
@@ -108,8 +168,22 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         return _fail("batch", f"cannot use `{exc.filename or args.input}`: {exc.strerror or exc}")
     print(summary.table())
+    if row_path:
+        print(f"pyarrow is not installed: rows decided one by one ({_ARROW_HINT} for the "
+              "columnar core)")
     print(f"classified: {output}  rejects: {rejects}")
     return OK
+
+
+def _batch_rows(
+    source: Path, output: Path, rejects: Path, policy_set: Any, workers: int | None
+) -> Any:
+    """The row path over CSV (no pyarrow): `classify.classify_stream`."""
+    from chalicelib.batch.classify import Progress, classify_stream
+
+    size = source.stat().st_size
+    with source.open("rb") as src, output.open("wb") as out, rejects.open("wb") as rej:
+        return classify_stream(src, out, rej, policy_set, _workers(workers), Progress(size))
 
 
 def diff_main(argv: Sequence[str] | None = None) -> int:

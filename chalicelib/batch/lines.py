@@ -29,6 +29,32 @@ MAX_SHOWN_CHARS = 4096
 Record = tuple[int, list[str], str | None, str | None]
 
 
+class HeaderProblem(Exception):
+    """The header line cannot be read: the file is refused whole (callers add their prefix)."""
+
+
+def header_fields(header_bytes: bytes) -> list[str]:
+    """The header line's cells (a byte-order mark dropped); `HeaderProblem` when unreadable."""
+    if not header_bytes.strip():
+        raise HeaderProblem("the file is empty (no header line)")
+    try:
+        text = header_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise HeaderProblem("the file is not UTF-8 text (header line cannot be decoded)") from None
+    if "\r" in text:  # the whole file came as one "line": its lines end with CR alone
+        raise HeaderProblem("lines end with a lone carriage return (CR, old Mac style); "
+                            "convert the file to LF or CRLF line ends")
+    try:
+        return next(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        raise HeaderProblem(f"the header line is not CSV ({exc})") from None
+
+
+def width_problem(count: int, width: int) -> str | None:
+    """The problem of a line read as `count` fields under a header of `width`, if any."""
+    return None if count == width else f"row: has {count} fields, the header has {width}"
+
+
 def records(block: bytes, first_line: int) -> Iterator[Record]:
     """One record per physical line of `block` (a last line without its newline included)."""
     try:

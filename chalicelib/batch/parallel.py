@@ -67,22 +67,29 @@ def split_header(blocks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
     return b"", iter(())
 
 
-_JOB: Callable[[bytes, int], object] | None = None
+_JOB: Callable[..., object] | None = None
+T = TypeVar("T")
 
 
-def _call(block: bytes, first_line: int) -> object:
+def _call(*args: object) -> object:
     assert _JOB is not None, "worker started without a job"
-    return _JOB(block, first_line)
+    return _JOB(*args)
 
 
 def run_blocks(
     blocks: Iterator[bytes], job: Job[R], workers: int, first_line: int = 2
 ) -> Iterator[R]:
     """Run `job(block, first line number)` over every block; results come back in order."""
-    numbered = _numbered(blocks, first_line)
+    return run_ordered(_numbered(blocks, first_line), job, workers)
+
+
+def run_ordered(
+    items: Iterator[tuple[T, int]], job: Callable[[T, int], R], workers: int
+) -> Iterator[R]:
+    """Run `job(*item)` over every item on `workers` forked processes; results in order."""
     if workers <= 1:
-        for block, line in numbered:
-            yield job(block, line)
+        for item, number in items:
+            yield job(item, number)
         return
     global _JOB
     _JOB = job  # inherited by the forked workers
@@ -92,8 +99,8 @@ def run_blocks(
     context = multiprocessing.get_context("fork")
     pending: deque[multiprocessing.pool.AsyncResult[R]] = deque()
     with context.Pool(workers) as pool:
-        for block, line in numbered:
-            pending.append(pool.apply_async(_call, (block, line)))  # type: ignore[arg-type]
+        for item, number in items:
+            pending.append(pool.apply_async(_call, (item, number)))  # type: ignore[arg-type]
             if len(pending) > 2 * workers:
                 yield pending.popleft().get()
         while pending:

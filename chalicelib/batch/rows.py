@@ -25,15 +25,18 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.activity import Activity
+from chalicelib.batch.lines import width_problem
 from chalicelib.codes import normalise
+from chalicelib.dsl.types import VType
 from chalicelib.engine import fields as checks
 from chalicelib.engine.decision import Decision
 from chalicelib.engine.policy_set import PolicySet, RuleIndex
+from chalicelib.engine.request import _facts as type_facts
 from chalicelib.errors import NotCoveredError, PssError, RequestError
 
 COLUMNS = (
@@ -142,8 +145,9 @@ def parse_facts(text: str) -> dict[str, Any]:
 
 def row_request(fields: Sequence[str], layout: Layout) -> dict[str, Any]:
     """The request JSON for a row (the reference conversion); `RowError` for CSV-level faults."""
-    if len(fields) != len(layout.header):
-        raise RowError(f"row: has {len(fields)} fields, the header has {len(layout.header)}")
+    problem = width_problem(len(fields), len(layout.header))
+    if problem:
+        raise RowError(problem)
     cell = {name: fields[i] for name, i in layout.index.items()}
     patient: dict[str, Any] = {k: cell[k] for k in ("region", "icb") if cell[k]}
     if cell["age"]:
@@ -248,8 +252,19 @@ class FastRows:
     looked up in the indexes once.
     """
 
-    def __init__(self, layout: Layout, indexes: Sequence[RuleIndex]) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        indexes: Sequence[RuleIndex],
+        fact_types: Mapping[str, VType] | None = None,
+        attestations: Collection[str] = (),
+    ) -> None:
         self.width = len(layout.header)
+        # With the pack's vocabulary, rows with facts and attestations take the fast path too
+        # when every fact and attestation is one the API would accept as given.
+        self.fact_types = fact_types
+        self.attestations = attestations
+        self.vocabulary = (layout.index["facts"], layout.index["attestations"])
         self.pick = operator.itemgetter(*(layout.index[c] for c in COLUMNS))
         # A rule with no code test is a candidate for every row: no row is then unreached.
         self.shortcut = all(not i.unindexed for i in indexes)
@@ -280,7 +295,8 @@ class FastRows:
             pass
         found: _Cell = None
         raw = ([first] if first else []) + _split(rest)
-        if not (rest and not first) and len(raw) <= checks.MAX_CODES:
+        # Subsidiary codes need a first one (procedures, diagnoses); drugs are one list.
+        if not (rest and not first and system != "drug") and len(raw) <= checks.MAX_CODES:
             if system == "tf":
                 found = (((first,), self._reaches(system, first))
                          if checks.TREATMENT_FUNCTION.fullmatch(first) else None)
@@ -306,8 +322,10 @@ class FastRows:
             return None
         (rid, _setting, date_s, provider, age_s, sex_s, region, icb, tf, diag1, diags, proc1,
          procs, drugs_s, facts, attestations) = self.pick(fields)  # fmt: skip
-        if facts or attestations or len(rid) > checks.MAX_REFERRAL_ID:
+        if len(rid) > checks.MAX_REFERRAL_ID:
             return None
+        if facts or attestations:
+            return self._with_vocabulary(fields, facts, attestations)
         try:
             day, age, sex = self.dates[date_s], self.ages[age_s], self.sexes[sex_s]
             region_v, icb_v, provider_v = (
@@ -340,6 +358,31 @@ class FastRows:
             region=region_v,
             icb=icb_v,
         )
+
+    def _with_vocabulary(
+        self, fields: Sequence[str], facts: str, attestations: str
+    ) -> Activity | Unreached | None:
+        """A row with facts or attestations: typed as the API types them, or None if unsure."""
+        if self.fact_types is None:
+            return None
+        try:
+            raw = parse_facts(facts)
+        except RowError:
+            return None
+        problems: list[Any] = []
+        typed = type_facts(raw, self.fact_types, problems)
+        given = _split(attestations)
+        if problems or len(given) > checks.MAX_CODES or any(
+            a not in self.attestations for a in given
+        ):
+            return None
+        plain = list(fields)
+        plain[self.vocabulary[0]] = plain[self.vocabulary[1]] = ""
+        found = self.read(plain)
+        if isinstance(found, Activity):
+            # Facts never change which rule matches: an unreached row stays unreached.
+            return found._replace(facts=typed, attestations=frozenset(given))
+        return found
 
     def _learn(
         self, date_s: str, age_s: str, sex_s: str, region: str, icb: str, provider: str
@@ -393,7 +436,10 @@ class RowDecider:
     def __init__(self, policy_set: PolicySet, layout: Layout, fast: FastRows | None = None):
         self.policy_set = policy_set
         self.layout = layout
-        self.fast = fast or FastRows(layout, [policy_set.rule_index])
+        checked = policy_set.checked
+        self.fast = fast or FastRows(
+            layout, [policy_set.rule_index], checked.fact_types, checked.attestations
+        )
         self.covers_from = policy_set.covers_from
         # What any activity no rule can reach is decided as, asked of the engine itself.
         self.unreached = result_fields(policy_set.decide_activity(Activity(self.covers_from)))

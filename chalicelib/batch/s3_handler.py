@@ -5,6 +5,11 @@ the same bucket): `classified/<name>.csv`, `classified/<name>.rejects.csv` and
 `classified/<name>.summary.json`; the summary is also returned. The object is read as a
 stream and the outputs are spooled (memory, then Lambda's /tmp) and uploaded in parts, so the
 file never has to fit in memory. Lambda has no /dev/shm for multiprocessing: one process.
+
+It keeps the row evaluator (`classify.classify_stream`), not the columnar core: pyarrow is
+an optional extra of over 100 MB unpacked, which would more than double the Lambda package
+and its cold start. The summary says which evaluator ran (`evaluator`). Large national
+extracts belong to `pss batch` (Parquet, every core) or `--engine spark`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from chalicelib.engine.policy_set import PolicySet
 
 INCOMING, CLASSIFIED = "incoming/", "classified/"
 _SPOOL = 32 << 20
+ROW_EVALUATOR = "row (the Lambda package carries no pyarrow)"
 
 
 def output_keys(key: str) -> dict[str, str] | None:
@@ -48,6 +54,7 @@ def classify_s3_object(
     summary: dict[str, Any] = {
         "input": key,
         "policy_set": {"version": policy_set.version, "digest": policy_set.digest},
+        "evaluator": ROW_EVALUATOR,
     }
     with (
         tempfile.SpooledTemporaryFile(max_size=_SPOOL) as out,

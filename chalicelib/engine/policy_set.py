@@ -116,6 +116,14 @@ class CodeIndex:
         self._reach: Callable[[_CodeLists], tuple[int, ...]] = lru_cache(
             maxsize=CACHED_LOOKUPS)(self._reach_uncached)
 
+    # Pickled without the cache (a bound lru_cache does not pickle): Spark ships compiled packs.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_reach"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reach = lru_cache(maxsize=CACHED_LOOKUPS)(self._reach_uncached)
+
     def _key(
         self, cond: ast.Condition, codesets: dict[str, CodeSet]
     ) -> tuple[Selector, Iterable[str]] | None:
@@ -206,6 +214,17 @@ class PolicySet:
             if ranked:
                 self.policy_index[line] = CodeIndex([p.decl.applies for p in ranked],
                                                     checked.codesets, POLICY_DIMENSIONS)
+
+    # Pickled without its cache, as `CodeIndex`; the provenance index is keyed by declaration
+    # identity, which unpickling changes, so it is rebuilt over the unpickled declarations.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_entry_in_force",
+                                                                     "provenance")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._entry_in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._entry_in_force_uncached)
+        self.provenance = ProvenanceIndex(self.checked)
 
     def _rule(self, decl: ast.RuleDecl) -> CompiledRule:
         condition = self.compiler.compile(decl.when)

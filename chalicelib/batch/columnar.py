@@ -1,0 +1,777 @@
+"""The columnar core: an Arrow record batch of activity in, the same rows with their decision out.
+
+In: a `pyarrow.RecordBatch` holding at least `rows.COLUMNS` (strings, or dictionary-encoded
+strings as Parquet and the CSV reader give them; other columns are carried through), and a
+compiled `PolicySet`. Out (`ColumnarPack.classify`): one record batch with every input column,
+then `rows.RESULT_COLUMNS`, then `REASON` (null for a classified row, else why it is rejected)
+and `PATH` (`columnar` or `row`: which evaluator decided it). The function is engine-neutral:
+`pss batch` calls it on batches it reads, Spark calls it inside `mapInArrow`.
+
+How: the identification rules and the commissioner lookup are compiled from the checked AST
+into `pyarrow.compute` kernels over the batch's columns. Every test runs on the distinct
+values of a column (dictionary-encoded: a year of activity has tens of thousands of distinct
+codes, not millions) and is spread back over the rows with one `take`. The row evaluator
+(`rows.RowDecider`, i.e. `PolicySet.decide`) takes every row the vectorised path is not sure
+of: cells the API would reject or normalise differently, rows with facts or attestations,
+dates before the pack covers, rows whose service line has a policy with applicability or
+criteria (they read free-form facts), and rows reaching a rule whose condition this module
+cannot express. So the answer on every row is `decide()`'s by construction; the differential
+test (tests/batch/test_columnar.py) checks it.
+
+pyarrow is an optional extra (`pss-rules[arrow]`): this module is never imported by the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chalicelib.batch.rows import COLUMNS, RESULT_COLUMNS, Layout, RowDecider, RowError
+from chalicelib.codes import HIERARCHICAL
+from chalicelib.dsl import ast
+from chalicelib.dsl.codesets import CodeSet
+from chalicelib.dsl.typecheck import list_keys
+from chalicelib.dsl.types import REGIONS
+from chalicelib.engine import fields as checks
+from chalicelib.engine.policy_set import PolicySet
+
+REASON, PATH = "reject_reason", "engine_path"
+LINE = "_pss_line"  # optional int64 input column: the row's line in its file, for rejects
+COLUMNAR, ROW = "columnar", "row"
+# A row no identification rule matches (PolicySet.decide_activity with no rule).
+# Nothing it rests on is unverified: `verified` is "true" (rows.result_fields).
+NO_SERVICE = ("icb_core", "", "", "", "", "not_applicable", "", "", "true")
+Arr = Any  # a pyarrow array (pyarrow ships no type information)
+Mask = Any  # a pyarrow BooleanArray; null means unknown (Kleene logic)
+
+# Whitespace Python's `\s` removes from an ASCII code (normalise), spelled out for RE2.
+_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+_PATTERNS = {
+    "icd10": "^[A-Z][0-9]{2}[0-9A-Z]{0,2}$",
+    "opcs4": "^[A-Z][0-9]{2}[0-9]?$",
+    "drug": "^[a-z0-9][a-z0-9 ()+/.,'-]{0,79}$",
+}
+_SEX = {"1": "male", "2": "female", "9": "indeterminate", "0": "unknown"}
+_SEX_VALUES = {**_SEX, **{v: v for v in _SEX.values()}}
+_FIRST = ("dominant_procedure", "primary_diagnosis")  # one code per cell
+
+
+def _dict(column: Arr) -> Arr:
+    """The column as a DictionaryArray of strings (nulls read as empty cells)."""
+    if (
+        pa.types.is_dictionary(column.type)
+        and pa.types.is_string(column.type.value_type)
+        and column.null_count == 0
+    ):
+        return column
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    return pc.dictionary_encode(pc.fill_null(column.cast(pa.string()), ""))
+
+
+def _canonical(values: Arr, system: str) -> tuple[Arr, Mask]:
+    """Canonical codes of distinct raw values and whether `codes.normalise` surely agrees.
+
+    Only ASCII text is taken: on it Python's and RE2's notions of case and whitespace agree
+    exactly. Anything else is left to the row evaluator.
+    """
+    ascii_ok = pc.string_is_ascii(values)
+    if system in HIERARCHICAL:
+        code = pc.ascii_upper(pc.replace_substring_regex(values, f"[{_SPACE}.]+", ""))
+    else:  # drug
+        trimmed = pc.utf8_trim(values, characters=_SPACE)
+        code = pc.ascii_lower(pc.replace_substring_regex(trimmed, f"[{_SPACE}]+", " "))
+    return code, pc.and_(ascii_ok, pc.match_substring_regex(code, _PATTERNS[system]))
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """A code column's distinct cells: each cell's codes (flat, with the cell they belong to)."""
+
+    first: bool  # a single-code cell (dominant procedure, primary diagnosis)
+    flat: Arr  # canonical codes of every cell, in order
+    parents: Arr  # the dictionary entry each flat code belongs to
+    count: Arr  # number of codes per entry
+    ok: Mask  # every code of the entry is well formed
+
+    @classmethod
+    def of(cls, dictionary: Arr, system: str, first: bool) -> _Codes:
+        """Split (`|`, empty items dropped) and normalise every distinct cell."""
+        n = len(dictionary)
+        if first:
+            parts = dictionary
+            parents = pa.array(range(n), pa.int32())
+        else:
+            lists = pc.split_pattern(dictionary, "|")
+            parts = pc.list_flatten(lists)
+            parents = pc.list_parent_indices(lists)
+            keep = pc.not_equal(parts, "")
+            parts, parents = pc.filter(parts, keep), pc.filter(parents, keep)
+        non_empty = pc.not_equal(parts, "")
+        codes, ok = _canonical(parts, system)
+        bad_rows = pc.filter(parents, pc.invert(ok))
+        ok_entry = pc.invert(pc.is_in(pa.array(range(n), pa.int32()), value_set=bad_rows))
+        counted = pc.filter(parents, non_empty)
+        count = _count(counted, n)
+        if first:  # an empty cell holds no code, not an empty code
+            codes = pc.if_else(non_empty, codes, pa.scalar(None, pa.string()))
+            ok_entry = pc.or_(ok_entry, pc.invert(non_empty))
+        return cls(first, codes, parents, count, ok_entry)
+
+    def member(self, matcher: _Matcher) -> Mask:
+        """Per dictionary entry: does any of its codes belong to the set?"""
+        hits = matcher(self.flat)
+        if self.first:
+            return pc.fill_null(hits, False)
+        n = len(self.count)
+        return pc.is_in(pa.array(range(n), pa.int32()), value_set=pc.filter(self.parents, hits))
+
+
+def _count(indices: Arr, n: int) -> Arr:
+    """How many times each of 0..n-1 occurs in `indices`."""
+    counts = [0] * n
+    for i in indices.to_pylist():
+        counts[i] += 1
+    return pa.array(counts, pa.int32())
+
+
+_Matcher = Callable[[Arr], Mask]
+
+
+def _set_matcher(codeset: CodeSet) -> _Matcher:
+    """Membership of canonical codes in a compiled code set (prefixes for ICD-10/OPCS-4)."""
+    keys = pa.array(sorted(codeset.keys), pa.string())
+    if not codeset.hierarchical:
+        return lambda codes: pc.is_in(codes, value_set=keys)
+    lengths = codeset.lengths
+
+    def match(codes: Arr) -> Mask:
+        found = pc.is_in(pc.utf8_slice_codeunits(codes, 0, lengths[0]), value_set=keys)
+        for n in lengths[1:]:
+            found = pc.or_(found, pc.is_in(pc.utf8_slice_codeunits(codes, 0, n), value_set=keys))
+        return pc.if_else(pc.is_null(codes), pa.scalar(None, pa.bool_()), found)
+
+    return match
+
+
+class _Frame:
+    """One batch's activity columns, read once: dictionary indices and per-entry values.
+
+    `rows` selects the rows a later stage works on (all of them at first); `take` narrows it.
+    Every per-row array is the dictionary result spread with `take(result, indices)`.
+    """
+
+    def __init__(self, columns: dict[str, Arr], covers_from: dt.date) -> None:
+        self.n = len(columns["record_id"])
+        self.indices: dict[str, Arr] = {}
+        self.dictionaries: dict[str, Arr] = {}
+        for name in COLUMNS[1:]:
+            if name == "setting":
+                continue
+            encoded = _dict(columns[name])
+            self.indices[name] = encoded.indices
+            self.dictionaries[name] = encoded.dictionary
+        self.memo: dict[int, list[Mask]] = {}  # per-entry code-set tests, once a batch
+        self.covers_from = covers_from
+        systems = {"dominant_procedure": "opcs4", "other_procedures": "opcs4",
+                   "primary_diagnosis": "icd10", "secondary_diagnoses": "icd10", "drugs": "drug"}
+        self.codes = {
+            name: _Codes.of(self.dictionaries[name], system, name in _FIRST)
+            for name, system in systems.items()
+        }
+        self.values = self._values()
+        self.sure = self._sure(columns["record_id"])
+
+    def spread(self, name: str, per_entry: Arr) -> Arr:
+        """A per-dictionary-entry array spread over the current rows of column `name`."""
+        return pc.take(per_entry, self.indices[name])
+
+    def take(self, rows: Arr) -> None:
+        """Keep only `rows` (positions among the current rows)."""
+        for name, idx in self.indices.items():
+            self.indices[name] = pc.take(idx, rows)
+        self.n = len(rows)
+
+    # --- typed values of the scalar columns, per dictionary entry -----------------------
+
+    def _values(self) -> dict[str, tuple[Arr, Mask]]:
+        """(value or null, the fast path is sure of it) per entry of each scalar column."""
+        d = self.dictionaries
+        out: dict[str, tuple[Arr, Mask]] = {}
+        # Dates: YYYY-MM-DD that survive a round trip (strptime rolls 02-30 over to March).
+        text = d["activity_date"]
+        parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+        shape = pc.match_substring_regex(text, checks.anchored(checks.ISO_DATE))
+        same = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
+        day = pc.cast(parsed, pa.date32())
+        in_pack = pc.greater_equal(day, pa.scalar(self.covers_from, pa.date32()))
+        out["activity_date"] = (day, pc.fill_null(pc.and_(pc.and_(shape, same), in_pack), False))
+        # Age: digits only, at most MAX_AGE (an empty age is the API's to reject).
+        text = d["age"]
+        digits = pc.match_substring_regex(text, "^0*[0-9]{1,3}$")
+        age = pc.cast(pc.if_else(digits, text, pa.scalar(None, pa.string())), pa.int64())
+        age_ok = pc.fill_null(pc.less_equal(age, checks.MAX_AGE), False)
+        out["age"] = (age, age_ok)
+        out["sex"] = self._mapped("sex", _SEX_VALUES)
+        out["region"] = self._mapped("region", {r: r for r in REGIONS})
+        out["icb"] = self._pattern("icb", checks.anchored(checks.ICB), upper=False)
+        out["provider_code"] = self._pattern("provider_code", checks.anchored(checks.ODS), True)
+        out["treatment_function"] = self._pattern(
+            "treatment_function", checks.anchored(checks.TREATMENT_FUNCTION), False
+        )
+        return out
+
+    def _mapped(self, name: str, table: dict[str, str]) -> tuple[Arr, Mask]:
+        text = self.dictionaries[name]
+        keys = pa.array(list(table), pa.string())
+        values = pa.array(list(table.values()), pa.string())
+        value = pc.take(values, pc.index_in(text, value_set=keys))
+        return value, pc.or_(pc.is_valid(value), pc.equal(text, ""))
+
+    def _pattern(self, name: str, pattern: str, upper: bool) -> tuple[Arr, Mask]:
+        text = self.dictionaries[name]
+        ok = pc.match_substring_regex(text, pattern)
+        shown = pc.ascii_upper(text) if upper else text
+        value = pc.if_else(ok, shown, pa.scalar(None, pa.string()))
+        return value, pc.or_(ok, pc.equal(text, ""))
+
+    def _sure(self, record_id: Arr) -> Mask:
+        """Rows the vectorised path may decide: what `FastRows.read` would accept, no facts."""
+        d = self.dictionaries
+        sure = pc.less_equal(pc.utf8_length(pc.fill_null(record_id.cast(pa.string()), "")),
+                             checks.MAX_REFERRAL_ID)
+        for name in ("facts", "attestations"):
+            sure = pc.and_(sure, self.spread(name, pc.equal(d[name], "")))
+        for name, (_, ok) in self.values.items():
+            sure = pc.and_(sure, self.spread(name, ok))
+        for first, rest in (
+            ("dominant_procedure", "other_procedures"),
+            ("primary_diagnosis", "secondary_diagnoses"),
+        ):
+            a, b = self.codes[first], self.codes[rest]
+            sure = pc.and_(sure, self.spread(first, a.ok))
+            sure = pc.and_(sure, self.spread(rest, b.ok))
+            # Subsidiary codes with no first code: the API rejects the row.
+            has_first = self.spread(first, pc.greater(a.count, 0))
+            sure = pc.and_(sure, pc.or_(has_first, self.spread(rest, pc.equal(b.count, 0))))
+            total = pc.add(self.spread(first, a.count), self.spread(rest, b.count))
+            sure = pc.and_(sure, pc.less_equal(total, checks.MAX_CODES))
+        drugs = self.codes["drugs"]
+        sure = pc.and_(sure, self.spread("drugs", drugs.ok))
+        return pc.and_(sure, self.spread("drugs", pc.less_equal(drugs.count, checks.MAX_CODES)))
+
+    def value(self, name: str) -> Arr:
+        """Per row: the typed value of a scalar column (null when not given)."""
+        return self.spread(name, self.values[name][0])
+
+
+# --- conditions to kernels --------------------------------------------------------------
+
+_Kernel = Callable[[_Frame], Mask]
+_COMPARE = {
+    ">=": pc.greater_equal,
+    "<=": pc.less_equal,
+    ">": pc.greater,
+    "<": pc.less,
+    "==": pc.equal,
+    "!=": pc.not_equal,
+}
+# Selector -> (code columns: first, then the rest), as `compiler._selector_test` reads them.
+_CODE_SELECTORS = {
+    "dominant procedure": ("dominant_procedure",),
+    "any procedure": ("dominant_procedure", "other_procedures"),
+    "primary diagnosis": ("primary_diagnosis",),
+    "any diagnosis": ("primary_diagnosis", "secondary_diagnoses"),
+    "any drug": ("drugs",),
+}
+_VALUE_SELECTORS = {
+    "treatment function": "treatment_function",
+    "provider": "provider_code",
+    "region": "region",
+    "icb": "icb",
+}
+
+
+class _ConditionCompiler:
+    """Compiles identification conditions to kernels; None for what it cannot express."""
+
+    def __init__(self, codesets: dict[str, CodeSet], facts_absent: bool = False) -> None:
+        self.codesets = codesets
+        # For rows that give no facts or attestations: a fact's clause is unknown, `is known`
+        # false (compiler.Compiler.leaf on an activity without facts).
+        self.facts_absent = facts_absent
+
+    def compile(self, cond: ast.Condition) -> _Kernel | None:
+        """A kernel giving the condition's Kleene value per row, or None."""
+        if isinstance(cond, ast.Group):
+            parts = [self.compile(item) for item in cond.items]
+            if any(p is None for p in parts):
+                return None
+            return _group(cond.kind, cond.n, [p for p in parts if p is not None])
+        if isinstance(cond, ast.Not):
+            inner = self.compile(cond.operand)
+            return None if inner is None else (lambda f: pc.invert(inner(f)))
+        if isinstance(cond, ast.InSet) and cond.set_name in self.codesets:
+            return self._selector(cond.selector, self.codesets[cond.set_name])
+        if isinstance(cond, ast.InList) and cond.selector is not None:
+            system, keys = list_keys(cond.selector, cond.items)
+            return self._selector(cond.selector, CodeSet.build("(list)", system or "", keys))
+        if isinstance(cond, ast.Compare):
+            found = _age_compare(cond.op, cond.left, cond.right)
+            return found if found is not None or not self.facts_absent else _absent_fact(cond)
+        if isinstance(cond, ast.Between):
+            low = _age_compare(">=", cond.value, cond.low)
+            high = _age_compare("<=", cond.value, cond.high)
+            if low is None or high is None:
+                return _absent_fact(cond) if self.facts_absent else None
+            return lambda f: pc.and_kleene(low(f), high(f))
+        if isinstance(cond, ast.IsValue) and cond.name == "sex":
+            test = pc.not_equal if cond.negated else pc.equal
+            wanted = cond.value
+            return lambda f: test(f.value("sex"), wanted)
+        if self.facts_absent:
+            return _absent_fact(cond)
+        return None  # facts, attestations, dates: the row evaluator decides
+
+    @staticmethod
+    def _selector(selector: str, codeset: CodeSet) -> _Kernel | None:
+        matcher = _set_matcher(codeset)
+        if selector in _CODE_SELECTORS:
+            columns = _CODE_SELECTORS[selector]
+            key = id(matcher)  # lives as long as the compiled pack
+
+            def codes(f: _Frame) -> Mask:
+                # Per-entry membership depends only on the batch's dictionaries: once a batch.
+                if key not in f.memo:
+                    f.memo[key] = [f.codes[c].member(matcher) for c in columns]
+                parts = [f.spread(c, m) for c, m in zip(columns, f.memo[key], strict=True)]
+                return parts[0] if len(parts) == 1 else pc.or_(parts[0], parts[1])
+
+            return codes
+        if selector in _VALUE_SELECTORS:
+            column = _VALUE_SELECTORS[selector]
+            keys = pa.array(sorted(codeset.keys), pa.string())
+
+            def value(f: _Frame) -> Mask:
+                entries = f.values[column][0]
+                found = pc.is_in(entries, value_set=keys)
+                return f.spread(column, pc.if_else(pc.is_null(entries), None, found))
+
+            return value
+        return None
+
+
+def _absent_fact(cond: ast.Condition) -> _Kernel | None:
+    """A clause over facts or attestations, on rows that give none; None if it reads more."""
+    if isinstance(cond, ast.Known):
+        return lambda f: _full(f.n, False, pa.bool_())
+    unknown: _Kernel = lambda f: pa.nulls(f.n, pa.bool_())  # noqa: E731
+    if isinstance(cond, ast.BoolRef | ast.Attested | ast.IsValue):
+        return unknown  # `sex is ...` is compiled before this
+    if isinstance(cond, ast.InList) and cond.fact is not None:
+        return unknown
+    if isinstance(cond, ast.Compare | ast.Between):
+        values = (cond.left, cond.right) if isinstance(cond, ast.Compare) else (
+            cond.value, cond.low, cond.high)
+        # Any fact in a comparison makes it unknown (a missing value propagates).
+        if any(_reads_fact(v) for v in values):
+            return unknown
+    return None
+
+
+def _reads_fact(value: ast.Value) -> bool:
+    if isinstance(value, ast.Ref):
+        return value.name not in ("age", "decision_date", "sex")
+    if isinstance(value, ast.BinOp):
+        return _reads_fact(value.left) or _reads_fact(value.right)
+    return False
+
+
+def _true(mask: Mask) -> Mask:
+    return pc.fill_null(mask, False)
+
+
+def _false(mask: Mask) -> Mask:
+    return pc.fill_null(pc.invert(mask), False)
+
+
+def _age_compare(op: str, left: ast.Value, right: ast.Value) -> _Kernel | None:
+    """`age OP number` (a bare number: years, as the compiler reads it)."""
+    if not (isinstance(left, ast.Ref) and left.name == "age" and isinstance(right, ast.Num)):
+        return None
+    if right.unit is not None:
+        return None
+    test, threshold = _COMPARE[op], right.value
+    return lambda f: test(f.value("age"), threshold)
+
+
+def _group(kind: str, n: int, parts: list[_Kernel]) -> _Kernel:
+    """Kleene all/any, exactly one, at least n (compiler.group_value, column-wise)."""
+    if kind in ("all", "any"):
+        combine = pc.and_kleene if kind == "all" else pc.or_kleene
+
+        def lazy(f: _Frame) -> Mask:
+            value = parts[0](f)
+            for part in parts[1:]:
+                value = combine(value, part(f))
+            return value
+
+        return lazy
+    need = 1 if kind == "exactly_one" else n
+
+    def counted(f: _Frame) -> Mask:
+        values = [p(f) for p in parts]
+        true = _sum(pc.cast(pc.fill_null(v, False), pa.int32()) for v in values)
+        unknown = _sum(pc.cast(pc.is_null(v), pa.int32()) for v in values)
+        yes = pc.greater_equal(true, need)
+        if kind == "exactly_one":
+            yes = pc.and_(yes, pc.equal(unknown, 0))
+            no = pc.or_(pc.greater(true, 1), pc.less(pc.add(true, unknown), need))
+        else:
+            no = pc.less(pc.add(true, unknown), need)
+        # True when `yes`, else False when `no`, else unknown.
+        return pc.if_else(yes, True, pc.if_else(no, False, pa.scalar(None, pa.bool_())))
+
+    return counted
+
+
+def _sum(arrays: Iterable[Arr]) -> Arr:
+    total = None
+    for a in arrays:
+        total = a if total is None else pc.add(total, a)
+    return total
+
+
+# --- the pack, compiled --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    """What the vectorised path needs of one service line: service, commissioners, policies."""
+
+    code: str
+    service_id: str
+    entries: tuple[ast.CommissionerEntry, ...]  # best first: latest start, scoped before not
+    policies: tuple[_Policy, ...]
+
+
+@dataclass(frozen=True)
+class _Policy:
+    """A policy version as the vectorised path runs it on rows that give no facts."""
+
+    start: dt.date
+    end: dt.date
+    applies: _Kernel | None  # None: applies to every activity of its lines
+    criteria: _Kernel | None  # None: no criteria, the met outcome
+    supported: bool  # both conditions compiled (else its rows take the row path)
+    met: tuple[str, str, str, str]  # (policy id, version, eligibility, route)
+    not_met: tuple[str, str, str, str]
+    decl: ast.PolicyDecl
+
+
+@dataclass
+class BatchCounts:
+    """Rows per evaluator in one batch."""
+
+    columnar: int = 0
+    row: int = 0
+
+
+class ColumnarPack:
+    """A policy set compiled for record batches (built once; cloudpickle ships it to Spark)."""
+
+    def __init__(self, policy_set: PolicySet) -> None:
+        self.policy_set = policy_set
+        checked = policy_set.checked
+        self.covers_from = policy_set.covers_from
+        compiler = _ConditionCompiler(checked.codesets)
+        self.rules = [compiler.compile(r.decl.when) for r in policy_set.rule_index.rules]
+        self.rule_lines = [r.decl.line for r in policy_set.rule_index.rules]
+        self.vectorised_rules = sum(k is not None for k in self.rules)
+        self.lines = {code: self._line(code) for code in dict.fromkeys(self.rule_lines)}
+        index = policy_set.rule_index
+        # Rows none of whose codes reach a rule skip the rules (RuleIndex.candidates' test);
+        # only possible when every rule is filed under a code.
+        self.reach: dict[str, CodeSet] | None = None
+        if not index.unindexed:
+            self.reach = {
+                d: CodeSet(d, _DIM_SYSTEM[d], frozenset(index.index[d]), tuple(sorted(
+                    index.lengths[d])))
+                for d in index.index
+                if index.index[d]
+            }
+        self._decider: RowDecider | None = None
+
+    def _line(self, code: str) -> _Line:
+        service = self.policy_set.checked.line_service[code]
+        # Best first, the order `PolicySet._commissioner` prefers: latest start, then scoped;
+        # among equals the first written (a stable sort).
+        entries = _stable_desc(service.commissioners)
+        policies = []
+        # Only rows without facts or attestations come this way: fact clauses are unknown.
+        compiler = _ConditionCompiler(self.policy_set.checked.codesets, facts_absent=True)
+        for policy in self.policy_set.by_line.get(code, ()):
+            decl, info = policy.decl, policy.info
+            applies = compiler.compile(decl.applies) if decl.applies else None
+            criteria = compiler.compile(decl.criteria) if decl.criteria else None
+            supported = (decl.applies is None or applies is not None) and (
+                decl.criteria is None or criteria is not None
+            )
+            met = decl.met or ast.Outcome("eligible")
+            failed = decl.not_met or ast.Outcome("not_eligible")
+            policies.append(_Policy(
+                policy.start, policy.end, applies, criteria, supported,
+                (info.id, str(info.version), met.eligibility, met.route or ""),
+                (info.id, str(info.version), failed.eligibility, failed.route or ""),
+                decl,
+            ))
+        return _Line(code, service.id, tuple(entries), tuple(policies))
+
+    @property
+    def decider(self) -> RowDecider:
+        """The row evaluator over the canonical column order (built on first use)."""
+        if self._decider is None:
+            self._decider = RowDecider(self.policy_set, Layout.from_header(COLUMNS))
+        return self._decider
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_decider"] = None
+        return state
+
+
+    # --- classification ---------------------------------------------------------------------
+
+    def classify(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Every row of `batch` with its result columns, `REASON` and `PATH`."""
+        n = batch.num_rows
+        missing = [c for c in COLUMNS if c not in batch.schema.names]
+        if missing:
+            raise ValueError("missing column(s): " + ", ".join(missing))
+        if n == 0:
+            return _assemble(batch, [], pa.array([], pa.int32()), pa.array([], pa.string()),
+                             pa.array([], pa.string()))
+        columns = {c: batch.column(c) for c in COLUMNS}
+        frame = _Frame(columns, self.covers_from)
+        table: list[tuple[str, ...]] = [NO_SERVICE]
+        outcome = _full(n, 0, pa.int32())
+        sure = frame.sure
+        fallback = pc.invert(sure)
+        chosen = sure if self.reach is None else pc.and_(sure, self._reaches(frame))
+        candidates = pc.indices_nonzero(chosen)
+        if len(candidates):
+            frame.take(candidates)
+            ids, sub_fallback = self._decide_rows(frame, table)
+            outcome = pc.replace_with_mask(outcome, chosen, ids.cast(pa.int32()))
+            fallback = pc.or_(fallback, _spread_mask(chosen, sub_fallback))
+        reasons = pa.nulls(n, pa.string())
+        if pc.any(fallback).as_py():
+            outcome, reasons = self._row_path(batch, fallback, outcome, table)
+        path = pc.if_else(fallback, ROW, COLUMNAR)
+        return _assemble(batch, table, outcome, reasons, path)
+
+    def _reaches(self, frame: _Frame) -> Mask:
+        """Rows one of whose codes is filed under some rule (before `take`)."""
+        assert self.reach is not None
+        found = _full(frame.n, False, pa.bool_())
+        for dimension, keys in self.reach.items():
+            matcher = _set_matcher(keys)
+            if dimension == "treatment function":
+                entries = frame.values["treatment_function"][0]
+                hit = pc.fill_null(pc.is_in(entries, value_set=pa.array(sorted(keys.keys))), False)
+                found = pc.or_(found, frame.spread("treatment_function", hit))
+                continue
+            for column in _DIM_COLUMNS[dimension]:
+                hit = frame.codes[column].member(matcher)
+                found = pc.or_(found, frame.spread(column, hit))
+        return found
+
+    def _decide_rows(self, frame: _Frame, table: list[tuple[str, ...]]) -> tuple[Arr, Mask]:
+        """Outcome ids (into `table`) for the frame's rows, and which need the row path."""
+        winner = _full(frame.n, -1, pa.int32())  # -1: no rule, -2: row path
+        for position in range(len(self.rules) - 1, -1, -1):
+            kernel = self.rules[position]
+            if kernel is None:  # a rule this module cannot express: from here, the row path
+                winner = pc.if_else(pc.equal(winner, -1), -2, winner)
+                continue
+            fires = pc.fill_null(kernel(frame), False)
+            winner = pc.if_else(fires, position, winner)
+        fallback = pc.equal(winner, -2)
+        ids = _full(frame.n, 0, pa.int32())
+        day = frame.value("activity_date")
+        for position in pc.unique(winner).to_pylist():
+            if position < 0:
+                continue
+            mask = pc.equal(winner, position)
+            line = self.lines[self.rule_lines[position]]
+            sub_ids, sub_fallback = self._line_outcomes(
+                position, line, frame, pc.indices_nonzero(mask), day, table
+            )
+            ids = pc.replace_with_mask(ids, mask, sub_ids.cast(pa.int32()))
+            fallback = pc.or_(fallback, _spread_mask(mask, sub_fallback))
+        return ids, fallback
+
+    def _result(self, position: int, line: _Line, at: int, which: int) -> tuple[str, ...]:
+        """The result columns for rule `position`, commissioner entry `at`, policy code."""
+        entry = line.entries[at] if at >= 0 else None
+        who = entry.outcome if entry else "icb_core"
+        chosen = line.policies[which // 2] if which >= 0 else None
+        checked = self.policy_set.checked
+        rests_on = self.policy_set.provenance.rests_on(
+            self.policy_set.rule_index.rules[position].decl, checked.line_service[line.code],
+            checked.lines[line.code], entry, chosen.decl if chosen else None,
+        )
+        verified = "true" if all(item.verified for item in rests_on) else "false"
+        if chosen is None:
+            return (who, line.service_id, line.code, "", "", "not_applicable", "", "", verified)
+        pid, version, eligibility, route = chosen.not_met if which % 2 else chosen.met
+        return (who, line.service_id, line.code, pid, version, eligibility, route, "", verified)
+
+    def _line_outcomes(
+        self, position: int, line: _Line, frame: _Frame, rows: Arr, day: Arr,
+        table: list[tuple[str, ...]],
+    ) -> tuple[Arr, Mask]:
+        """Commissioner and policy outcome for rows identified by rule `position`."""
+        day = pc.take(day, rows)
+        region = pc.take(frame.value("region"), rows)
+        icb = pc.take(frame.value("icb"), rows)
+        # The commissioner entry in force (its index among `line.entries`; -1: none).
+        entry_at = _full(len(rows), -1, pa.int32())
+        for j in range(len(line.entries) - 1, -1, -1):  # best last: it overrides
+            entry = line.entries[j]
+            applies = pc.less_equal(pa.scalar(entry.start, pa.date32()), day)
+            if entry.scope_kind is not None:
+                scope = region if entry.scope_kind == "region" else icb
+                inside = pc.fill_null(pc.is_in(scope, value_set=pa.array(entry.scope_values)),
+                                      False)
+                applies = pc.and_(applies, inside)
+            entry_at = pc.if_else(applies, j, entry_at)
+        policy = self._policies(line, frame, rows, day)
+        fallback = pc.equal(policy, -2)
+        # One small table row per distinct (commissioner entry, policy) among these rows.
+        key = pc.add(pc.multiply(pc.add(entry_at, 1), 1 << 16),
+                     pc.add(pc.cast(policy, pa.int32()), 2))
+        encoded = pc.dictionary_encode(key)
+        base = len(table)
+        for k in encoded.dictionary.to_pylist():
+            table.append(self._result(position, line, (k >> 16) - 1, (k & 0xFFFF) - 2))
+        ids = pc.add(pc.cast(encoded.indices, pa.int32()), base)
+        return ids, fallback
+
+    @staticmethod
+    def _policies(line: _Line, frame: _Frame, rows: Arr, day: Arr) -> Arr:
+        """Per row: 2i (policy i met), 2i+1 (not met), -1 (none applies), -2 (row path).
+
+        As `PolicySet._select_policy` then `_apply`: the first policy in force whose
+        applicability is not false answers; an unknown applicability or unknown criteria need
+        the missing inputs listed, which the row evaluator does.
+        """
+        n = len(rows)
+        code = _full(n, -1, pa.int32())
+        choosing = _full(n, True, pa.bool_())
+        for i, policy in enumerate(line.policies):
+            in_force = pc.and_(pc.less_equal(pa.scalar(policy.start, pa.date32()), day),
+                               pc.less_equal(day, pa.scalar(policy.end, pa.date32())))
+            here = pc.and_(choosing, in_force)
+            if not pc.any(here).as_py():
+                continue
+            if not policy.supported:
+                code = pc.if_else(here, -2, code)
+                choosing = pc.and_(choosing, pc.invert(here))
+                continue
+            applies = _full(n, True, pa.bool_()) if policy.applies is None else pc.take(
+                policy.applies(frame), rows)
+            taken = pc.and_(here, pc.invert(_false(applies)))
+            code = pc.if_else(pc.and_(here, pc.is_null(applies)), -2, code)
+            yes = pc.and_(here, _true(applies))
+            if policy.criteria is None:
+                code = pc.if_else(yes, 2 * i, code)
+            else:
+                met = pc.take(policy.criteria(frame), rows)
+                code = pc.if_else(pc.and_(yes, _true(met)), 2 * i, code)
+                code = pc.if_else(pc.and_(yes, _false(met)), 2 * i + 1, code)
+                code = pc.if_else(pc.and_(yes, pc.is_null(met)), -2, code)
+            choosing = pc.and_(choosing, pc.invert(taken))
+        return code
+
+    def _row_path(
+        self, batch: pa.RecordBatch, mask: Mask, outcome: Arr, table: list[tuple[str, ...]]
+    ) -> tuple[Arr, Arr]:
+        """Decide the rows of `mask` one by one with the row evaluator (the API's path)."""
+        rows = pc.indices_nonzero(mask)
+        picked = [
+            pc.fill_null(pc.take(batch.column(c), rows).cast(pa.string()), "").to_pylist()
+            for c in COLUMNS
+        ]
+        seen: dict[tuple[str, ...], int] = {}
+        ids: list[int | None] = []
+        reasons: list[str | None] = []
+        decide = self.decider.decide
+        for fields in zip(*picked, strict=True):
+            try:
+                result = decide(list(fields))
+            except RowError as exc:
+                reasons.append(str(exc))
+                ids.append(None)
+                continue
+            if result not in seen:
+                seen[result] = len(table)
+                table.append(result)
+            ids.append(seen[result])
+            reasons.append(None)
+        outcome = pc.replace_with_mask(outcome, mask, pa.array(ids, pa.int32()))
+        n = len(mask)
+        return outcome, pc.replace_with_mask(pa.nulls(n, pa.string()), mask,
+                                             pa.array(reasons, pa.string()))
+
+
+_DIM_SYSTEM = {
+    "dominant procedure": "opcs4",
+    "primary diagnosis": "icd10",
+    "any procedure": "opcs4",
+    "any diagnosis": "icd10",
+    "any drug": "drug",
+    "treatment function": "tf",
+}
+_DIM_COLUMNS = {d: _CODE_SELECTORS.get(d, ()) for d in _DIM_SYSTEM}
+
+
+def _stable_desc(entries: Sequence[ast.CommissionerEntry]) -> list[ast.CommissionerEntry]:
+    """Best first; among equal keys the first written stays first (as `best` keeps it)."""
+    keyed = sorted(
+        range(len(entries)),
+        key=lambda i: ((entries[i].start, entries[i].scope_kind is not None), -i),
+        reverse=True,
+    )
+    return [entries[i] for i in keyed]
+
+
+def _full(n: int, value: Any, kind: Any) -> Arr:
+    """An array of n copies of `value`."""
+    return pa.repeat(pa.scalar(value, kind), n)
+
+
+def _spread_mask(where: Mask, values: Mask) -> Mask:
+    """A mask as long as `where`: `values` in order at its True positions, False elsewhere."""
+    return pc.replace_with_mask(_full(len(where), False, pa.bool_()), where, values)
+
+
+def _assemble(
+    batch: pa.RecordBatch, table: list[tuple[str, ...]], outcome: Arr, reasons: Arr, path: Arr
+) -> pa.RecordBatch:
+    """Input columns, result columns (taken from the outcome table), reason, path."""
+    arrays = list(batch.columns)
+    names = list(batch.schema.names)
+    for i, name in enumerate(RESULT_COLUMNS):
+        values = pa.array([row[i] for row in table], pa.string())
+        arrays.append(pc.take(values, outcome) if len(table) else pa.array([], pa.string()))
+        names.append(name)
+    return pa.RecordBatch.from_arrays([*arrays, reasons, path], names=[*names, REASON, PATH])
+
+
+__all__ = ["COLUMNAR", "LINE", "PATH", "REASON", "ROW", "BatchCounts", "ColumnarPack"]

@@ -1,0 +1,319 @@
+"""Activity files as Arrow record batches: CSV and Parquet, chosen by the file's extension.
+
+In: a path (`.csv`, `.parquet` / `.pq`). Out: the header, then `Chunk`s — a record batch of
+the file's columns (plus `columnar.LINE`, the row's line number) and the rows that could not
+be read at all — streamed in pieces of bounded size, so memory stays constant whatever the
+file. Writers take record batches and append them to a CSV or Parquet file.
+
+CSV is read line by line, as a broken extract needs, by the one definition of what a physical
+line is — `lines.records`, which the row path uses too: one line is one record, and a line it
+cannot read (bad UTF-8, NUL, lone CR, an unclosed quote, over-long, empty) or with the wrong
+field count becomes one reject with its line number and reason. A short line keeps its fields
+as read; any other keeps the line (as `lines.shown` shows it) in the first input column. A
+clean block — one `lines.records` would read by a plain comma split — goes through pyarrow's
+parser with quoting off, which reads it the same way, much faster; any other block goes
+through `lines.records`. Parquet rows are
+numbered as the same rows would be in a CSV with a header (first row: line 2), so the two
+formats give the same rejects.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from chalicelib.batch.columnar import LINE
+from chalicelib.batch.lines import (
+    MAX_LINE_CHARS,
+    HeaderProblem,
+    Record,
+    header_fields,
+    records,
+    shown,
+    width_problem,
+)
+from chalicelib.batch.parallel import iter_blocks, split_header
+
+Arr = Any
+REJECT_COLUMNS = ("line", "reason")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+ROW_GROUP = 1 << 16
+# Bytes of CSV per piece (about 130,000 activity rows): the core's cost per batch is mostly
+# per call, not per row, so pieces are large; a few are in flight at once.
+CSV_BLOCK = 16 << 20
+
+
+class FormatError(Exception):
+    """The file cannot be read at all (extension, header, encoding): exit 2, one line."""
+
+
+def format_of(path: str | Path) -> str:
+    """`csv` or `parquet`, from the extension; `FormatError` for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    raise FormatError(f"`{path}`: unknown file type `{suffix or '(none)'}` "
+                      "(use .csv, .parquet or .pq)")
+
+
+Broken = tuple[int, str, list[str]]  # (line, reason, cells as kept)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of an input file: the rows read, and the lines that could not be."""
+
+    batch: pa.RecordBatch  # the file's columns (text for CSV) and LINE
+    broken: tuple[Broken, ...]
+    size: int  # bytes of input it covers (for progress)
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+
+def csv_header(header_bytes: bytes) -> list[str]:
+    """The header line's column names (`lines.header_fields`); `FormatError` when unreadable."""
+    try:
+        return [h.strip() for h in header_fields(header_bytes)]
+    except HeaderProblem as exc:
+        raise FormatError(str(exc)) from None
+
+
+def open_csv(source: BinaryIO) -> tuple[list[str], Iterator[bytes]]:
+    """The header and the blocks of whole lines after it."""
+    header_bytes, blocks = split_header(iter_blocks(source, CSV_BLOCK))
+    return csv_header(header_bytes), blocks
+
+
+def csv_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
+    """Parse one block of whole lines starting at `first_line`."""
+    if _clean(block):
+        try:
+            return _arrow_chunk(block, first_line, header)
+        except pa.ArrowInvalid:
+            pass  # e.g. bad UTF-8: `lines.records` names the line
+    return _lines_chunk(block, first_line, header)
+
+
+def _clean(block: bytes) -> bool:
+    """True when `lines.records` would read every line of `block` by a plain comma split (no
+    quotes, NUL or lone CR, no empty or over-long line), so pyarrow, quoting off, reads it the
+    same way. Lengths are counted in bytes, never fewer than characters: a doubtful block
+    goes line by line."""
+    if b'"' in block or b"\0" in block or block.count(b"\r") != block.count(b"\r\n"):
+        return False
+    if b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")):
+        return False  # pyarrow reads an empty line as a row of empty cells
+    return len(block) <= MAX_LINE_CHARS or max(map(len, block.split(b"\n"))) <= MAX_LINE_CHARS
+
+
+def _arrow_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
+    """A clean block through pyarrow's parser; lines with the wrong field count are read
+    again by `lines.records` for their reject."""
+    skipped: list[int] = []
+
+    def invalid(row: Any) -> str:
+        skipped.append(row.number - 1)
+        return "skip"
+
+    width = len(header)
+    names = [f"c{i}" for i in range(width)]  # header names may repeat or be empty
+    table = pacsv.read_csv(
+        io.BytesIO(block),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False,
+                                       block_size=max(len(block), 1 << 20)),
+        parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=invalid,
+                                         ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    broken: list[Broken] = []
+    if skipped:
+        raws = block.split(b"\n")
+        for n in skipped:
+            broken += _broken(records(raws[n], first_line + n), width)
+    lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    gone = {first_line + n for n in skipped}
+    numbers = [n for n in range(first_line, first_line + lines) if n not in gone]
+    arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
+    batch = pa.RecordBatch.from_arrays([*arrays, pa.array(numbers, pa.int64())],
+                                       names=[*header, LINE])
+    return Chunk(batch, tuple(broken), len(block))
+
+
+def _lines_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
+    """One line at a time by `lines.records`, the reference reading of a CSV line."""
+    width = len(header)
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    broken: list[Broken] = []
+    for record in records(block, first_line):
+        if record[2] is None and len(record[1]) == width:
+            rows.append(record[1])
+            numbers.append(record[0])
+        else:
+            broken += _broken([record], width)
+    columns = [pa.array([r[i] for r in rows], pa.string()) for i in range(width)]
+    batch = pa.RecordBatch.from_arrays([*columns, pa.array(numbers, pa.int64())],
+                                       names=[*header, LINE])
+    return Chunk(batch, tuple(broken), len(block))
+
+
+def _broken(read: Iterable[Record], width: int) -> Iterator[Broken]:
+    """The rejects among `read`: a line `lines.records` could not read keeps what it gave (the
+    line as shown); one with the wrong field count keeps its fields when they fit under the
+    header, else the whole line in the first column (a columnar reject has the header's width)."""
+    for at, fields, problem, raw in read:
+        problem = problem or width_problem(len(fields), width)
+        if problem is None:
+            continue
+        if len(fields) > width:
+            fields = [shown(raw if raw is not None else _csv_text(fields))]
+        yield at, problem, fields
+
+
+def _csv_text(fields: list[str]) -> str:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="").writerow(fields)
+    return text.getvalue()
+
+
+# --- Parquet ----------------------------------------------------------------------------
+
+
+def parquet_file(path: str | Path) -> pq.ParquetFile:
+    """Open a Parquet file; `FormatError` when it is not one."""
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise FormatError(f"`{path}` is not a Parquet file ({exc})") from None
+
+
+def parquet_chunks(path: str | Path, group: int, first_row: int) -> Iterator[Chunk]:
+    """The rows of one row group, in pieces; `first_row` is its first row's index in the file."""
+    handle = parquet_file(path)
+    size = handle.metadata.row_group(group).total_byte_size
+    line = first_row + 2
+    for batch in handle.iter_batches(batch_size=2 * ROW_GROUP, row_groups=[group]):
+        numbers = pa.array(range(line, line + batch.num_rows), pa.int64())
+        line += batch.num_rows
+        yield Chunk(batch.append_column(LINE, numbers), (), size)
+        size = 0
+
+
+def row_group_starts(handle: pq.ParquetFile) -> list[tuple[int, int]]:
+    """(row group, index of its first row) for every row group."""
+    starts, row = [], 0
+    for group in range(handle.metadata.num_row_groups):
+        starts.append((group, row))
+        row += handle.metadata.row_group(group).num_rows
+    return starts
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Dictionary columns decoded (writers and readers of every format agree on plain text)."""
+    if not any(pa.types.is_dictionary(f.type) for f in batch.schema):
+        return batch
+    arrays = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c
+              for c in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def csv_bytes(batch: pa.RecordBatch) -> bytes:
+    """Rows as CSV without a header, quoting only where a value needs it."""
+    batch = _plain(batch)
+    if batch.num_rows == 0:
+        return b""
+    needs_quotes = any(
+        (pa.types.is_string(c.type) or pa.types.is_large_string(c.type))
+        and pc.any(pc.match_substring_regex(c, '[",\r\n]')).as_py()
+        for c in batch.columns
+    )
+    if needs_quotes:  # rare: the whole batch through csv.writer, which quotes per value
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        columns = [c.to_pylist() for c in batch.columns]
+        writer.writerows([("" if v is None else v) for v in row] for row in zip(*columns,
+                                                                                 strict=True))
+        return text.getvalue().encode("utf-8")
+    out = io.BytesIO()
+    pacsv.write_csv(batch, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    return out.getvalue()
+
+
+def csv_header_bytes(names: Sequence[str]) -> bytes:
+    """The header line as csv.writer writes it."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerow(names)
+    return text.getvalue().encode("utf-8")
+
+
+class Writer:
+    """Appends record batches to one output file, CSV or Parquet by its extension."""
+
+    def __init__(self, path: str | Path, kind: str | None = None) -> None:
+        self.path = Path(path)
+        self.kind = kind or format_of(path)
+        self._csv: BinaryIO | None = None
+        self._parquet: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append `batch` (the first batch fixes the columns)."""
+        batch = _plain(batch)
+        if self.kind == "csv":
+            if self._csv is None:
+                self._csv = self.path.open("wb")
+                self._csv.write(csv_header_bytes(batch.schema.names))
+            self._csv.write(csv_bytes(batch))
+        else:
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, batch.schema)
+            if batch.num_rows:
+                self._parquet.write_batch(batch, row_group_size=ROW_GROUP)
+        self.rows += batch.num_rows
+
+    def write_csv_bytes(self, names: Sequence[str], data: bytes) -> None:
+        """Append rows already encoded as CSV (by a worker)."""
+        if self._csv is None:
+            self._csv = self.path.open("wb")
+            self._csv.write(csv_header_bytes(names))
+        self._csv.write(data)
+
+    def close(self, schema: pa.Schema) -> None:
+        """Finish the file; an empty run still writes the header / schema."""
+        if self.kind == "csv":
+            if self._csv is None:
+                self._csv = self.path.open("wb")
+                self._csv.write(csv_header_bytes(schema.names))
+            self._csv.close()
+        else:
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, _plain_schema(schema))
+            self._parquet.close()
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([
+        pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+        for f in schema
+    ])

@@ -1,0 +1,287 @@
+"""`pss batch --engine local`: files in, files out, through the columnar core on every core.
+
+In: an input path (CSV or Parquet), an output path and a rejects path (each CSV or Parquet by
+its extension), a compiled `ColumnarPack`, an optional SUS profile and a worker count. Out:
+the classified file (every input column, then `rows.RESULT_COLUMNS`), the rejects file
+(`line`, `reason`, then the input columns) and a `Summary`. Every row read is written to
+exactly one of the two: rows in = rows out + rejects.
+
+CSV is cut into blocks of whole lines, Parquet into row groups; forked workers parse, classify
+and encode a piece each and the parent writes them in input order, a few pieces in flight at
+once, so memory stays constant whatever the file size.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chalicelib.batch.classify import InputError, Key, Progress, Summary
+from chalicelib.batch.columnar import LINE, PATH, REASON, ColumnarPack
+from chalicelib.batch.formats import (
+    REJECT_COLUMNS,
+    Chunk,
+    FormatError,
+    Writer,
+    csv_bytes,
+    csv_chunk,
+    format_of,
+    open_csv,
+    parquet_chunks,
+    parquet_file,
+    row_group_starts,
+)
+from chalicelib.batch.parallel import run_ordered
+from chalicelib.batch.profiles import Profile, ProfileError
+from chalicelib.batch.rows import RESULT_COLUMNS, HeaderError, Layout
+
+Arr = Any
+
+
+@dataclass(frozen=True)
+class Piece:
+    """What a worker sends back for one piece: encoded output and its counts."""
+
+    out: bytes  # CSV rows, or an Arrow IPC stream (Parquet output)
+    rejects: bytes
+    rows: int
+    rejected: int
+    counts: Counter[Key]
+    paths: Counter[str]
+    size: int
+
+
+@dataclass
+class Job:
+    """Classifies pieces of one input; runs in the parent or in forked workers."""
+
+    pack: ColumnarPack
+    header: list[str]
+    profile: Profile | None
+    out_kind: str
+    rejects_kind: str
+    schemas: dict[str, pa.Schema] = field(default_factory=dict)
+
+    def split(self, chunk: Chunk) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter[str]]:
+        """(classified rows, rejected rows, rows per evaluator) of one chunk."""
+        own = chunk.batch.drop_columns([LINE])
+        canonical = self.profile.canonical(own) if self.profile else own
+        out, rejects, paths = split_decided(own, self.pack.classify(canonical),
+                                            pc.cast(chunk.batch.column(LINE), pa.string()))
+        if chunk.broken:
+            rejects = _with_broken(rejects, chunk.broken, own.schema)
+        return out, rejects, paths
+
+    def __call__(self, chunks: Iterator[Chunk] | Chunk, _number: int = 0) -> Piece:
+        """Classify and encode the chunks of one piece."""
+        outs: list[bytes] = []
+        rejs: list[bytes] = []
+        counts: Counter[Key] = Counter()
+        paths: Counter[str] = Counter()
+        rows = rejected = size = 0
+        for chunk in [chunks] if isinstance(chunks, Chunk) else chunks:
+            out, rejects, chunk_paths = self.split(chunk)
+            rows += out.num_rows + rejects.num_rows
+            rejected += rejects.num_rows
+            size += chunk.size
+            paths.update(chunk_paths)
+            counts.update(_counts(out))
+            outs.append(_encode(out, self.out_kind))
+            rejs.append(_encode(rejects, self.rejects_kind))
+        return Piece(b"".join(outs), b"".join(rejs), rows, rejected, counts, paths, size)
+
+
+def encode_piece(
+    out: pa.RecordBatch, rejects: pa.RecordBatch, paths: Counter[str], kinds: tuple[str, str]
+) -> Piece:
+    """One piece ready for `write_pieces`: encoded for the output and rejects formats."""
+    rows = out.num_rows + rejects.num_rows
+    return Piece(_encode(out, kinds[0]), _encode(rejects, kinds[1]), rows, rejects.num_rows,
+                 _counts(out), paths, 0)
+
+
+def split_decided(
+    own: pa.RecordBatch, decided: pa.RecordBatch, line: Arr
+) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter[str]]:
+    """The input rows with their decision, split into classified and rejected rows.
+
+    `own`: the rows as read; `decided`: the core's answer for them, row for row; `line`: each
+    row's line number as text (empty when unknown, as under Spark).
+    """
+    rejected = pc.is_valid(decided.column(REASON))
+    paths: Counter[str] = Counter(
+        {k: v for k, v in _value_counts(decided.column(PATH)).items() if k}
+    )
+    results = [decided.column(c) for c in RESULT_COLUMNS]
+    out = pa.RecordBatch.from_arrays(
+        [*own.columns, *results], names=[*own.schema.names, *RESULT_COLUMNS]
+    ).filter(pc.invert(rejected))
+    rejects = pa.RecordBatch.from_arrays(
+        [line, decided.column(REASON), *own.columns],
+        names=[*REJECT_COLUMNS, *own.schema.names],
+    ).filter(rejected)
+    return out, rejects, paths
+
+
+def _value_counts(column: Arr) -> dict[str, int]:
+    counted = pc.value_counts(column)
+    return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(),
+                    strict=True))
+
+
+def _counts(out: pa.RecordBatch) -> Counter[Key]:
+    """Rows per (commissioner, service line, eligibility)."""
+    if not out.num_rows:
+        return Counter()
+    table = pa.Table.from_batches([out]).group_by(
+        ["commissioner", "service_line", "eligibility"]
+    ).aggregate([([], "count_all")])
+    keys = zip(*(table.column(c).to_pylist() for c in
+                 ("commissioner", "service_line", "eligibility")), strict=True)
+    return Counter(dict(zip(keys, table.column("count_all").to_pylist(), strict=True)))
+
+
+def _with_broken(
+    rejects: pa.RecordBatch, broken: tuple[tuple[int, str, list[str]], ...], schema: pa.Schema
+) -> pa.RecordBatch:
+    """Rejects plus the lines that could not be read, in line order."""
+    width = len(schema.names)
+    cells = [b[2] + [""] * (width - len(b[2])) for b in broken]
+    columns: list[list[str]] = [[str(b[0]) for b in broken], [b[1] for b in broken]]
+    columns += [[c[i] for c in cells] for i in range(width)]
+    extra = pa.RecordBatch.from_arrays(
+        [pa.array(c, pa.string()) for c in columns], names=rejects.schema.names
+    )
+    both = pa.Table.from_batches([rejects, extra.cast(rejects.schema)])
+    order = pc.sort_indices(pc.cast(both.column("line"), pa.int64()))
+    return both.take(order).combine_chunks().to_batches()[0] if both.num_rows else rejects
+
+
+def _encode(batch: pa.RecordBatch, kind: str) -> bytes:
+    if kind == "csv":
+        return csv_bytes(batch)
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, batch.schema) as stream:
+        stream.write_batch(batch)
+    return sink.getvalue()
+
+
+def _decode(data: bytes) -> Iterator[pa.RecordBatch]:
+    """The batches of the IPC streams `_encode` wrote back to back."""
+    source = pa.BufferReader(data)
+    while source.tell() < len(data):
+        reader = pa.ipc.open_stream(source)
+        yield from reader
+
+
+def _check_header(header: list[str], profile: Profile | None) -> None:
+    try:
+        if profile:
+            profile.check(header)
+        else:
+            Layout.from_header(header)
+    except (HeaderError, ProfileError) as exc:
+        prefix = "" if profile else "not an activity file: "
+        raise InputError(prefix + str(exc)) from None
+
+
+def classify_files(
+    source: Path,
+    output: Path,
+    rejects: Path,
+    pack: ColumnarPack,
+    profile: Profile | None = None,
+    workers: int = 1,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Summary:
+    """Classify `source` into `output` and `rejects`; `InputError` for an unusable file."""
+    start = clock()
+    try:
+        kinds = format_of(source), format_of(output), format_of(rejects)
+    except FormatError as exc:
+        raise InputError(str(exc)) from None
+    summary = Summary()
+    with source.open("rb") as handle:
+        try:
+            if kinds[0] == "csv":
+                header, blocks = open_csv(handle)
+                _check_header(header, profile)
+                job = Job(pack, header, profile, kinds[1], kinds[2])
+
+                def parse(block: bytes, line: int) -> Piece:
+                    return job(csv_chunk(block, line, header))
+
+                pieces = run_ordered(_numbered(blocks), parse, workers)
+                schema = pa.schema([pa.field(h, pa.string()) for h in header])
+            else:
+                meta = parquet_file(source)
+                schema = meta.schema_arrow
+                header = list(schema.names)
+                _check_header(header, profile)
+                job = Job(pack, header, profile, kinds[1], kinds[2])
+                path = str(source)
+
+                def groups(group: int, first: int) -> Piece:
+                    return job(parquet_chunks(path, group, first))
+
+                pieces = run_ordered(iter(row_group_starts(meta)), groups, workers)
+            write_pieces(pieces, schema, output, rejects, kinds, summary, progress)
+        except FormatError as exc:
+            raise InputError(str(exc)) from None
+    summary.seconds = clock() - start
+    return summary
+
+
+def _numbered(blocks: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
+    line = 2
+    for block in blocks:
+        yield block, line
+        line += block.count(b"\n")
+
+
+def write_pieces(
+    pieces: Iterator[Piece],
+    schema: pa.Schema,
+    output: Path,
+    rejects: Path,
+    kinds: tuple[str, str, str],
+    summary: Summary,
+    progress: Progress | None,
+) -> None:
+    names = list(schema.names)
+    out_schema = pa.schema([*schema, *(pa.field(c, pa.string()) for c in RESULT_COLUMNS)])
+    rej_schema = pa.schema([pa.field(c, pa.string()) for c in REJECT_COLUMNS] + list(schema))
+    out_writer, rej_writer = Writer(output, kinds[1]), Writer(rejects, kinds[2])
+    for piece in pieces:
+        for writer, data, columns in (
+            (out_writer, piece.out, [*names, *RESULT_COLUMNS]),
+            (rej_writer, piece.rejects, [*REJECT_COLUMNS, *names]),
+        ):
+            if writer.kind == "csv":
+                writer.write_csv_bytes(columns, data)
+            else:
+                for batch in _decode(data):
+                    writer.write(batch)
+        summary.rows_in += piece.rows
+        summary.rows_out += piece.rows - piece.rejected
+        summary.rejects += piece.rejected
+        summary.counts.update(piece.counts)
+        summary.paths.update(piece.paths)
+        if progress is not None:
+            progress.update(piece.rows, piece.size)
+    if progress is not None:
+        progress.close()
+    out_writer.close(out_schema)
+    rej_writer.close(rej_schema)
+
+
+__all__ = ["Job", "Piece", "classify_files", "encode_piece", "split_decided", "write_pieces"]
