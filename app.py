@@ -133,8 +133,13 @@ def openapi() -> Response:
 
 @app.route("/v1/what-if", methods=["POST"], authorizer=caller)
 def what_if() -> Response:
-    """Decide cases under the served pack and under it with some files changed."""
-    return _answer("POST /v1/what-if", lambda r: wiring.current().what_if.run(r.json()))
+    """Decide cases under the served pack and under it with some files changed.
+
+    It compiles policy text the caller sends, so it takes the deciding scope: a read-only or
+    audit-only token may not run it.
+    """
+    return _answer("POST /v1/what-if",
+                   requires(WRITES, lambda r: wiring.current().what_if.run(r.json())))
 
 
 @app.lambda_function(name="classify_upload")

@@ -248,6 +248,18 @@ def test_prod_rest_api_takes_oauth_bearer_tokens_with_scopes(prod: Client) -> No
     assert prod.http.get(f"/v1/decisions/{decision_id}", headers=reader).status_code == 200
 
 
+def test_what_if_compiles_caller_text_so_it_needs_the_deciding_scope(prod: Client) -> None:
+    body = json.dumps({"files": {"policies/note.pss": "# a what-if adds a comment\n"},
+                       "cases": [referral()]})
+    for scopes in ("decisions:read", "audit:read"):
+        refused = prod.http.post("/v1/what-if", headers=bearer(oauth_token(scopes)), body=body)
+        assert refused.status_code == 403, refused.body
+        assert json.loads(refused.body)["error"]["code"] == "insufficient_scope"
+    allowed = prod.http.post("/v1/what-if", headers=bearer(oauth_token("decisions:write")),
+                             body=body)
+    assert allowed.status_code == 200, allowed.body
+
+
 @pytest.mark.parametrize("changes", [
     {"aud": "https://other.example"}, {"iss": "https://auth-b.example"},
     {"exp": NOW - 60}, {"client_id": None}, {"scope": "openid profile"},
