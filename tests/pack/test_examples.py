@@ -14,6 +14,14 @@ EXAMPLES = ROOT / "examples"
 # file -> (commissioner, line, policy id, eligibility, route)
 WANTED = {
     "tavi.json": ("nhs_england", "NCBPS13A", None, "not_applicable", None),
+    "tavi_prior_approval.json": (
+        "icb_delegated",
+        "NCBPS13A",
+        "NHSE-TAVI-SAVR-PS",
+        "prior_approval",
+        "Blueteq TAVI prior approval form",
+    ),
+    "pemb22_cervical.json": ("icb_delegated", "NCBPS02B", "PEMB22", "prior_approval", "Blueteq PEMB22"),
     "heart_transplant.json": ("nhs_england", "NCBPS01H", None, "not_applicable", None),
     "hip_replacement.json": ("icb_core", None, None, "not_applicable", None),
     "cet5_cetuximab.json": ("icb_delegated", "NCBPS02B", "CET5", "prior_approval", "Blueteq CET5"),
