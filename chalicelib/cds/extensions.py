@@ -149,8 +149,9 @@ def order_update(
     updated["extension"] = [*kept, crd, ours]
     return Action(
         type="update",
-        description=f"Record NHS England commissioning decision {decision.decision_id} "
-        "on the order",
+        # Name who commissions: "NHS England" here would mislead when an ICB pays.
+        description=f"Record commissioning decision {decision.decision_id} "
+        f"({decision.commissioner}) on the order",
         resource=updated,
     )
 

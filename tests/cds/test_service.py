@@ -135,6 +135,9 @@ def test_system_actions_add_crd_coverage_information_and_our_extension(
     actions = body["systemActions"]
     assert [(a["type"], a["resource"]["id"]) for a in actions] == [
         ("update", "tavi-1"), ("update", "cetux-1")]
+    # the action names who commissions, never a fixed "NHS England"
+    assert actions[1]["description"] == (
+        "Record commissioning decision 01JDCDS0002 (nhs_england) on the order")
     cetux = actions[1]["resource"]
     ext = crd(cetux)
     assert ext["url"] == "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/ext-coverage-information"
