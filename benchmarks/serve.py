@@ -59,9 +59,9 @@ class Server:
 
 @contextmanager
 def serve(args: Sequence[str], command: Sequence[str] = SERVE, cwd: Path = ROOT,
-          deadline_s: float = 120) -> Iterator[Server]:
+          deadline_s: float = 120, env: dict[str, str] | None = None) -> Iterator[Server]:
     """Start `command args`, wait for its banner, yield it; SIGINT (then kill) on the way out."""
-    process = subprocess.Popen([*command, "--port", "0", *args], cwd=cwd, text=True,
+    process = subprocess.Popen([*command, "--port", "0", *args], cwd=cwd, text=True, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: queue.Queue[str | None] = queue.Queue()
 

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from benchmarks.serve import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
@@ -58,37 +55,10 @@ def served_studio(tmp: Path) -> Iterator[Served]:
     shutil.copytree(ROOT / "policies", pack, ignore=shutil.ignore_patterns(".ast-cache*"))
     shutil.copytree(ROOT / "examples", tmp / "examples")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PSS_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", "serve", "--port", "0", "--policies", str(pack),
-         "--data", str(tmp / "data")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    url = None
-    try:
-        while url is None:
-            line = lines.get(timeout=120)
-            if line is None:
-                raise AssertionError("pss serve exited early:\n" + "".join(seen))
-            seen.append(line)
-            found = re.search(r"Studio:\s+(http://127\.0\.0\.1:\d+)/studio", line)
-            url = found.group(1) if found else None
-        yield Served(url, pack)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    with serve(["--policies", str(pack), "--data", str(tmp / "data")], env=env) as server:
+        found = re.search(r"Studio:\s+(http://127\.0\.0\.1:\d+)/studio", "".join(server.lines))
+        assert found, "".join(server.lines)
+        yield Served(found.group(1), pack)
 
 
 def require_browser() -> None:
