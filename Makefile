@@ -89,7 +89,7 @@ package: bundle
 schemathesis: $(STAMP)
 	PSS_SCHEMATHESIS_EXAMPLES=500 $(BIN)/python -m pytest tests/e2e/test_schemathesis.py -q
 
-bench: bundle
+bench: package
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements-peers.txt 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -m benchmarks
 

@@ -22,7 +22,6 @@ from chalicelib.api.auth import AUDIT, AUTHORIZATION_HEADER, READ, WRITE
 from chalicelib.api.gateway_auth import credentials_of, reads_every_header
 from chalicelib.api.http import HttpRequest, method_not_allowed, requires
 from chalicelib.api.local_auth import install_if_local
-from chalicelib.api.openapi import document
 from chalicelib.api.replies import Reply
 from chalicelib.api.schemas import OpenApiDocument
 
@@ -126,6 +125,10 @@ def health() -> Response:
 @app.route("/openapi.json", methods=["GET"])
 def openapi() -> Response:
     """The OpenAPI document; no key needed."""
+    # Imported here, not at the top: it pulls in every CDS Hooks model, which a cold start
+    # that serves no CDS call or document should not pay for.
+    from chalicelib.api.openapi import document
+
     return _answer("GET /openapi.json",
                    lambda r: Reply(200, OpenApiDocument.model_validate(
                        document(wiring.current().settings.public_base_url))))

@@ -1,10 +1,15 @@
-"""API benchmarks: cold start of the Lambda module and per-request latency of POST /v1/decisions.
+"""API benchmarks: cold start of the Lambda function and per-request latency of POST /v1/decisions.
 
-Cold start is timed in fresh interpreters (median of 5): `import app` alone, then `import app`
-plus compiling the full national pack (what the first request of a Lambda container pays; the
-design's target is ≤ 300 ms). Per-request latency is p50/p95 over 500 calls through
-`chalice.test.Client` (routing, authorizer, pydantic in and out, the decision, the access log),
-once as a dry run and once recorded in DynamoDB (moto's `mock_aws`). Printed, never asserted.
+Cold start is what a new Lambda container pays before its first answer: `import app`, then
+`import app` plus compiling the full national pack (design section 7: ≤ 250 ms). It is timed
+on the deployment zip itself (`make package` writes `build/package/deployment.zip`, which
+`make bench` builds first), unzipped and imported by a fresh `python -I` that sees only the
+zip's contents, as the Lambda runtime does; the same is then timed in the repository's own
+environment (editable install, every development package), which is slower and is not the
+deployed path. Medians of 9 fresh interpreters. Per-request latency is p50/p95 over 500 calls
+through `chalice.test.Client` (routing, authorizer, pydantic in and out, the decision, the
+access log), once as a dry run and once recorded in DynamoDB (moto's `mock_aws`). Printed,
+never asserted.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,36 +29,50 @@ EXAMPLE = ROOT / "examples" / "cet5_cetuximab.json"
 KEY = "bench-key-0123456789abcdef"
 TABLE = "pss-decisions-bench"
 
-IMPORT_ONLY = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
-IMPORT_AND_COMPILE = (
-    "import time; t = time.perf_counter(); import app; "
-    "from chalicelib.api import wiring; wiring.current().policy_set; "
-    "print(time.perf_counter() - t)"
+DEPLOYMENT_ZIP = ROOT / "build" / "package" / "deployment.zip"
+# Prints two figures in ms: `import app`, then `import app` + the compiled pack.
+COLD_START = (
+    "import sys, time; sys.path.insert(0, {where!r}); t = time.perf_counter(); import app; "
+    "t1 = time.perf_counter(); from chalicelib.api import wiring; wiring.current().policy_set; "
+    "print((t1 - t) * 1000, (time.perf_counter() - t) * 1000)"
 )
 
 
-def _fresh_ms(code: str, runs: int = 5) -> float | str:
-    """Median wall time of `code` (which prints seconds) over `runs` fresh interpreters."""
-    env = {**os.environ, "PSS_API_KEYS": f"bench:{KEY}"}
+def _fresh_ms(where: Path, isolated: bool, runs: int = 9) -> tuple[float, float] | str:
+    """Medians of (`import app`, + the pack) in ms over `runs` fresh interpreters."""
+    env = {**os.environ, "PSS_API_KEYS": f"bench:{KEY}", "AWS_DEFAULT_REGION": "eu-west-2"}
+    flags = ["-I"] if isolated else []
     timings = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run([sys.executable, *flags, "-c", COLD_START.format(where=str(where))],
+                             cwd=where, env=env, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             return f"failed: {out.stderr.strip().splitlines()[-1:]}"
-        timings.append(float(out.stdout.strip().splitlines()[-1]) * 1000)
-    return statistics.median(timings)
+        first, both = map(float, out.stdout.split())
+        timings.append((first, both))
+    return (statistics.median(t[0] for t in timings), statistics.median(t[1] for t in timings))
 
 
 def cold_start() -> list[str]:
-    """`import app`, and `import app` + compiling the pack, in fresh interpreters."""
-    lines = ["cold start, fresh interpreter, median of 5:"]
-    for label, code in (("import app", IMPORT_ONLY),
-                        ("import app + compile the pack", IMPORT_AND_COMPILE)):
-        ms = _fresh_ms(code)
-        shown = f"{ms:8.0f} ms" if isinstance(ms, float) else ms
-        lines.append(f"  {label:<32} {shown}")
-    lines[-1] += " (target ≤ 300 ms)"
+    """Cold start of the deployment zip (`python -I`), then of the repository checkout."""
+    lines = ["cold start, fresh interpreter, median of 9 (target ≤ 250 ms for import + pack):"]
+    with tempfile.TemporaryDirectory() as scratch:
+        places: list[tuple[str, Path, bool]] = []
+        if DEPLOYMENT_ZIP.exists():
+            with zipfile.ZipFile(DEPLOYMENT_ZIP) as archive:
+                archive.extractall(scratch)
+            places.append((f"deployment zip ({DEPLOYMENT_ZIP.stat().st_size / 1e6:.1f} MB), "
+                           "python -I", Path(scratch), True))
+        else:
+            lines.append("  deployment zip: absent (run `make package`)")
+        places.append(("repository, development environment", ROOT, False))
+        for label, where, isolated in places:
+            ms = _fresh_ms(where, isolated)
+            if isinstance(ms, str):
+                lines.append(f"  {label}: {ms}")
+            else:
+                lines.append(f"  {label}: import app {ms[0]:.0f} ms, import app + compile "
+                             f"the pack {ms[1]:.0f} ms")
     return lines
 
 

@@ -19,12 +19,16 @@ import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import jwt
-from jwt import PyJWK
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.settings import JwtIssuer
+
+if TYPE_CHECKING:
+    from jwt import PyJWK
+
+# PyJWT (and `cryptography` behind it) is imported by the functions that verify, not here:
+# an API-key caller (dev) never needs it, and on Lambda the import (~30 ms) would otherwise
+# be paid by every cold start of the API function, which never sees a token itself.
 
 ALGORITHMS = ("RS384", "ES384")
 # The key type and curve each algorithm must be used with.
@@ -121,6 +125,8 @@ class KeySet:
 
 
 def _pick(jwks: Mapping[str, Any], kid: str, alg: str) -> PyJWK | None:
+    import jwt
+
     kty, crv = _KEY_TYPES[alg]
     for entry in jwks.get("keys", []):
         if not isinstance(entry, Mapping) or entry.get("kid") != kid:
@@ -134,7 +140,7 @@ def _pick(jwks: Mapping[str, Any], kid: str, alg: str) -> PyJWK | None:
             # crash), and whoever published it has lost it anyway.
             continue
         try:
-            return PyJWK(dict(entry), algorithm=alg)
+            return jwt.PyJWK(dict(entry), algorithm=alg)
         except jwt.PyJWTError:
             return None  # a key that does not parse verifies nothing
     return None
@@ -149,6 +155,8 @@ def verify(token: str, *, issuers: Mapping[str, IssuerT], audience: Callable[[Is
     """
     if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
         raise TokenRejected("malformed")
+    import jwt
+
     try:
         header = jwt.get_unverified_header(token)
         unverified = jwt.decode(token, options={"verify_signature": False})

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from chalicelib.dsl import ast
 from chalicelib.dsl.checker import CheckedPack, check
-from chalicelib.dsl.lowering import lower
 from chalicelib.dsl.parser import grammar_path, parse_text
 from chalicelib.dsl.source import Diagnostic, SourceMap, Span, render
 from chalicelib.errors import PolicyError
@@ -39,6 +38,10 @@ def pack_files(folder: Path) -> list[Path]:
 
 def parse_sources(texts: dict[str, str]) -> tuple[list[ast.Module], list[Diagnostic]]:
     """Parse and lower each (shown path, text); syntax errors come back as diagnostics."""
+    # Lowering needs Lark's tree classes; a pack loaded from `pss bundle`'s AST cache (the
+    # Lambda cold start) never parses, so it never pays for importing them.
+    from chalicelib.dsl.lowering import lower
+
     modules: list[ast.Module] = []
     diagnostics: list[Diagnostic] = []
     for shown, text in texts.items():
