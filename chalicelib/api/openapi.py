@@ -8,6 +8,10 @@ gain a route the other lacks, and `make test` checks the document with openapi-s
 
 CDS Hooks bodies (`cds.models.CdsOut`) are documented by their validation schema: they drop
 absent optional members when serialised, so that schema (no `null` anywhere) is what is sent.
+
+Every response of every operation declares `X-Request-Id` (`api.http.Endpoint` sets it on each
+answer, the local authorizer on its 401/403, and the deployed gateway's own responses map it
+from API Gateway's request id), and every operation declares the 500 whose body names it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib.api.auth import API_KEY_HEADER
+from chalicelib.api.http import REQUEST_ID_HEADER
 from chalicelib.api.schemas import (
     AssessmentOut,
     AssessRequest,
@@ -56,6 +61,14 @@ _ERRORS: Mapping[int, str] = {
     413: "body over 256 KiB",
     422: "valid request that no policy set covers (dated before the pack)",
     503: "the decision store or the policy set is unavailable; see Retry-After",
+    500: f"unexpected error: its message and the {REQUEST_ID_HEADER} header name the request "
+         "(quote it when reporting)",
+}
+_REQUEST_ID_REF = {"$ref": f"#/components/headers/{REQUEST_ID_HEADER}"}
+_HEADERS: Mapping[str, Any] = {
+    REQUEST_ID_HEADER: {"description": "this request's id, on every answer (the same id is in "
+                                       "the access log line and in a 500's message)",
+                        "required": True, "schema": {"type": "string", "minLength": 1}},
 }
 
 
@@ -206,6 +219,7 @@ def document(base_url: str) -> dict[str, Any]:
         "tags": [{"name": name, "description": text} for name, text in TAGS],
         "paths": paths,
         "components": {"schemas": definitions.get("$defs", {}),
+                       "headers": dict(_HEADERS),
                        "securitySchemes": {
                            # dev stage only; prod takes OAuth 2.0 bearer JWTs (and CDS Hooks
                            # calls a JWT signed by the EHR, in every stage).
@@ -237,11 +251,13 @@ def _operation(op: Operation, refs: Mapping[Any, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, (text, model) in op.responses.items():
         responses[str(status)] = {"description": text, "content": content(model, False)}
-    for status in op.errors:
+    for status in (*op.errors, 500):
         responses[str(status)] = {"description": _ERRORS[status],
                                   "content": content(ErrorBody, False)}
-    for status, names in op.headers.items():
-        responses[str(status)]["headers"] = {n: {"schema": {"type": "string"}} for n in names}
+    for code, response in responses.items():
+        names = op.headers.get(int(code), ())
+        response["headers"] = {REQUEST_ID_HEADER: dict(_REQUEST_ID_REF),
+                               **{n: {"schema": {"type": "string"}} for n in names}}
     out: dict[str, Any] = {"operationId": op.operation_id, "tags": [op.tag],
                            "summary": op.summary, "description": op.description,
                            "parameters": list(op.parameters), "responses": responses,

@@ -191,6 +191,17 @@ def test_every_answer_carries_a_request_id(client: Client) -> None:
         second.headers["X-Request-Id"])
 
 
+def test_refusals_before_any_use_case_carry_a_request_id_too(client: Client) -> None:
+    # The authorizer's 401 (no key, a wrong key) and a 405 from the method table: the OpenAPI
+    # document declares X-Request-Id on every response, these included.
+    answers = [client.http.post("/v1/decisions", body=b"{}"),
+               client.http.get("/v1/policies", headers={"x-api-key": "wrong"}),
+               client.http.put("/v1/health", body=b"{}")]
+    assert [a.status_code for a in answers] == [401, 401, 405]
+    ids = [a.headers.get("X-Request-Id") for a in answers]
+    assert all(ids) and len(set(ids)) == 3, ids
+
+
 def test_what_if_errors_echo_at_most_a_few_hundred_characters_of_the_request(
         national: Client) -> None:
     long_name = "A" + "B" * 100_000
