@@ -5,9 +5,10 @@ Each route names itself, picks one use case from `chalicelib.api.wiring` and let
 Every route but health, the OpenAPI document (and CDS discovery) sits behind the `caller`
 authorizer (`chalicelib.api.auth`: bearer JWTs, and API keys in the dev stage). It is never
 cached across requests (ttl 0): a cached answer would let a replayed CDS token through.
-Routes that read or write decisions also need a scope. Wrong methods get a 405 with the
-design's error body from routes registered here, because API Gateway itself would answer 403
-`Missing Authentication Token`.
+Every authenticated route also needs one of its operation's OAuth scopes, from the one table in
+`chalicelib.api.openapi` (`_answer` applies it; 403 `insufficient_scope` otherwise). Wrong
+methods get a 405 with the design's error body from routes registered here, because API
+Gateway itself would answer 403 `Missing Authentication Token`.
 """
 
 from __future__ import annotations
@@ -18,25 +19,28 @@ from typing import Any
 from chalice.app import AuthRequest, AuthResponse, Chalice, Response
 
 from chalicelib.api import wiring
-from chalicelib.api.auth import AUDIT, AUTHORIZATION_HEADER, READ, WRITE
+from chalicelib.api.auth import AUTHORIZATION_HEADER
 from chalicelib.api.gateway_auth import credentials_of, reads_every_header
 from chalicelib.api.http import HttpRequest, method_not_allowed, requires
 from chalicelib.api.local_auth import install_if_local
 from chalicelib.api.replies import Reply
 from chalicelib.api.schemas import OpenApiDocument
+from chalicelib.api.scopes import scopes_for
 
 app = Chalice(app_name="pss-rules")
 # Under `chalice local` / chalice.test: hand the authorizer every header, as API Gateway does.
 install_if_local(wiring.current().on_lambda())
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-WRITES = frozenset({WRITE})
-READS = frozenset({READ, AUDIT})
 
 
 def _answer(route: str, use_case: Callable[[HttpRequest], Reply]) -> Response:
+    """Run `use_case` for the current request, behind its operation's scopes (if any)."""
     request = app.current_request
     assert request is not None  # Chalice sets it before calling any route
+    scopes = scopes_for(request.method, request.path)  # `path` is the route template
+    if scopes:
+        use_case = requires(scopes, use_case)
     return wiring.current().endpoint(route, request, use_case)
 
 
@@ -55,44 +59,44 @@ reads_every_header(caller)
 @app.route("/v1/decisions", methods=["POST"], authorizer=caller)
 def create_decision() -> Response:
     """Decide a referral; record it unless `?dry_run=true`."""
-    return _answer("POST /v1/decisions", requires(WRITES, lambda r: wiring.current().decisions
+    return _answer("POST /v1/decisions", lambda r: wiring.current().decisions
                    .decide(r.json(), r.client_id, r.header("Idempotency-Key"),
-                           r.flag("dry_run"))))
+                           r.flag("dry_run")))
 
 
 @app.route("/v1/decisions/{decision_id}", methods=["GET"], authorizer=caller)
 def get_decision(decision_id: str) -> Response:
     """The latest version of a decision."""
-    return _answer("GET /v1/decisions/{id}", requires(READS, lambda r: wiring.current()
-                   .decisions.latest(decision_id, r.client_id, r.audit)))
+    return _answer("GET /v1/decisions/{id}", lambda r: wiring.current()
+                   .decisions.latest(decision_id, r.client_id, r.audit))
 
 
 @app.route("/v1/decisions/{decision_id}/versions", methods=["GET"], authorizer=caller)
 def list_decision_versions(decision_id: str) -> Response:
     """Every version of a decision."""
-    return _answer("GET /v1/decisions/{id}/versions", requires(READS, lambda r: wiring
-                   .current().decisions.versions(decision_id, r.client_id, r.audit)))
+    return _answer("GET /v1/decisions/{id}/versions", lambda r: wiring
+                   .current().decisions.versions(decision_id, r.client_id, r.audit))
 
 
 @app.route("/v1/decisions/{decision_id}/versions", methods=["POST"], authorizer=caller)
 def redecide(decision_id: str) -> Response:
     """Re-decide as a new immutable version (owner only; `Idempotency-Key` optional)."""
-    return _answer("POST /v1/decisions/{id}/versions", requires(WRITES, lambda r: wiring
+    return _answer("POST /v1/decisions/{id}/versions", lambda r: wiring
                    .current().decisions.redecide(decision_id, r.json(), r.client_id,
-                                                 r.header("Idempotency-Key"))))
+                                                 r.header("Idempotency-Key")))
 
 
 @app.route("/v1/decisions/{decision_id}/versions/{version}", methods=["GET"],
            authorizer=caller)
 def get_decision_version(decision_id: str, version: str) -> Response:
     """One version of a decision."""
-    return _answer("GET /v1/decisions/{id}/versions/{n}", requires(READS, lambda r: wiring
-                   .current().decisions.version(decision_id, version, r.client_id, r.audit)))
+    return _answer("GET /v1/decisions/{id}/versions/{n}", lambda r: wiring
+                   .current().decisions.version(decision_id, version, r.client_id, r.audit))
 
 
 @app.route("/v1/services/assess", methods=["POST"], authorizer=caller)
 def assess_service() -> Response:
-    """The four-factor assessment."""
+    """The four-factor assessment; it decides, so it takes the deciding scope."""
     return _answer("POST /v1/services/assess",
                    lambda r: wiring.current().catalogue.assess(r.json()))
 
@@ -141,8 +145,7 @@ def what_if() -> Response:
     It compiles policy text the caller sends, so it takes the deciding scope: a read-only or
     audit-only token may not run it.
     """
-    return _answer("POST /v1/what-if",
-                   requires(WRITES, lambda r: wiring.current().what_if.run(r.json())))
+    return _answer("POST /v1/what-if", lambda r: wiring.current().what_if.run(r.json()))
 
 
 @app.lambda_function(name="classify_upload")
@@ -179,8 +182,8 @@ def cds_discovery() -> Response:
 @app.route("/cds-services/{service_id}", methods=["POST"], authorizer=caller, cors=True)
 def cds_call(service_id: str) -> Response:
     """A CDS Hooks call (order-select or order-sign): one card per draft order."""
-    return _answer("POST /cds-services/{id}", requires(WRITES, lambda r: wiring.current()
-                   .hooks.call(service_id, r.body, r.client_id)))
+    return _answer("POST /cds-services/{id}", lambda r: wiring.current()
+                   .hooks.call(service_id, r.body, r.client_id))
 
 
 @app.route("/cds-services/{service_id}/feedback", methods=["POST"], authorizer=caller,
@@ -188,8 +191,8 @@ def cds_call(service_id: str) -> Response:
 def cds_feedback(service_id: str) -> Response:
     """CDS Hooks feedback on cards this service issued, recorded against their decisions;
     the same credentials as the service (its JWT `aud` is this feedback URL)."""
-    return _answer("POST /cds-services/{id}/feedback", requires(WRITES, lambda r: wiring
-                   .current().hooks.feedback(service_id, r.body, r.client_id)))
+    return _answer("POST /cds-services/{id}/feedback", lambda r: wiring
+                   .current().hooks.feedback(service_id, r.body, r.client_id))
 
 
 def _register_method_not_allowed() -> None:

@@ -15,6 +15,13 @@ text, what-if files, batch lines — is bounded here, so that hostile input meet
 * `MAX_NESTING` 100 (policy text): no condition in the national pack nests deeper than 6;
   every stage after the parser (lowering, type checking, the compiler to Python, Python's
   own compiler, which refuses more than 200 nested parentheses) recurses per level.
+* Pack file names sent by a client (`POST /v1/what-if`, the studio): an allow-list, not a
+  deny-list (`pack_files`). Only the pack's own layout is writable: `policies/<name>.pss`,
+  `policies/tests/<name>.pss` (author tests) and `policies/codes/<name>.csv`, each `<name>`
+  1 to 64 lowercase ASCII letters, digits, `_` or `-` (so no NUL, no `..`, no absolute path,
+  no name longer than 84 characters, no `x.pss/y.pss`, and no name that is a file in one
+  request and a folder in another: only `tests` and `codes` are folders, and a file always
+  has a suffix).
 """
 
 from __future__ import annotations
@@ -22,11 +29,23 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from chalicelib.errors import Problem
 
 MAX_JSON_DEPTH = 64
 MAX_INT_DIGITS = 18
 MAX_NESTING = 100
+# The pack as clients name it, whatever its folder is called on disk.
+PACK_ROOT = "policies"
+_PACK_NAME = r"[a-z0-9][a-z0-9_-]{0,63}"
+_PACK_FILE = re.compile(rf"{PACK_ROOT}/((?:tests/)?{_PACK_NAME}\.pss|codes/{_PACK_NAME}\.csv)",
+                        re.ASCII)
+PACK_FILE_RULE = (f"must be `{PACK_ROOT}/<name>.pss`, `{PACK_ROOT}/tests/<name>.pss` or "
+                  f"`{PACK_ROOT}/codes/<name>.csv`, `<name>` being 1 to 64 lowercase letters, "
+                  "digits, `_` or `-`")
 
 
 class LimitError(ValueError):
@@ -119,3 +138,37 @@ def visible(text: str, limit: int = 80) -> str:
     at most `limit` characters (then `...`)."""
     clean = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[: limit + 1])
     return clean if len(clean) <= limit and len(text) <= limit else clean[:limit] + "..."
+
+
+@dataclass(frozen=True)
+class PackFile:
+    """A client's pack file that passed `pack_files`: its name, its path inside the pack
+    folder (`("tests", "cardiac.pss")`) and its text."""
+
+    name: str
+    parts: tuple[str, ...]
+    text: str
+
+
+def pack_file_field(name: str) -> str:
+    """The error field naming a client's pack file: `files.<name>`, made safe to echo."""
+    return f"files.{visible(name, 80)}"
+
+
+def pack_files(files: Mapping[str, str]) -> tuple[list[PackFile], list[Problem]]:
+    """Check client pack files (name -> text) against the one file-name rule and the text
+    rule (valid Unicode, no NUL): the files that pass, and one problem per file that does
+    not, in the order given."""
+    passed: list[PackFile] = []
+    problems: list[Problem] = []
+    for name, text in files.items():
+        match = _PACK_FILE.fullmatch(name)
+        if match is None:
+            problems.append(Problem(pack_file_field(name), PACK_FILE_RULE))
+            continue
+        wrong = unicode_problem(text)
+        if wrong is not None:
+            problems.append(Problem(pack_file_field(name), f"is not valid UTF-8 text: it {wrong}"))
+            continue
+        passed.append(PackFile(name, tuple(match.group(1).split("/")), text))
+    return passed, problems

@@ -2,8 +2,9 @@
 
 In: command-line options (see `parse_args`). Out: a running API on a loopback port whose
 decisions are kept in a data folder (a per-user folder by default, `--data DIR` to choose,
-`--fresh` to start empty), and a banner with the URL, where the data lives, how to wipe it, a
-generated API key and a ready-to-paste curl. Ctrl-C (or SIGTERM) stops within a second,
+`--fresh` to start empty), and a banner with the URL, where the data lives, how to wipe it, the
+API key (generated once per data folder and kept there, so a saved curl keeps working after a
+restart) and a ready-to-paste curl. Ctrl-C (or SIGTERM) stops within a second,
 whatever the server is doing, and returns 0. Never imported by the Lambda function.
 
 Why SQLite and not moto's DynamoDB server (the earlier default): measured over HTTP, moto's
@@ -20,12 +21,13 @@ import functools
 import importlib
 import json
 import os
+import re
 import secrets
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +43,15 @@ DATABASE = "decisions.sqlite3"
 # The keyed hash of NHS numbers must not change between runs over the same data, or a
 # patient's decisions from yesterday would no longer match today's hash.
 PSEUDONYM_KEY_FILE = "pseudonym.key"
-# The files `--fresh` removes: the database, SQLite's WAL companions and the key. Nothing else
-# in the folder is touched, whatever `--data` points at.
-DATA_FILES = (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", PSEUDONYM_KEY_FILE)
+# The API key printed in the banner, kept so that a commissioner's saved curl (or an
+# integration's config) still works after a restart; `--api-key` overrides it for one run.
+API_KEY_FILE = "api.key"
+# What a kept API key may look like: what `secrets.token_urlsafe` makes, and nothing that
+# `PSS_API_KEYS` (`client:key,...`) would split.
+_API_KEY = re.compile(r"[A-Za-z0-9_-]{16,256}", re.ASCII)
+# The files `--fresh` removes: the database, SQLite's WAL companions and the keys. Nothing
+# else in the folder is touched, whatever `--data` points at.
+DATA_FILES = (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", PSEUDONYM_KEY_FILE, API_KEY_FILE)
 # How long serving threads get to finish once stopping (the server's poll interval bounds it).
 POLL_INTERVAL_S = 0.2
 
@@ -67,14 +75,15 @@ SAMPLE_REFERRALS: tuple[dict[str, Any], ...] = (
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """What `pss serve` was asked for."""
+    """What `pss serve` was asked for; `api_key` is None unless `--api-key` was given (then the
+    data folder's kept key is used, see `prepare_data`)."""
 
     host: str
     port: int
     data_dir: Path
     fresh: bool
     client_id: str
-    api_key: str
+    api_key: str | None
     policy_dir: Path | None
 
     @property
@@ -107,10 +116,12 @@ def parse_args(argv: Sequence[str]) -> ServeOptions:
     parser.add_argument("--data", type=Path, default=None, metavar="DIR",
                         help=f"folder the decisions are kept in (default: {default_data_dir()})")
     parser.add_argument("--fresh", action="store_true",
-                        help="start empty: delete the decisions kept in the data folder first")
+                        help="start empty: delete the decisions kept in the data folder first "
+                             "(and make a new API key)")
     parser.add_argument("--client-id", default="local", help="client id of the printed key")
     parser.add_argument("--api-key", default=None,
-                        help="API key to accept (default: a new random key, printed)")
+                        help=f"API key to accept for this run (default: the data folder's own, "
+                             f"made once and kept in DIR/{API_KEY_FILE})")
     parser.add_argument("--policies", type=Path, default=None,
                         help="policy pack folder (default: ./policies when it exists, so local "
                              "edits are served; else the bundle)")
@@ -120,7 +131,7 @@ def parse_args(argv: Sequence[str]) -> ServeOptions:
         policies = Path("policies")
     data_dir = (args.data or default_data_dir()).expanduser().resolve()
     return ServeOptions(args.host, args.port, data_dir, args.fresh, args.client_id,
-                        args.api_key or secrets.token_urlsafe(24), policies)
+                        args.api_key or None, policies)
 
 
 def serve_main(argv: list[str], out: TextIO | None = None) -> int:
@@ -131,11 +142,11 @@ def serve_main(argv: list[str], out: TextIO | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
     store: SqliteDecisionStore | None = None
     try:
-        prepare_data(options)
-        store = _configure(options)
+        api_key = prepare_data(options)
+        store = _configure(options, api_key)
         sample = _sample_referral()
         with chalice_local(options.host, options.port) as url:
-            stream.write(banner(url, options, sample))
+            stream.write(banner(url, options, api_key, sample))
             stream.flush()
             _wait(stop)
     except KeyboardInterrupt:
@@ -170,33 +181,53 @@ def _wait(stop: threading.Event) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def prepare_data(options: ServeOptions) -> None:
-    """Create the data folder (wiping its decisions first with `--fresh`) and its pseudonym key;
-    `StoreUnavailable` when the folder cannot be used."""
+def prepare_data(options: ServeOptions) -> str:
+    """Create the data folder (wiping its decisions and keys first with `--fresh`), its
+    pseudonym key and its API key; return the API key to accept (`--api-key`'s when given,
+    else the folder's). `StoreUnavailable` when the folder cannot be used."""
     folder = options.data_dir
     try:
         if options.fresh:
             for name in DATA_FILES:
                 (folder / name).unlink(missing_ok=True)
         folder.mkdir(parents=True, exist_ok=True)
-        key = folder / PSEUDONYM_KEY_FILE
-        if not key.exists():
-            # Created owner-only: it is the secret behind the stored NHS-number hashes.
-            descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-                handle.write(secrets.token_hex(32))
+        # The secret behind the stored NHS-number hashes.
+        _kept_secret(folder / PSEUDONYM_KEY_FILE, lambda: secrets.token_hex(32))
+        kept = _kept_secret(folder / API_KEY_FILE, lambda: secrets.token_urlsafe(24))
     except OSError as exc:
         raise StoreUnavailable(f"the data folder `{folder}` cannot be used: "
                                f"{exc.strerror or exc}; choose another with --data DIR",
                                retry_after=60) from None
+    if not _API_KEY.fullmatch(kept):
+        raise StoreUnavailable(f"the API key kept in `{folder / API_KEY_FILE}` is not one "
+                               "`pss serve` made (16 to 256 letters, digits, `_` or `-`): "
+                               "delete that file for a new key, or pass --api-key",
+                               retry_after=60)
+    return options.api_key or kept
 
 
-def _configure(options: ServeOptions) -> SqliteDecisionStore:
+def _kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in `path`, made by `make` (owner-only, 0600) when there is none yet.
+    A kept file readable by others is made owner-only again."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if sys.platform != "win32" and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        # Not ASCII means not ours: the caller's check says so, instead of a decode error.
+        return path.read_bytes().decode("ascii", errors="replace").strip()
+    secret = make()
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(secret)
+    return secret
+
+
+def _configure(options: ServeOptions, api_key: str) -> SqliteDecisionStore:
     """Point the app's settings at the SQLite file, reset wiring; return the store it opens."""
     env = {
         "PSS_STAGE": "dev",
         "PSS_LOCAL_STORE": str(options.database),
-        "PSS_API_KEYS": f"{options.client_id}:{options.api_key}",
+        "PSS_API_KEYS": f"{options.client_id}:{api_key}",
         "PSS_PSEUDONYM_KEY": (options.data_dir / PSEUDONYM_KEY_FILE).read_text("ascii").strip(),
         "AWS_DEFAULT_REGION": "eu-west-2",
     }
@@ -273,19 +304,21 @@ def chalice_local(host: str, port: int) -> Iterator[str]:
         thread.join(timeout=1)
 
 
-def banner(url: str, options: ServeOptions, sample: dict[str, Any]) -> str:
+def banner(url: str, options: ServeOptions, api_key: str, sample: dict[str, Any]) -> str:
     """What `pss serve` prints once the server is up."""
     body = json.dumps(sample)
+    kept = ("given with --api-key" if options.api_key
+            else f"kept in {options.data_dir / API_KEY_FILE}")
     return (
         f"PSS rules API:  {url}\n"
         f"Decisions:      {options.database} (SQLite, kept across restarts)\n"
         f"Wipe them:      pss serve --fresh, or delete {options.data_dir}\n"
-        f"API key:        {options.api_key} (client {options.client_id})\n"
+        f"API key:        {api_key} (client {options.client_id}; {kept})\n"
         f"OpenAPI:        {url}/openapi.json\n"
         f"Studio:         {url}/studio\n"
         "\nTry it:\n"
         f"curl -s -X POST {url}/v1/decisions \\\n"
-        f"  -H 'x-api-key: {options.api_key}' -H 'content-type: application/json' \\\n"
+        f"  -H 'x-api-key: {api_key}' -H 'content-type: application/json' \\\n"
         f"  -d '{body}'\n"
         "\nCtrl-C stops everything.\n"
     )

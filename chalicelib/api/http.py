@@ -111,13 +111,18 @@ def _random_request_id() -> str:
 
 def requires(scopes: frozenset[str], use_case: Callable[[HttpRequest], Reply]
              ) -> Callable[[HttpRequest], Reply]:
-    """`use_case`, answered 403 `insufficient_scope` unless the caller holds one of `scopes`."""
+    """`use_case`, answered 403 `insufficient_scope` unless the caller holds one of `scopes`:
+    the body names the scope needed and the scopes held (RFC 6750 section 3.1's error, also
+    in `WWW-Authenticate`), so the integrator knows what to ask their token for."""
+    needed = " or ".join(f"`{scope}`" for scope in sorted(scopes))
 
     def guarded(request: HttpRequest) -> Reply:
         if not scopes & request.scopes:
-            raise ApiError(403, "insufficient_scope", "these credentials lack the scope "
-                           "this route needs", [Problem("scope", "needs one of " + ", ".join(
-                               sorted(scopes)))])
+            held = ", ".join(f"`{scope}`" for scope in sorted(request.scopes)) or "no scope"
+            raise ApiError(403, "insufficient_scope", f"this route needs the scope {needed}; "
+                           f"these credentials hold {held}",
+                           [Problem("scope", f"needs {needed}")],
+                           headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
         return use_case(request)
 
     return guarded

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chalicelib.api.http import REQUEST_ID_HEADER
 from chalicelib.errors import Problem, error_body
 
 UNAUTHORIZED_BODY = json.dumps(error_body(
@@ -55,7 +56,10 @@ def _local_authorizer_class(local: Any) -> type:
             if not isinstance(authorizer, ChaliceAuthorizer):
                 return super().authorize(  # type: ignore[no-any-return]
                     raw_path, lambda_event, lambda_context)
+            # Every answer names its request (`X-Request-Id`), these too: deployed, the
+            # gateway responses of the merge template map it from API Gateway's request id.
             error_headers = {"x-amzn-RequestId": lambda_context.aws_request_id,
+                             REQUEST_ID_HEADER: lambda_context.aws_request_id,
                              "Content-Type": "application/json"}
             headers = {k.lower(): v for k, v in (lambda_event.get("headers") or {}).items()}
             arn = self._arn_builder.build_arn(lambda_event["requestContext"]["httpMethod"],

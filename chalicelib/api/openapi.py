@@ -1,13 +1,19 @@
 """The OpenAPI 3.1 document, generated from the pydantic models of `api.schemas` and
 `cds.models`.
 
-In: the table of operations below (method, path, tag, request model, responses) and the
-public base URL (the `servers` entry). Out: the document served at `GET /openapi.json`.
-`app.py` registers exactly these operations; a test checks the two lists agree, so neither can
-gain a route the other lacks, and `make test` checks the document with openapi-spec-validator.
+In: the table of operations below (method, path, tag, request model, responses), the OAuth
+scopes of each route (`chalicelib.api.scopes`) and the public base URL (the `servers`
+entry). Out: the document served at `GET /openapi.json`. `app.py` registers exactly these
+operations; a test checks the two lists agree, so neither can gain a route the other lacks,
+and `make test` checks the document with openapi-spec-validator. Each route's scopes are
+defined once, in `chalicelib.api.scopes`, which `app.py` enforces and this document declares.
 
 CDS Hooks bodies (`cds.models.CdsOut`) are documented by their validation schema: they drop
 absent optional members when serialised, so that schema (no `null` anywhere) is what is sent.
+
+Every response of every operation declares `X-Request-Id` (`api.http.Endpoint` sets it on each
+answer, the local authorizer on its 401/403, and the deployed gateway's own responses map it
+from API Gateway's request id), and every operation declares the 500 whose body names it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib.api.auth import API_KEY_HEADER
+from chalicelib.api.http import REQUEST_ID_HEADER
 from chalicelib.api.schemas import (
     AssessmentOut,
     AssessRequest,
@@ -35,6 +42,7 @@ from chalicelib.api.schemas import (
     PolicyVersionsOut,
     RedecideRequest,
 )
+from chalicelib.api.scopes import scopes_for
 from chalicelib.api.whatif import WhatIfOut, WhatIfRequest
 from chalicelib.cds.models import (
     CdsOut,
@@ -55,7 +63,17 @@ _ERRORS: Mapping[int, str] = {
     409: "Idempotency-Key reused with another body, or too many concurrent re-decisions",
     413: "body over 256 KiB",
     422: "valid request that no policy set covers (dated before the pack)",
+    403: "these credentials lack the scope this route needs (`insufficient_scope`; "
+         "`details` names it)",
     503: "the decision store or the policy set is unavailable; see Retry-After",
+    500: f"unexpected error: its message and the {REQUEST_ID_HEADER} header name the request "
+         "(quote it when reporting)",
+}
+_REQUEST_ID_REF = {"$ref": f"#/components/headers/{REQUEST_ID_HEADER}"}
+_HEADERS: Mapping[str, Any] = {
+    REQUEST_ID_HEADER: {"description": "this request's id, on every answer (the same id is in "
+                                       "the access log line and in a 500's message)",
+                        "required": True, "schema": {"type": "string", "minLength": 1}},
 }
 
 
@@ -76,6 +94,11 @@ class Operation:
     authenticated: bool = True
     headers: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
+    @property
+    def scopes(self) -> frozenset[str]:
+        """Any one of these lets a caller in (empty for the public operations)."""
+        return scopes_for(self.method, self.path)
+
 
 def _path(name: str, description: str, pattern: str | None = None) -> Mapping[str, Any]:
     schema = {"type": "string", **({"pattern": pattern} if pattern else {})}
@@ -84,7 +107,7 @@ def _path(name: str, description: str, pattern: str | None = None) -> Mapping[st
 
 
 _DECISION_ID = _path("decision_id", "the decision's ULID")
-_READ = (401, 404, 503)
+_READ = (401, 403, 404, 503)
 
 TAGS = (
     ("decisions", "Decide referrals and read recorded decisions (design section 4)"),
@@ -105,7 +128,7 @@ OPERATIONS: tuple[Operation, ...] = (
               {201: ("decision recorded as version 1", DecisionOut),
                200: ("dry run (not recorded), or an idempotent replay of the original",
                      DecisionOut)},
-              (400, 401, 409, 413, 422, 503), DecisionRequest,
+              (400, 401, 403, 409, 413, 422, 503), DecisionRequest,
               ({"name": "dry_run", "in": "query", "required": False,
                 "description": "`true` evaluates without recording (no table needed)",
                 "schema": {"type": "string", "enum": ["true", "false"]}},
@@ -128,7 +151,7 @@ OPERATIONS: tuple[Operation, ...] = (
               "Decides the latest version's inputs plus the facts and attestations given, "
               "under the policy set in use now, and records the answer as the next version.",
               {201: ("the new immutable version", DecisionOut)},
-              (400, 401, 404, 409, 413, 422, 503), RedecideRequest, (_DECISION_ID,),
+              (400, 401, 403, 404, 409, 413, 422, 503), RedecideRequest, (_DECISION_ID,),
               headers={503: ("Retry-After",)}),
     Operation("GET", "/v1/decisions/{decision_id}/versions/{version}", "getDecisionVersion",
               "decisions", "One version of a decision", "Version `n` exactly as recorded.",
@@ -137,12 +160,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/services/assess", "assessService", "services",
               "Four-factor assessment: prescribed? highly specialised? with each factor",
               "Applies the pack's four-factor assessment to the figures given.",
-              {200: ("the assessment", AssessmentOut)}, (400, 401, 404, 413, 503),
+              {200: ("the assessment", AssessmentOut)}, (400, 401, 403, 404, 413, 503),
               AssessRequest),
     Operation("GET", "/v1/policies", "listPolicies", "policies",
               "Every policy version in the policy set",
               "Each clinical commissioning policy version with its outcomes.",
-              {200: ("the policies", PolicyListOut)}, (401, 503)),
+              {200: ("the policies", PolicyListOut)}, (401, 403, 503)),
     Operation("GET", "/v1/policies/{policy_id}", "getPolicy", "policies",
               "Every version of one policy",
               "URL-encode `/` in the policy id as %2F.",
@@ -150,7 +173,7 @@ OPERATIONS: tuple[Operation, ...] = (
               parameters=(_path("policy_id", "e.g. NHSCB%2FA09%2FP%2Fa"),)),
     Operation("GET", "/v1/policy-set", "getPolicySet", "policies", "The policy set in use",
               "Its version and digest, fact and attestation vocabulary and service registry.",
-              {200: ("the policy set", PolicySetOut)}, (401, 503)),
+              {200: ("the policy set", PolicySetOut)}, (401, 403, 503)),
     Operation("GET", "/v1/health", "health", "operations",
               "Liveness and the policy set version", "No credentials needed.",
               {200: ("healthy", HealthOut)}, (503,), authenticated=False),
@@ -160,8 +183,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/what-if", "whatIf", "what-if",
               "Decide cases under the served pack and under it with some files changed",
               "Never changes the served pack; reports what moved between the two.",
-              {200: ("what moved between the two packs", WhatIfOut)}, (400, 401, 413, 503),
-              WhatIfRequest),
+              {200: ("what moved between the two packs", WhatIfOut)},
+              (400, 401, 403, 413, 503), WhatIfRequest),
     Operation("GET", "/cds-services", "cdsDiscovery", "cds-hooks",
               "CDS Hooks discovery: the order-select and order-sign services",
               "The discovery document of CDS Hooks 2.0, with each service's prefetch "
@@ -172,8 +195,9 @@ OPERATIONS: tuple[Operation, ...] = (
               "Each coded order is decided and recorded with the call's hookInstance; its "
               "card links to the decision and a system action adds Da Vinci CRD "
               "coverage-information and our commissioning extension to the order.",
-              {200: ("cards and system actions", HookResponse)}, (400, 401, 404, 413, 503),
-              HookRequest, (_SERVICE_ID,), headers={503: ("Retry-After",)}),
+              {200: ("cards and system actions", HookResponse)},
+              (400, 401, 403, 404, 413, 503), HookRequest, (_SERVICE_ID,),
+              headers={503: ("Retry-After",)}),
     Operation("POST", "/cds-services/{service_id}/feedback", "cdsFeedback", "cds-hooks",
               "CDS Hooks feedback: what the clinician did with each card",
               "Each entry is recorded against the decision its card came from (outcome, "
@@ -181,9 +205,16 @@ OPERATIONS: tuple[Operation, ...] = (
               "this service did not issue to the caller is 404 in its result; the whole "
               "request is 404 when no entry was recorded.",
               {200: ("one result per entry, in order", FeedbackAnswer)},
-              (400, 401, 404, 413, 503), FeedbackRequest, (_SERVICE_ID,),
+              (400, 401, 403, 404, 413, 503), FeedbackRequest, (_SERVICE_ID,),
               headers={503: ("Retry-After",)}),
 )
+_BY_ROUTE: Mapping[tuple[str, str], Operation] = {(op.method, op.path): op for op in OPERATIONS}
+
+
+def operation_for(method: str, path: str) -> Operation | None:
+    """The operation of a route (`path` as registered, e.g. `/v1/decisions/{decision_id}`);
+    None for a method the path does not serve (the 405 routes)."""
+    return _BY_ROUTE.get((method.upper(), path))
 
 
 @cache
@@ -206,6 +237,7 @@ def document(base_url: str) -> dict[str, Any]:
         "tags": [{"name": name, "description": text} for name, text in TAGS],
         "paths": paths,
         "components": {"schemas": definitions.get("$defs", {}),
+                       "headers": dict(_HEADERS),
                        "securitySchemes": {
                            # dev stage only; prod takes OAuth 2.0 bearer JWTs (and CDS Hooks
                            # calls a JWT signed by the EHR, in every stage).
@@ -237,16 +269,26 @@ def _operation(op: Operation, refs: Mapping[Any, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, (text, model) in op.responses.items():
         responses[str(status)] = {"description": text, "content": content(model, False)}
-    for status in op.errors:
+    for status in (*op.errors, 500):
         responses[str(status)] = {"description": _ERRORS[status],
                                   "content": content(ErrorBody, False)}
-    for status, names in op.headers.items():
-        responses[str(status)]["headers"] = {n: {"schema": {"type": "string"}} for n in names}
+    for code, response in responses.items():
+        # A 403 is `insufficient_scope`, signalled as RFC 6750 does (`api.http.requires`).
+        names = (*op.headers.get(int(code), ()), *(("WWW-Authenticate",) if code == "403" else ()))
+        response["headers"] = {REQUEST_ID_HEADER: dict(_REQUEST_ID_REF),
+                               **{n: {"schema": {"type": "string"}} for n in names}}
     out: dict[str, Any] = {"operationId": op.operation_id, "tags": [op.tag],
                            "summary": op.summary, "description": op.description,
                            "parameters": list(op.parameters), "responses": responses,
-                           "security": [{"apiKey": []}, {"bearer": []}] if op.authenticated
-                           else []}
+                           "security": _security(op)}
     if op.request is not None:
         out["requestBody"] = {"required": True, "content": content(op.request, True)}
     return out
+
+
+def _security(op: Operation) -> list[dict[str, list[str]]]:
+    """An API key (dev), or a bearer token holding any one of the operation's scopes (each
+    alternative is one requirement, since the scopes in one requirement are all needed)."""
+    if not op.authenticated:
+        return []
+    return [{"apiKey": []}, *({"bearer": [scope]} for scope in sorted(op.scopes))]

@@ -10,7 +10,6 @@ that fails `pss check` is a 400 whose details are its diagnostics.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 from chalicelib.api.replies import ApiError, Reply, bad_request
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import PolicyError, Problem, validation_problems
-from chalicelib.limits import unicode_problem, visible
+from chalicelib.limits import PACK_ROOT, pack_files
 
 MAX_CASES = 1000
 MAX_FILES = 64
@@ -31,10 +30,6 @@ MAX_FILES = 64
 MAX_DIAGNOSTICS = 50
 MAX_PROBLEM_CHARS = 500
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
-_PACK_FILE = re.compile(r"policies/([a-z0-9][a-z0-9_-]{0,63}\.pss"
-                        r"|codes/[a-z0-9][a-z0-9_-]{0,63}\.csv)", re.ASCII)
-PACK_FILE_RULE = ("must be `policies/<name>.pss` or `policies/codes/<name>.csv`, `<name>` "
-                  "being 1 to 64 lowercase letters, digits, `_` or `-`")
 
 
 class WhatIfRequest(BaseModel):
@@ -43,8 +38,9 @@ class WhatIfRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     files: dict[str, str] = Field(min_length=1, max_length=MAX_FILES,
-                                  description="pack path (`policies/<name>.pss` or "
-                                  "`policies/codes/<name>.csv`) -> its new text")
+                                  description=f"pack path (`{PACK_ROOT}/<name>.pss`, "
+                                  f"`{PACK_ROOT}/tests/<name>.pss` or "
+                                  f"`{PACK_ROOT}/codes/<name>.csv`) -> its new text")
     cases: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_CASES)
 
 
@@ -69,14 +65,16 @@ class WhatIfService:
             # Field paths hold file names from the request: clip what is echoed back.
             raise bad_request([Problem(_clip(p.field), _clip(p.problem))
                                for p in validation_problems(exc)[:MAX_DIAGNOSTICS]]) from None
-        targets = _checked_files(request.files)
+        targets, problems = pack_files(request.files)
+        if problems:
+            raise bad_request(problems)
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch) / self.policy_dir.name
             shutil.copytree(self.policy_dir, folder)
-            for parts, text in targets:
-                target = folder.joinpath(*parts)
+            for file in targets:
+                target = folder.joinpath(*file.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
+                target.write_text(file.text, encoding="utf-8")
             try:
                 answer = what_if(self.policy_set, folder, request.cases)
             except PolicyError as exc:
@@ -93,30 +91,6 @@ class WhatIfService:
         return Reply(200, WhatIfOut(answer))
 
 
-def _checked_files(files: dict[str, str]) -> list[tuple[tuple[str, ...], str]]:
-    """(path parts inside the pack, text) per file; a 400 naming every bad name or text."""
-    problems: list[Problem] = []
-    targets = []
-    for name, text in files.items():
-        match = _PACK_FILE.fullmatch(name)
-        field = f"files.{_shown(name)}"
-        if match is None:
-            problems.append(Problem(field, PACK_FILE_RULE))
-            continue
-        wrong = unicode_problem(text)
-        if wrong is not None:
-            problems.append(Problem(field, f"is not valid UTF-8 text: it {wrong}"))
-            continue
-        targets.append((tuple(match.group(1).split("/")), text))
-    if problems:
-        raise bad_request(problems)
-    return targets
-
-
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_PROBLEM_CHARS else text[:MAX_PROBLEM_CHARS] + "..."
 
-
-def _shown(name: str) -> str:
-    """A file name safe to echo in an error: visible characters, at most 80."""
-    return visible(name, 80)

@@ -2,7 +2,8 @@
 
 Every card has a `uuid` (stable per hook instance, order and decision, so a retried call gets
 the same ones and feedback can find the decision); a summary under 140 characters, shortened
-at word boundaries, never mid-word; Markdown detail with EPR-supplied text escaped; a
+at word boundaries, never mid-word; Markdown detail with outside text escaped where GitHub
+Flavored Markdown would act on it, and nowhere else (`cds.markdown`); a
 `source.topic` from the code system Da Vinci CRD binds it to (`cdshooks-card-type`); a link to
 the decision record, absolute on the configured public base URL; and `overrideReasons` on
 cards a clinician may decline (prior approval, IFR, not eligible).
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from chalicelib.cds.codes import ICD10, OPCS4
+from chalicelib.cds.markdown import code as _code
+from chalicelib.cds.markdown import text as md
 from chalicelib.cds.models import (
     SUMMARY_MAX,
     Card,
@@ -109,16 +112,6 @@ def _card(
     )
 
 
-def md(text: str) -> str:
-    """Escape EPR-supplied text so it cannot turn into Markdown links or emphasis."""
-    return "".join("\\" + ch if ch in "\\`*_[]<>|#" else ch for ch in text)
-
-
-def _code(text: object) -> str:
-    """A Markdown code span; inside one, backslash escapes would show, so drop backticks."""
-    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
-
-
 def _order_line(order: Order) -> str:
     ref = f" ({md(order.reference)})" if order.reference else ""
     return f"**Order:** {md(order.label)}{ref}"
@@ -149,7 +142,8 @@ def uncoded_card(order: Order, hook_instance: str) -> Card:
 def needs_card(order: Order, hook_instance: str, missing: Sequence[str]) -> Card:
     """No decision yet: the patient's birth date is missing."""
     summary = "Commissioning not assessed yet: the patient's birth date is needed"
-    lines = [_order_line(order), "", "**Still needed:**", *(f"- {md(m)}" for m in missing)]
+    lines = [_order_line(order), "", "**Still needed:**",
+             *(f"- {md(m, line_start=True)}" for m in missing)]
     return _card(order, hook_instance, summary, "info", "\n".join(lines))
 
 
@@ -258,5 +252,5 @@ def detail_lines(
             lines.append(f"- … {len(reasons) - MAX_REASONS} more on the decision record")
     lines += ["", "**Assessed from:** " + md(assessed_from)]
     if notes:
-        lines += ["", "**Notes:**", *(f"- {md(n)}" for n in notes)]
+        lines += ["", "**Notes:**", *(f"- {md(n, line_start=True)}" for n in notes)]
     return lines

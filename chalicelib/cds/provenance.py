@@ -6,14 +6,10 @@ a card's detail adds: none when every item the answer rests on is verified.
 
 from __future__ import annotations
 
+from chalicelib.cds.markdown import code as _code
 from chalicelib.cds.recorded import RecordedDecision
 
 MAX_ITEMS = 5
-
-
-def _code(text: str) -> str:
-    """A Markdown code span (backticks inside dropped: escapes would show there)."""
-    return "`" + text.replace("`", "'") + "`"
 
 
 def unverified_lines(decision: RecordedDecision) -> list[str]:

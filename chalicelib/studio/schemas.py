@@ -2,8 +2,9 @@
 
 Every body is a JSON object with no unknown fields and strict types (`"rows": "5"` is a
 400, not 5). `files` holds the edited pack files (shown path → full text); only the changed
-ones need be sent, the rest are the served pack's. Paths are checked by the what-if route's
-rule (`api.whatif.inside_pack`); cases by the decision request's own validation.
+ones need be sent, the rest are the served pack's. Names are checked by the one pack file
+rule the what-if route uses too (`limits.pack_files`), not here, so that both answer a bad
+name with the same field and message; cases by the decision request's own validation.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ MAX_CSV_CHARS = 6 * 1024 * 1024
 MAX_SEED = 2**31 - 1
 
 FileText = Annotated[str, StringConstraints(max_length=MAX_FILE_CHARS)]
-FileName = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 
 
 class _Strict(BaseModel):
@@ -32,7 +32,7 @@ class _Strict(BaseModel):
 class Edits(_Strict):
     """The edited files; the served pack supplies every file not named."""
 
-    files: dict[FileName, FileText] = Field(default_factory=dict, max_length=MAX_FILES)
+    files: dict[str, FileText] = Field(default_factory=dict, max_length=MAX_FILES)
 
 
 class DecideIn(Edits):

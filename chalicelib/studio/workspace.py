@@ -8,7 +8,6 @@ pack compiled. Nothing here writes anywhere.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -17,21 +16,17 @@ from chalicelib.api.replies import bad_request
 from chalicelib.dsl.loader import check_sources
 from chalicelib.dsl.source import Diagnostic, Span
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.errors import PolicyError, Problem
-from chalicelib.limits import unicode_problem, visible
+from chalicelib.errors import PolicyError
+from chalicelib.limits import PACK_ROOT, pack_files
 from chalicelib.testing import invalid_inputs
 
 PACK_SUFFIXES = (".pss", ".csv")
-# The API's what-if names (`api/whatif.py`) without its one-level limit: the studio edits the
-# pack's author tests too (`policies/tests/x.pss`). Each part: lowercase, digits, `_`, `-`.
-_PART = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.ASCII)
-PATH_RULE = ("must be a `.pss` or `.csv` file inside the pack, e.g. `policies/cardiac.pss`, "
-             "each part 1 to 64 lowercase letters, digits, `_` or `-`")
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """The served pack: its compiled set, folder name (as shown in paths) and file texts."""
+    """The served pack: its compiled set, its folder's name on disk, and its file texts by
+    the names clients use (`policies/cardiac.pss`, whatever the folder is called)."""
 
     served: PolicySet
     folder: str
@@ -43,43 +38,23 @@ class Workspace:
         texts = {}
         for file in sorted(policy_dir.rglob("*")):
             if file.is_file() and file.suffix in PACK_SUFFIXES:
-                shown = f"{policy_dir.name}/{file.relative_to(policy_dir).as_posix()}"
+                shown = f"{PACK_ROOT}/{file.relative_to(policy_dir).as_posix()}"
                 texts[shown] = file.read_text(encoding="utf-8")
         return cls(served, policy_dir.name, texts)
 
-    def shown(self, name: str) -> str:
-        """A client's file name as the pack shows it (`policies/x.pss`); 400 if not a pack
-        file path."""
-        parts = name.split("/")
-        if parts[0] == self.folder:
-            parts = parts[1:]
-        stem, dot, suffix = parts[-1].rpartition(".") if parts else ("", "", "")
-        if not 1 <= len(parts) <= 3 or f"{dot}{suffix}" not in PACK_SUFFIXES or not all(
-                _PART.fullmatch(p) for p in [*parts[:-1], stem]):
-            raise bad_request([Problem(f"files.{visible(name, 80)}", PATH_RULE)])
-        return "/".join([self.folder, *parts])
-
     def edited(self, files: Mapping[str, str]) -> dict[str, str]:
         """Every file of the edited pack: the served ones, overlaid with `files`; 400 for a
-        name outside the pack or a text that is not valid Unicode."""
-        merged = dict(self.texts)
-        for name, text in files.items():
-            wrong = unicode_problem(text)
-            if wrong is not None:
-                raise bad_request([Problem(f"files.{visible(name, 80)}",
-                                           f"is not valid UTF-8 text: it {wrong}")])
-            merged[self.shown(name)] = text
-        return merged
+        name or text the what-if API would refuse too (`limits.pack_files`, the one rule)."""
+        passed, problems = pack_files(files)
+        if problems:
+            raise bad_request(problems)
+        return {**self.texts, **{file.name: file.text for file in passed}}
 
     def changed(self, files: Mapping[str, str]) -> dict[str, str]:
         """Only the files whose text differs from the served pack's (new files included)."""
         self.edited(files)  # the same checks of names and texts
-        out = {}
-        for name, text in files.items():
-            shown = self.shown(name)
-            if self.texts.get(shown) != text:
-                out[shown] = text
-        return dict(sorted(out.items()))
+        return dict(sorted((name, text) for name, text in files.items()
+                           if self.texts.get(name) != text))
 
     def _sources(self, files: Mapping[str, str]) -> tuple[dict[str, str], Callable[[str], str]]:
         merged = self.edited(files)
@@ -89,7 +64,7 @@ class Workspace:
             parts = PurePosixPath(relative).parts
             if ".." in parts or PurePosixPath(relative).is_absolute():
                 raise OSError("code files must live inside the policy folder")
-            text = merged.get(f"{self.folder}/{PurePosixPath(*parts).as_posix()}")
+            text = merged.get(f"{PACK_ROOT}/{PurePosixPath(*parts).as_posix()}")
             if text is None:
                 raise OSError(f"no file {relative} in the pack")
             return text

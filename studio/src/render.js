@@ -50,6 +50,7 @@ export function renderDecision(target, d, goTo) {
       el("dt", {}, "Commissioner"), el("dd", { "data-field": "commissioner" }, d.commissioner),
       el("dt", {}, "Service"), el("dd", { "data-field": "service" }, service),
       el("dt", {}, "Policy"), el("dd", { "data-field": "policy" }, policy),
+      el("dt", {}, "Sources"), provenance(d),
       el("dt", {}, "Route"), el("dd", {}, d.route ?? "none"),
       el("dt", {}, "Missing"), el("dd", {}, d.missing.length ? d.missing.join(", ") : "none"),
       el("dt", {}, "Pack"), el("dd", {}, `${d.policy_set.version} (${d.policy_set.digest.slice(0, 19)}…)`)),
@@ -62,6 +63,47 @@ export function renderDecision(target, d, goTo) {
           el("td", { class: `tri ${word}`, title: word, "aria-label": word }, mark),
           el("td", {}, el("code", {}, r.clause), el("span", { class: "meta" }, r.rule, " · ", atLink(r.at, goTo))));
       }))));
+}
+
+const KINDS = { rule: "identification rule", service: "service", line: "service line",
+  commissioner: "commissioner entry", policy: "policy" };
+
+// Only a web address becomes a link (a pack's `source` is checked to be one, but the page
+// trusts nothing it is sent); anything else stays text. The text shown is the host and path.
+export function sourceLink(source) {
+  let url = null;
+  try { url = new URL(source); } catch { url = null; }
+  if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
+    return el("code", { class: "src", title: "not a web address" }, source);
+  }
+  // One line each, cut short by the stylesheet; the whole address is the tooltip.
+  return el("a", { class: "src", href: url.href, target: "_blank", rel: "noopener noreferrer",
+    title: url.href }, (url.host + url.pathname).replace(/\/$/, ""));
+}
+
+// Whether the answer rests on verified pack content, and each item with its sources.
+function provenance(d) {
+  const items = d.provenance ?? [];
+  const unverified = items.filter((item) => !item.verified).length;
+  const verdict = !items.length
+    ? [el("span", { class: "badge none" }, "nothing to verify"), " no pack item was needed for this answer"]
+    : d.unverified
+      ? [el("span", { class: "badge unverified", title: "at least one item is marked unverified in the pack: its source does not directly support it (policies/SOURCES.md)" }, "unverified"),
+        ` ${unverified} of ${items.length} items this answer rests on are unverified`]
+      : [el("span", { class: "badge verified", title: "every item's source directly supports it (policies/SOURCES.md)" }, "verified"),
+        ` all ${items.length} items this answer rests on are verified`];
+  return el("dd", { "data-testid": "decide-provenance", "data-verified": String(!d.unverified) },
+    el("p", { class: "verdict" }, ...verdict),
+    items.length ? el("ul", { class: "provenance" }, items.map((item) => el("li", {
+      "data-kind": item.kind, "data-verified": String(item.verified) },
+    el("span", { class: `mark ${item.verified ? "ok" : "warn"}`, title: item.verified ? "verified" : "unverified" },
+      item.verified ? "✓" : "⚠"),
+    el("span", { class: "sr" }, item.verified ? "verified: " : "unverified: "),
+    el("span", { class: "kind" }, KINDS[item.kind] ?? item.kind), " ", el("code", {}, item.id),
+    el("span", { class: "sources" }, item.source.length
+      ? item.source.map((source) => sourceLink(source))
+      : el("span", { class: "nosrc" }, "no source given")))))
+      : null);
 }
 
 function moves(title, rows) {

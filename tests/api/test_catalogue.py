@@ -88,8 +88,8 @@ def test_openapi_document_is_valid_and_complete(client: Client) -> None:
     ops = {(m.upper(), p) for p, item in served["paths"].items() for m in item}
     assert len(ops) == len(OPERATIONS) == 15
     post_decision = served["paths"]["/v1/decisions"]["post"]
-    assert set(post_decision["responses"]) == {"200", "201", "400", "401", "409", "413",
-                                               "422", "503"}
+    assert set(post_decision["responses"]) == {"200", "201", "400", "401", "403", "409",
+                                               "413", "422", "500", "503"}
     schema = post_decision["requestBody"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/DecisionRequest"}
     assert served["paths"]["/v1/health"]["get"]["security"] == []

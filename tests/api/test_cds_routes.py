@@ -92,6 +92,9 @@ def test_order_sign_records_each_decision_with_the_hook_instance(
     answer = signed(cds)
     assert response_errors(answer) == []
     assert len(answer["cards"]) == 3  # two decided orders and an uncoded one
+    # Pack names keep their underscores: intra-word `_` is not emphasis in (GFM) Markdown.
+    cetux = answer["cards"][1]["detail"]
+    assert "(cetuximab_colorectal, policies/cancer.pss:" in cetux and "\\_" not in cetux
     ids = decision_ids(answer)
     assert len(ids) == 2
     for decision_id in ids:

@@ -71,3 +71,22 @@ def test_feedback_operation_is_documented(doc: dict[str, Any]) -> None:
     op = doc["paths"]["/cds-services/{service_id}/feedback"]["post"]
     assert op["operationId"] == "cdsFeedback" and op["tags"] == ["cds-hooks"]
     assert {"200", "400", "401", "404"} <= set(op["responses"])
+
+
+def test_every_response_of_every_operation_declares_the_request_id(doc: dict[str, Any]) -> None:
+    header = doc["components"]["headers"]["X-Request-Id"]
+    assert header["required"] is True and header["schema"]["type"] == "string"
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            where = f"{method.upper()} {path}"
+            assert "500" in op["responses"], where
+            assert "X-Request-Id" in op["responses"]["500"]["description"], where
+            for status, response in op["responses"].items():
+                assert response["headers"]["X-Request-Id"] == {
+                    "$ref": "#/components/headers/X-Request-Id"}, f"{where} {status}"
+
+
+def test_the_other_declared_headers_are_kept_beside_the_request_id(doc: dict[str, Any]) -> None:
+    created = doc["paths"]["/v1/decisions"]["post"]["responses"]
+    assert set(created["201"]["headers"]) == {"X-Request-Id", "Location"}
+    assert set(created["503"]["headers"]) == {"X-Request-Id", "Retry-After"}

@@ -11,6 +11,7 @@ from chalicelib.decisions.sqlite import SqliteDecisionStore
 from chalicelib.decisions.store import StoreUnavailable
 from chalicelib.settings import Settings, SettingsError
 from pss_dev.local_stack import (
+    API_KEY_FILE,
     DATABASE,
     PSEUDONYM_KEY_FILE,
     ServeOptions,
@@ -50,8 +51,42 @@ def test_data_options(tmp_path: Path) -> None:
     assert parse_args([]).fresh is False
 
 
-def _options(folder: Path, fresh: bool) -> ServeOptions:
-    return ServeOptions("127.0.0.1", 0, folder, fresh, "local", "key", None)
+def _options(folder: Path, fresh: bool, api_key: str | None = "key") -> ServeOptions:
+    return ServeOptions("127.0.0.1", 0, folder, fresh, "local", api_key, None)
+
+
+def test_the_api_key_is_made_once_per_data_folder_owner_only_and_kept(tmp_path: Path) -> None:
+    assert parse_args(["--data", str(tmp_path)]).api_key is None
+    first = prepare_data(_options(tmp_path, fresh=False, api_key=None))
+    kept = tmp_path / API_KEY_FILE
+    assert kept.read_text().strip() == first and len(first) >= 32
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert prepare_data(_options(tmp_path, fresh=False, api_key=None)) == first
+    assert prepare_data(_options(tmp_path / "other", fresh=False, api_key=None)) != first
+
+
+def test_fresh_makes_a_new_api_key_and_a_given_one_wins_without_replacing_it(
+        tmp_path: Path) -> None:
+    first = prepare_data(_options(tmp_path, fresh=False, api_key=None))
+    assert prepare_data(_options(tmp_path, fresh=False, api_key="given-key")) == "given-key"
+    assert (tmp_path / API_KEY_FILE).read_text().strip() == first
+    second = prepare_data(_options(tmp_path, fresh=True, api_key=None))
+    assert second != first and (tmp_path / API_KEY_FILE).read_text().strip() == second
+
+
+def test_a_kept_api_key_readable_by_others_is_made_owner_only_again(tmp_path: Path) -> None:
+    first = prepare_data(_options(tmp_path, fresh=False, api_key=None))
+    (tmp_path / API_KEY_FILE).chmod(0o644)
+    assert prepare_data(_options(tmp_path, fresh=False, api_key=None)) == first
+    assert (tmp_path / API_KEY_FILE).stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("text", ["", "short", "has:colon-and,comma-0123456789", "é" * 20])
+def test_a_kept_api_key_pss_serve_did_not_make_is_refused_with_what_to_do(
+        tmp_path: Path, text: str) -> None:
+    (tmp_path / API_KEY_FILE).write_text(text, encoding="utf-8")
+    with pytest.raises(StoreUnavailable, match="delete that file for a new key"):
+        prepare_data(_options(tmp_path, fresh=False, api_key=None))
 
 
 def test_the_pseudonym_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
@@ -69,7 +104,8 @@ def test_fresh_deletes_the_stores_files_and_nothing_else(tmp_path: Path) -> None
     for name in (DATABASE, f"{DATABASE}-wal", "notes.txt"):
         (tmp_path / name).write_text("x")
     prepare_data(_options(tmp_path, fresh=True))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", PSEUDONYM_KEY_FILE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [API_KEY_FILE, "notes.txt", PSEUDONYM_KEY_FILE])
     assert (tmp_path / PSEUDONYM_KEY_FILE).read_text() != old_key
 
 

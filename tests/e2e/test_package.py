@@ -148,6 +148,13 @@ def test_gateway_errors_use_the_design_error_body(packaged: Package) -> None:
     assert unauthorized["StatusCode"] == "401"
     body = json.loads(unauthorized["ResponseTemplates"]["application/json"])
     assert body["error"]["code"] == "unauthorized"
+    # Every answer carries X-Request-Id, the gateway's own answers too (API Gateway's id).
+    gateway = [r["Properties"] for r in resources.values()
+               if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
+    assert len(gateway) >= 6
+    for response in gateway:
+        mapped = response["ResponseParameters"]["gatewayresponse.header.X-Request-Id"]
+        assert mapped == "context.requestId", response["ResponseType"]
 
 
 def test_zip_holds_the_app_and_the_library(packaged: Package) -> None:

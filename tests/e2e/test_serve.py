@@ -51,6 +51,11 @@ def _call(server: Server, method: str, path: str, body: Any = None) -> tuple[int
     return status, payload
 
 
+def _with_key(server: Server, key: str) -> Server:
+    """The same server, called with another API key."""
+    return Server(server.process, server.url, key, server.sample)
+
+
 def _sigint_and_wait(process: subprocess.Popen[str]) -> int:
     process.send_signal(signal.SIGINT)
     return process.wait(timeout=STOP_WITHIN_S)
@@ -93,7 +98,7 @@ def test_versions_over_http(stack: Server) -> None:
 
 
 def test_auth_and_open_routes_over_http(stack: Server) -> None:
-    wrong = Server(stack.process, stack.url, "wrong", stack.sample)
+    wrong = _with_key(stack, "wrong")
     status, body = _call(wrong, "POST", "/v1/decisions", stack.sample)
     assert (status, body["error"]["code"]) == (401, "unauthorized")
     assert _call(stack, "GET", "/v1/health")[0] == 200
@@ -128,8 +133,10 @@ def test_a_decision_and_all_its_versions_survive_a_restart(tmp_path: Path) -> No
         _, before = _call(first, "GET", path)
         assert _sigint_and_wait(first.process) == 0
 
+    assert first.process.poll() == 0  # what answers next is a new process
     with _serve(data) as again:
-        assert again.key != first.key  # a new process, not the old one still answering
+        # The key is kept with the data: the curl printed yesterday still works today.
+        assert again.key == first.key and again.process.pid != first.process.pid
         assert _call(again, "GET", path) == (200, before)
         assert [v["version"] for v in before["versions"]] == [1, 2]
         assert before["versions"][1] == second
@@ -143,7 +150,25 @@ def test_a_decision_and_all_its_versions_survive_a_restart(tmp_path: Path) -> No
         assert len(hashes) == 1
 
     with _serve(data, "--fresh") as fresh:
+        assert fresh.key != first.key
+        assert _call(_with_key(fresh, first.key), "POST", "/v1/decisions", fresh.sample)[0] == 401
         assert _call(fresh, "GET", path)[0] == 404
+    assert (data / "api.key").stat().st_mode & 0o777 == 0o600
+    assert (data / "api.key").read_text().strip() == fresh.key
+
+
+def test_an_api_key_given_on_the_command_line_is_used_and_the_kept_one_left_alone(
+        tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with _serve(data) as kept:
+        pass
+    with _serve(data, "--api-key", "given-on-the-command-line") as given:
+        assert given.key == "given-on-the-command-line"
+        assert "given with --api-key" in "".join(given.lines)
+        assert _call(given, "POST", "/v1/decisions?dry_run=true", given.sample)[0] == 200
+    with _serve(data) as again:
+        assert again.key == kept.key
+        assert f"kept in {data / 'api.key'}" in "".join(again.lines)
 
 
 def test_ctrl_c_soon_after_starting_stops_promptly(tmp_path: Path) -> None:

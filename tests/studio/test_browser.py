@@ -9,8 +9,10 @@ screenshot under build/screenshots/.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -207,6 +209,98 @@ def test_an_example_referral_is_decided_with_its_reasons(page: Page,
     wanted = (served_pack_text(page, file).splitlines()[int(line) - 1]).strip()
     assert page.one(".cm-activeLine").text.strip() == wanted
     assert_only_local(page)
+
+
+def _decide_example(page: Page, name: str) -> Any:
+    from selenium.webdriver.support.ui import Select
+
+    page.open()
+    page.tab("decide")
+    Select(page.one("#example")).select_by_visible_text(name)
+    page.testid("evaluate").click()
+    return page.wait(lambda: page.all('[data-testid="decide-provenance"]'),
+                     "the decision's provenance")[0]
+
+
+def test_a_decision_shows_whether_it_rests_on_verified_sources_and_links_them(
+        page: Page, served_pack: PolicySet) -> None:
+    shown = _decide_example(page, "cet5_cetuximab")
+    expected = served_pack.decide(example("cet5_cetuximab")).to_dict()
+    assert expected["unverified"] is True and expected["provenance"]
+    assert shown.get_attribute("data-verified") == "false"
+    badge = shown.find_element("css selector", ".badge")
+    assert badge.text == "unverified"
+    unverified = sum(not item["verified"] for item in expected["provenance"])
+    assert f"{unverified} of {len(expected['provenance'])} items" in shown.text
+    items = shown.find_elements("css selector", "ul.provenance > li")
+    assert [(li.get_attribute("data-kind"), li.get_attribute("data-verified"), )
+            for li in items] == [(item["kind"], str(item["verified"]).lower())
+                                 for item in expected["provenance"]]
+    for li, item in zip(items, expected["provenance"], strict=True):
+        assert item["id"] in li.text
+        links = li.find_elements("css selector", "a.src")
+        assert [a.get_attribute("href") for a in links] == item["source"]
+        assert all(a.get_attribute("rel") == "noopener noreferrer" for a in links)
+        if not item["source"]:
+            assert "no source given" in li.text
+        assert ("✓" if item["verified"] else "⚠") in li.text
+    # The sources row sits with commissioner, service and policy, and fits the panel.
+    facts = [dt.text for dt in page.all('[data-testid="decision"] dl.facts > dt')]
+    assert facts[facts.index("Policy") + 1] == "Sources"
+    assert fits(page, "panel-decide")
+    # Scrolled within its panel (the page itself never scrolls), then at a laptop's size.
+    page.js("const p = document.getElementById('panel-decide');"
+            "p.scrollTop = arguments[0].offsetTop - p.offsetTop - 40", shown)
+    page.screenshot("04b-decision-provenance")
+    page.size(1920, 1080)
+    try:
+        assert fits(page, "panel-decide")
+        page.screenshot("04c-decision-provenance-1920x1080")
+    finally:
+        page.size(1280, 800)
+    assert_only_local(page)
+
+
+HOSTILE_PROVENANCE = [
+    {"kind": "rule", "id": "<img src=x onerror=window.__hit=1>", "verified": True,
+     "source": ["javascript:window.__hit=2", "data:text/html,<b>x</b>", "//evil.example/x",
+                "https://www.legislation.gov.uk/uksi/2012/2996/schedule/4"]},
+    {"kind": "policy", "id": "P v1", "verified": True, "source": ["http://example.nhs.uk/p"]},
+]
+
+
+def test_provenance_makes_links_of_web_addresses_only_and_shows_text_as_text(
+        page: Page) -> None:
+    # Whatever the server sends: the page's own fetch is wrapped to answer decide with
+    # hostile provenance (what a broken or tampered pack could carry).
+    page.open()
+    page.js("""
+        const real = window.fetch;
+        window.fetch = async (url, init) => {
+          const answer = await real(url, init);
+          if (!String(url).endsWith('/decide')) return answer;
+          const body = await answer.json();
+          body.provenance = arguments[0]; body.unverified = false;
+          return new Response(JSON.stringify(body), { status: 200,
+            headers: { 'content-type': 'application/json' } });
+        };""".replace("arguments[0]", json.dumps(HOSTILE_PROVENANCE)))
+    page.tab("decide")
+    from selenium.webdriver.support.ui import Select
+
+    Select(page.one("#example")).select_by_visible_text("tavi")
+    page.testid("evaluate").click()
+    shown = page.wait(lambda: page.all('[data-testid="decide-provenance"]'), "provenance")[0]
+    assert shown.get_attribute("data-verified") == "true"
+    assert shown.find_element("css selector", ".badge").text == "verified"
+    assert "all 2 items this answer rests on are verified" in shown.text
+    assert "no source given" not in shown.text
+    hrefs = [a.get_attribute("href") for a in shown.find_elements("css selector", "a")]
+    assert hrefs == ["https://www.legislation.gov.uk/uksi/2012/2996/schedule/4",
+                     "http://example.nhs.uk/p"]
+    assert "<img src=x onerror=window.__hit=1>" in shown.text
+    assert "javascript:window.__hit=2" in shown.text  # shown, as text
+    assert not shown.find_elements("css selector", "img")
+    assert page.js("return window.__hit === undefined")
 
 
 def served_pack_text(page: Page, shown: str) -> str:

@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 
+from chalicelib.api.whatif import WhatIfService
 from chalicelib.engine.policy_set import PolicySet
-from chalicelib.errors import PssError
+from chalicelib.errors import Problem, PssError
+from chalicelib.limits import PACK_FILE_RULE
 from chalicelib.studio.service import StudioService
 from chalicelib.studio.workspace import Workspace
 from chalicelib.testing import run_tests
 from tests.studio.conftest import POLICIES, WHO_LIMIT, WHO_LIMIT_EDITED, cancer_with, example
+from tests.support.pack_names import HOSTILE_PACK_FILE_NAMES
 
 
 def body(reply: Any) -> dict[str, Any]:
@@ -76,13 +79,51 @@ def test_check_also_rejects_a_test_whose_request_could_never_run(studio: StudioS
     assert exc.value.status == 400
 
 
-@pytest.mark.parametrize("name", ["../cardiac.pss", "policies/../../etc/x.pss", "/etc/x.pss",
-                                  "policies/notes.txt", "policies/", ""])
-def test_file_names_outside_the_pack_are_refused(studio: StudioService, name: str) -> None:
+def _what_if_refusal(served: PolicySet, files: dict[str, str]) -> list[Problem]:
     with pytest.raises(PssError) as exc:
-        studio.check({"files": {name: "# nothing"}})
+        WhatIfService(served, POLICIES).run({"files": files, "cases": [example("tavi")]})
     assert exc.value.status == 400
-    assert any(field.startswith("files") for field in problems(exc))
+    return list(exc.value.details)
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_PACK_FILE_NAMES))
+@pytest.mark.parametrize("use", ["check", "test", "decide", "export"])
+def test_the_studio_refuses_each_name_what_if_refuses_with_the_same_problem(
+        studio: StudioService, served: PolicySet, case: str, use: str) -> None:
+    files = {HOSTILE_PACK_FILE_NAMES[case]: "# nothing\n"}
+    refused = _what_if_refusal(served, files)
+    assert [p.problem for p in refused] == [PACK_FILE_RULE]
+    body: dict[str, Any] = {"files": files}
+    if use == "decide":
+        body["case"] = example("tavi")
+    if use == "export":
+        body["format"] = "diff"
+    with pytest.raises(PssError) as exc:
+        getattr(studio, use)(body)
+    assert exc.value.status == 400 and list(exc.value.details) == refused
+
+
+def test_the_studio_refuses_a_text_what_if_refuses_with_the_same_problem(
+        studio: StudioService, served: PolicySet) -> None:
+    files = {"policies/tests/cardiac.pss": "# \0\n", "policies/x.pss/y.pss": ""}
+    refused = _what_if_refusal(served, files)
+    assert [p.field for p in refused] == [f"files.{name}" for name in files]
+    with pytest.raises(PssError) as exc:
+        studio.check({"files": files})
+    assert list(exc.value.details) == refused
+
+
+def test_files_are_named_under_policies_whatever_the_folder_is_called(
+        served: PolicySet, tmp_path: Path) -> None:
+    folder = tmp_path / "my-pack"
+    (folder / "tests").mkdir(parents=True)
+    (folder / "cardiac.pss").write_text("# a\n")
+    (folder / "tests" / "cardiac.pss").write_text("# b\n")
+    workspace = Workspace.snapshot(served, folder)
+    assert dict(workspace.texts) == {"policies/cardiac.pss": "# a\n",
+                                     "policies/tests/cardiac.pss": "# b\n"}
+    assert workspace.changed({"policies/cardiac.pss": "# c\n", "policies/tests/cardiac.pss": "# b\n"}
+                             ) == {"policies/cardiac.pss": "# c\n"}
 
 
 @pytest.mark.parametrize(("raw", "field"), [
