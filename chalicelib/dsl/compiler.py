@@ -28,7 +28,7 @@ from chalicelib.activity import Activity
 from chalicelib.dsl import ast
 from chalicelib.dsl.ast import LEAF_TYPES, Selector
 from chalicelib.dsl.codesets import CodeSet
-from chalicelib.dsl.kleene import Tri, all_of, any_of, combine, first_decides, negate
+from chalicelib.dsl.kleene import Tri, all_of, combine, decided, first_decides, negate
 from chalicelib.dsl.printer import leaf_text
 from chalicelib.dsl.typecheck import list_keys
 from chalicelib.dsl.types import BUILTINS, UNITS, VType
@@ -419,23 +419,44 @@ def _refs(value: ast.Value) -> list[str]:
 
 
 def _combiner(shape: Node) -> Callable[[list[Tri]], Tri]:
-    """Build a closure combining leaf results for `shape`, specialised for common shapes."""
+    """Build a closure combining leaf results for `shape`, specialised for common shapes.
+
+    Every group kind is symmetric in its items, so a group reads its leaf children's results
+    first (one `itemgetter`, or a slice when they are contiguous) and then its subgroups'.
+    """
     if shape.kind == "leaf":
         index = shape.index
         return lambda r: r[index]
-    if shape.kind in ("all", "any") and all(c.kind == "leaf" for c in shape.children):
-        indexes = [c.index for c in shape.children]
-        if indexes == list(range(indexes[0], indexes[0] + len(indexes))):
-            start, stop = indexes[0], indexes[0] + len(indexes)
-            if shape.kind == "all":
-                return lambda r: all_of(r[start:stop])
-            return lambda r: any_of(r[start:stop])
-    parts = [_combiner(child) for child in shape.children]
-    kind, n = shape.kind, shape.n
-    if kind == "not":
-        inner = parts[0]
+    if shape.kind == "not":
+        inner = _combiner(shape.children[0])
         return lambda r: negate(inner(r))
-    return lambda r: combine(kind, n, [p(r) for p in parts])
+    indexes = [c.index for c in shape.children if c.kind == "leaf"]
+    subs = [_combiner(c) for c in shape.children if c.kind != "leaf"]
+    pick = _picker(indexes)
+    kind, n = shape.kind, shape.n
+    if kind in ("all", "any"):
+        stop = kind == "any"  # the value that decides the group on its own
+        if not subs:
+            return lambda r: decided(stop, pick(r))
+        if len(subs) == 1:
+            sub = subs[0]
+            return lambda r: decided(stop, (*pick(r), sub(r)))
+        return lambda r: decided(stop, (*pick(r), *[s(r) for s in subs]))
+    return lambda r: combine(kind, n, (*pick(r), *[s(r) for s in subs]))
+
+
+def _picker(indexes: list[int]) -> Callable[[list[Tri]], Sequence[Tri]]:
+    """A closure reading the results at `indexes` from a result list, as a sequence."""
+    if not indexes:
+        return lambda r: ()
+    if indexes == list(range(indexes[0], indexes[0] + len(indexes))):
+        start, stop = indexes[0], indexes[0] + len(indexes)
+        return lambda r: r[start:stop]
+    if len(indexes) == 1:
+        index = indexes[0]
+        return lambda r: (r[index],)
+    pick: Callable[[list[Tri]], Sequence[Tri]] = operator.itemgetter(*indexes)
+    return pick
 
 
 def _predicate(shape: Node, fns: list[LeafFn]) -> LeafFn:

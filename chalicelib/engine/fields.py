@@ -10,7 +10,6 @@ path calls `fullmatch`.
 from __future__ import annotations
 
 import datetime as dt
-import operator
 import re
 from typing import Any
 
@@ -60,17 +59,17 @@ def valid_age(years: int) -> bool:
     return 0 <= years <= MAX_AGE
 
 
-_NHS_WEIGHTS = tuple(range(10, 1, -1))
-_NHS_ZEROS = ord("0") * sum(_NHS_WEIGHTS)  # what the ASCII codes add over the digits
+# The ASCII codes of the nine digits, weighted 10 down to 2, add this much over the digits.
+_NHS_ZEROS = ord("0") * sum(range(2, 11))
 
 
 def nhs_number_valid(number: str) -> bool:
     """Modulus 11 check of a 10-digit NHS number (check digit 10 is never valid)."""
     if len(number) != 10 or not (number.isascii() and number.isdigit()):
         return False
-    # On the ASCII codes of the digits: every request carrying an NHS number pays for this.
-    total: int = sum(map(operator.mul, number[:9].encode(), _NHS_WEIGHTS)) - _NHS_ZEROS
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == ord(number[9]) - 48
+    # On the ASCII codes of the digits, unrolled: every request carrying an NHS number pays
+    # for this. `-total % 11` is 11 minus the remainder, with 11 read as 0.
+    d1, d2, d3, d4, d5, d6, d7, d8, d9, check = number.encode()
+    total = 10 * d1 + 9 * d2 + 8 * d3 + 7 * d4 + 6 * d5 + 5 * d6 + 4 * d7 + 3 * d8 + 2 * d9
+    expected = -(total - _NHS_ZEROS) % 11
+    return expected != 10 and expected == check - 48
