@@ -46,6 +46,14 @@ class _CodeLists(NamedTuple):
     diagnoses: tuple[str, ...]
     drugs: tuple[str, ...]
     treatment_function: str | None
+
+
+# The same fields are adjacent in `Activity`: one slice of it is the lookup key (a plain tuple,
+# built at C speed), checked here once so a reordering of `Activity` cannot go unnoticed.
+_CODE_FIELDS = slice(Activity._fields.index(_CodeLists._fields[0]),
+                     Activity._fields.index(_CodeLists._fields[-1]) + 1)
+if Activity._fields[_CODE_FIELDS] != _CodeLists._fields:
+    raise ImportError("Activity's code list fields are no longer adjacent, in _CodeLists order")
 Reasons = list[tuple[ClauseSource, Tri]]
 
 
@@ -78,6 +86,16 @@ def _sources(owner: str, condition: Evaluator | None) -> tuple[ClauseSource, ...
     if condition is None:
         return ()
     return tuple(ClauseSource(owner, leaf.text, leaf.at) for leaf in condition.leaves)
+
+
+class _LinePlan(NamedTuple):
+    """What a decision reads about the service line its identification rule names."""
+
+    service: ast.ServiceDecl
+    info: ServiceInfo
+    line: ast.LineDecl
+    index: CodeIndex | None  # the line's policies by the codes their applicability needs
+    ranked: list[CompiledPolicy]  # ... in rank order
 
 
 class CodeIndex:
@@ -113,7 +131,7 @@ class CodeIndex:
             if self.index[d]
         ]
         # Activity repeats the same few code lists: each is looked up once, in bounded memory.
-        self._reach: Callable[[_CodeLists], tuple[int, ...]] = lru_cache(
+        self._reach: Callable[[tuple[Any, ...]], tuple[int, ...]] = lru_cache(
             maxsize=CACHED_LOOKUPS)(self._reach_uncached)
 
     # Pickled without the cache (a bound lru_cache does not pickle): Spark ships compiled packs.
@@ -145,10 +163,10 @@ class CodeIndex:
 
     def candidates(self, activity: Activity) -> tuple[int, ...]:
         """Positions (rank order) of the rules the activity's codes can reach."""
-        return self._reach(_CodeLists(activity.procedures, activity.diagnoses, activity.drugs,
-                                      activity.treatment_function))
+        return self._reach(activity[_CODE_FIELDS])
 
-    def _reach_uncached(self, lists: _CodeLists) -> tuple[int, ...]:
+    def _reach_uncached(self, key: tuple[Any, ...]) -> tuple[int, ...]:
+        lists = _CodeLists._make(key)
         found = set(self.unindexed)
         for field, many, first_only, table, lengths in self._lookups:
             value: Any = getattr(lists, field)
@@ -194,7 +212,7 @@ class PolicySet:
         self.clock = clock
         self.compiler = Compiler(checked.fact_types, checked.codesets)
         # Decisions are mostly dated today, in a few regions: each answer is found once.
-        self._entry_in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._entry_in_force_uncached)
+        self._in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._in_force_uncached)
         self.provenance = ProvenanceIndex(checked)
         rules = [self._rule(r) for r in checked.rules]
         self.rule_index = RuleIndex(rules, checked.codesets)
@@ -214,16 +232,23 @@ class PolicySet:
             if ranked:
                 self.policy_index[line] = CodeIndex([p.decl.applies for p in ranked],
                                                     checked.codesets, POLICY_DIMENSIONS)
+        # Everything a decision looks up about the line its rule names, in one place.
+        self._line_plans = {line: self._line_plan(line) for line in checked.line_service}
+
+    def _line_plan(self, line: str) -> _LinePlan:
+        return _LinePlan(self.checked.line_service[line], self.service_info[line],
+                         self.checked.lines[line], self.policy_index.get(line),
+                         self.by_line[line])
 
     # Pickled without its cache, as `CodeIndex`; the provenance index is keyed by declaration
     # identity, which unpickling changes, so it is rebuilt over the unpickled declarations.
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_entry_in_force",
+        return {k: v for k, v in self.__dict__.items() if k not in ("_in_force",
                                                                      "provenance")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._entry_in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._entry_in_force_uncached)
+        self._in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._in_force_uncached)
         self.provenance = ProvenanceIndex(self.checked)
 
     def _rule(self, decl: ast.RuleDecl) -> CompiledRule:
@@ -268,24 +293,22 @@ class PolicySet:
         if rule is None:
             return self._decision(Commissioner.ICB_CORE, None, None, Eligibility.NOT_APPLICABLE,
                                   None, (), reasons)
-        service = self.checked.line_service[rule.decl.line]
-        commissioner, entry = self._commissioner(service, activity, reasons)
-        info = self.service_info[rule.decl.line]
-        policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
-        line = self.checked.lines[rule.decl.line]
+        plan = self._line_plans[rule.decl.line]
+        commissioner, entry = self._commissioner(plan.service, activity, reasons)
+        policy, undecided = self._select_in(plan, activity, reasons)
         provenance = self.provenance.rests_on(
-            rule.decl, service, line, entry, policy.decl if policy else None
+            rule.decl, plan.service, plan.line, entry, policy.decl if policy else None
         )
         if policy is None:
-            return self._decision(commissioner, info, None, Eligibility.NOT_APPLICABLE, None,
+            return self._decision(commissioner, plan.info, None, Eligibility.NOT_APPLICABLE, None,
                                   (), reasons, provenance)
         if undecided:
             # Whether this policy applies depends on inputs not given: say which.
-            return self._decision(commissioner, info, policy.info, Eligibility.INCOMPLETE, None,
-                                  undecided, reasons, provenance)
+            return self._decision(commissioner, plan.info, policy.info, Eligibility.INCOMPLETE,
+                                  None, undecided, reasons, provenance)
         eligibility, route, missing = self._apply(policy, activity, reasons)
-        return self._decision(commissioner, info, policy.info, eligibility, route, missing, reasons,
-                              provenance)
+        return self._decision(commissioner, plan.info, policy.info, eligibility, route, missing,
+                              reasons, provenance)
 
     def _decision(
         self,
@@ -339,13 +362,22 @@ class PolicySet:
         self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons
     ) -> tuple[Commissioner, ast.CommissionerEntry | None]:
         """The commissioner in force and the entry that says so (None: no entry in force)."""
-        best = self._entry_in_force(service.id, activity.date, activity.region, activity.icb)
+        commissioner, entry, reason = self._in_force(service.id, activity.date, activity.region,
+                                                     activity.icb)
+        reasons.append(reason)
+        return commissioner, entry
+
+    def _in_force_uncached(
+        self, service_id: str, date: dt.date, region: str | None, icb: str | None
+    ) -> tuple[Commissioner, ast.CommissionerEntry | None, tuple[ClauseSource, Tri]]:
+        """The commissioner, the entry in force (None: none) and the reason that says so."""
+        best = self._entry_in_force_uncached(service_id, date, region, icb)
         if best is None:
+            service = self.checked.services[service_id]
             text = "no commissioner in force on this date"
-            reasons.append((ClauseSource(f"service {service.id}", text, service.span.at()), False))
-            return Commissioner.ICB_CORE, None
-        reasons.append((_entry_source(service.id, best), True))
-        return _COMMISSIONERS[best.outcome], best
+            return (Commissioner.ICB_CORE, None,
+                    (ClauseSource(f"service {service_id}", text, service.span.at()), False))
+        return _COMMISSIONERS[best.outcome], best, (_entry_source(service_id, best), True)
 
     def _entry_in_force_uncached(self, service_id: str, date: dt.date, region: str | None,
                                  icb: str | None) -> ast.CommissionerEntry | None:
@@ -371,13 +403,20 @@ class PolicySet:
         that could apply depends on inputs the request lacks (an unknown applicability must
         not let a lower-ranked policy answer); (None, []) when none applies.
         """
-        index = self.policy_index.get(line)
+        return self._select_in(self._line_plans[line], activity, reasons)
+
+    def _select_in(
+        self, plan: _LinePlan, activity: Activity, reasons: Reasons
+    ) -> tuple[CompiledPolicy | None, list[str]]:
+        """`_select_policy` on a line's plan."""
+        index = plan.index
         if index is None:
             return None, []
-        ranked = self.by_line[line]
+        ranked = plan.ranked
+        date = activity.date
         for position in index.candidates(activity):
             policy = ranked[position]
-            if not policy.start <= activity.date <= policy.end:
+            if not policy.start <= date <= policy.end:
                 continue
             if policy.applies is None:
                 return policy, []
