@@ -28,7 +28,7 @@ from chalicelib.activity import Activity
 from chalicelib.dsl import ast
 from chalicelib.dsl.ast import LEAF_TYPES, Selector
 from chalicelib.dsl.codesets import CodeSet
-from chalicelib.dsl.kleene import Tri, all_of, combine, decided, first_decides, negate
+from chalicelib.dsl.kleene import Tri, combine, decided, first_decides, negate
 from chalicelib.dsl.printer import leaf_text
 from chalicelib.dsl.typecheck import list_keys
 from chalicelib.dsl.types import BUILTINS, UNITS, VType
@@ -221,12 +221,11 @@ class Compiler:
         if isinstance(cond, ast.Between):
             low = self._compare(">=", cond.value, cond.low)
             high = self._compare("<=", cond.value, cond.high)
-            return lambda a: all_of((low(a), high(a)))
+            return lambda a: decided(False, (low(a), high(a)))
         if isinstance(cond, ast.IsValue):
             return self._is_value(cond)
         if isinstance(cond, ast.InSet):
-            match = self.codesets[cond.set_name].matcher()
-            return _selector_test(Selector(cond.selector), match)
+            return _selector_test(Selector(cond.selector), self.codesets[cond.set_name])
         if isinstance(cond, ast.InList):
             return self._in_list(cond)
         if isinstance(cond, ast.BoolRef):
@@ -265,8 +264,8 @@ class Compiler:
         selector = Selector(cond.selector or "")
         system, keys = list_keys(selector, cond.items)
         if system is not None:
-            return _selector_test(selector, CodeSet.build("(list)", system, keys).matcher())
-        return _selector_test(selector, frozenset(keys).__contains__)
+            return _selector_test(selector, CodeSet.build("(list)", system, keys))
+        return _selector_test(selector, CodeSet("(list)", "", frozenset(keys)))
 
     def _reader(self, name: str) -> tuple[ValueFn, float]:
         """A closure reading a number name, and the scale of what it reads to base units.
@@ -382,15 +381,19 @@ def _in_units(num: ast.Num, scale: float, read_scale: float) -> float:
     return int(value) if value.is_integer() else value
 
 
-def _selector_test(selector: Selector, match: Callable[[str], bool]) -> LeafFn:
-    """The leaf closure of `selector in ...`: a list without codes is False, an absent
-    single value unknown."""
-    field = selector.field
+def _selector_test(selector: Selector, codes: CodeSet) -> LeafFn:
+    """The leaf closure of `selector in codes`: a list without codes is False, an absent
+    single value unknown. The field is read by its position in `Activity` (a tuple)."""
+    position = Activity._fields.index(selector.field)
+    match = codes.matcher()
     if selector.many and selector.first_only:
-        return lambda a: bool(codes := getattr(a, field)) and match(codes[0])
+        return lambda a: bool(found := a[position]) and match(found[0])
+    if selector.many and not codes.hierarchical:
+        disjoint = codes.keys.isdisjoint  # exact codes: one set operation at C speed
+        return lambda a: not disjoint(a[position])
     if selector.many:
-        return lambda a: any(map(match, getattr(a, field)))
-    return lambda a: None if (v := getattr(a, field)) is None else match(v)
+        return lambda a: any(map(match, a[position]))
+    return lambda a: None if (v := a[position]) is None else match(v)
 
 
 def _needs(cond: ast.Condition, types: dict[str, VType]) -> tuple[str, ...]:
@@ -441,6 +444,9 @@ def _combiner(shape: Node) -> Callable[[list[Tri]], Tri]:
         if len(subs) == 1:
             sub = subs[0]
             return lambda r: decided(stop, (*pick(r), sub(r)))
+        if len(subs) == 2:
+            first, second = subs
+            return lambda r: decided(stop, (*pick(r), first(r), second(r)))
         return lambda r: decided(stop, (*pick(r), *[s(r) for s in subs]))
     return lambda r: combine(kind, n, (*pick(r), *[s(r) for s in subs]))
 
