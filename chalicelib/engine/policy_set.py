@@ -94,8 +94,6 @@ class _LinePlan(NamedTuple):
     service: ast.ServiceDecl
     info: ServiceInfo
     line: ast.LineDecl
-    index: CodeIndex | None  # the line's policies by the codes their applicability needs
-    ranked: list[CompiledPolicy]  # ... in rank order
 
 
 class CodeIndex:
@@ -105,6 +103,11 @@ class CodeIndex:
     under that test's codes: an activity none of whose codes reach it makes that test, and so
     the whole conjunction, false. `candidates` gathers only the conditions the activity's own
     codes can reach, plus those with no such test, in their original order.
+
+    The conjunction's other code tests are kept beside it (`also`): a condition reached by
+    its filed test but failing another is not a candidate either, since that test is false
+    (or, for an absent treatment function, unknown: never true). Both are answered once per
+    distinct set of code lists, so a decision pays for neither.
     """
 
     def __init__(self, conditions: Sequence[ast.Condition | None],
@@ -115,12 +118,19 @@ class CodeIndex:
         }
         self.lengths: dict[Selector, set[int]] = {d: set() for d in self.dimensions}
         self.unindexed: list[int] = []
+        # Position -> the conjunction's code tests besides the one it is filed under.
+        self.also: dict[int, tuple[Callable[[Activity], Tri], ...]] = {}
+        tests_of = Compiler({}, codesets).leaf  # code tests read no fact: no types needed
         for position, condition in enumerate(conditions):
-            key = None if condition is None else self._key(condition, codesets)
-            if key is None:
+            tests = [] if condition is None else self._tests(condition, codesets)
+            if not tests:
                 self.unindexed.append(position)
                 continue
-            dimension, keys = key
+            filed = min(range(len(tests)), key=lambda i: len(tests[i][1]))
+            dimension, keys, _ = tests[filed]
+            others = tuple(tests_of(leaf) for i, (_, _, leaf) in enumerate(tests) if i != filed)
+            if others:
+                self.also[position] = others
             for k in keys:
                 self.index[dimension][k].append(position)
                 self.lengths[dimension].add(len(k))
@@ -147,8 +157,18 @@ class CodeIndex:
     ) -> tuple[Selector, Iterable[str]] | None:
         """The code test to file `cond` under: of its conjuncts' tests, the one with fewest
         codes (the most selective), or None when it has none."""
+        tests = self._tests(cond, codesets)
+        if not tests:
+            return None
+        dimension, keys, _ = min(tests, key=lambda test: len(test[1]))
+        return dimension, keys
+
+    def _tests(
+        self, cond: ast.Condition, codesets: dict[str, CodeSet]
+    ) -> list[tuple[Selector, Collection[str], ast.InSet | ast.InList]]:
+        """The conjuncts of `cond` that test codes on one of `dimensions`, with their keys."""
         leaves = cond.items if isinstance(cond, ast.Group) and cond.kind == "all" else (cond,)
-        tests: list[tuple[Selector, Collection[str]]] = []
+        tests: list[tuple[Selector, Collection[str], ast.InSet | ast.InList]] = []
         for leaf in leaves:
             if not isinstance(leaf, ast.InSet | ast.InList) or leaf.selector is None:
                 continue
@@ -156,10 +176,10 @@ class CodeIndex:
             if dimension not in self.dimensions:
                 continue
             if isinstance(leaf, ast.InSet):
-                tests.append((dimension, codesets[leaf.set_name].keys))
+                tests.append((dimension, codesets[leaf.set_name].keys, leaf))
             else:
-                tests.append((dimension, list_keys(dimension, leaf.items)[1]))
-        return min(tests, key=lambda test: len(test[1])) if tests else None
+                tests.append((dimension, list_keys(dimension, leaf.items)[1], leaf))
+        return tests
 
     def candidates(self, activity: Activity) -> tuple[int, ...]:
         """Positions (rank order) of the rules the activity's codes can reach."""
@@ -178,6 +198,10 @@ class CodeIndex:
                     hit = table.get(code[:n])
                     if hit:
                         found.update(hit)
+        if self.also and found:
+            codes_only = Activity(dt.date.min)._replace(**lists._asdict())
+            found = {p for p in found
+                     if all(test(codes_only) is True for test in self.also.get(p, ()))}
         return tuple(sorted(found))
 
 
@@ -237,8 +261,7 @@ class PolicySet:
 
     def _line_plan(self, line: str) -> _LinePlan:
         return _LinePlan(self.checked.line_service[line], self.service_info[line],
-                         self.checked.lines[line], self.policy_index.get(line),
-                         self.by_line[line])
+                         self.checked.lines[line])
 
     # Pickled without its cache, as `CodeIndex`; the provenance index is keyed by declaration
     # identity, which unpickling changes, so it is rebuilt over the unpickled declarations.
@@ -295,7 +318,7 @@ class PolicySet:
                                   None, (), reasons)
         plan = self._line_plans[rule.decl.line]
         commissioner, entry = self._commissioner(plan.service, activity, reasons)
-        policy, undecided = self._select_in(plan, activity, reasons)
+        policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
         provenance = self.provenance.rests_on(
             rule.decl, plan.service, plan.line, entry, policy.decl if policy else None
         )
@@ -403,16 +426,10 @@ class PolicySet:
         that could apply depends on inputs the request lacks (an unknown applicability must
         not let a lower-ranked policy answer); (None, []) when none applies.
         """
-        return self._select_in(self._line_plans[line], activity, reasons)
-
-    def _select_in(
-        self, plan: _LinePlan, activity: Activity, reasons: Reasons
-    ) -> tuple[CompiledPolicy | None, list[str]]:
-        """`_select_policy` on a line's plan."""
-        index = plan.index
+        index = self.policy_index.get(line)
         if index is None:
             return None, []
-        ranked = plan.ranked
+        ranked = self.by_line[line]
         date = activity.date
         for position in index.candidates(activity):
             policy = ranked[position]
