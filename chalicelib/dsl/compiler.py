@@ -387,13 +387,23 @@ def _selector_test(selector: Selector, codes: CodeSet) -> LeafFn:
     position = Activity._fields.index(selector.field)
     match = codes.matcher()
     if selector.many and selector.first_only:
-        return lambda a: bool(found := a[position]) and match(found[0])
+        def first(a: Any) -> Tri:
+            return bool(found := a[position]) and match(found[0])
+        return first
     if selector.many and not codes.hierarchical:
         disjoint = codes.keys.isdisjoint  # exact codes: one set operation at C speed
-        return lambda a: not disjoint(a[position])
+
+        def exact(a: Any) -> Tri:
+            return not disjoint(a[position])
+        return exact
     if selector.many:
-        return lambda a: any(map(match, a[position]))
-    return lambda a: None if (v := a[position]) is None else match(v)
+        def listed(a: Any) -> Tri:
+            return any(map(match, a[position]))
+        return listed
+
+    def single(a: Any) -> Tri:
+        return None if (v := a[position]) is None else match(v)
+    return single
 
 
 def _needs(cond: ast.Condition, types: dict[str, VType]) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ codes instead of trying every rule; policies are indexed by the service line the
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -50,10 +51,11 @@ class _CodeLists(NamedTuple):
 
 # The same fields are adjacent in `Activity`: one slice of it is the lookup key (a plain tuple,
 # built at C speed), checked here once so a reordering of `Activity` cannot go unnoticed.
-_CODE_FIELDS = slice(Activity._fields.index(_CodeLists._fields[0]),
-                     Activity._fields.index(_CodeLists._fields[-1]) + 1)
-if Activity._fields[_CODE_FIELDS] != _CodeLists._fields:
+_FIRST = Activity._fields.index(_CodeLists._fields[0])
+_CODE_FIELDS = slice(_FIRST, _FIRST + len(_CodeLists._fields))
+if tuple(Activity._fields)[_FIRST:_FIRST + len(_CodeLists._fields)] != _CodeLists._fields:
     raise ImportError("Activity's code list fields are no longer adjacent, in _CodeLists order")
+_code_key: Callable[[Activity], tuple[Any, ...]] = operator.itemgetter(_CODE_FIELDS)
 Reasons = list[tuple[ClauseSource, Tri]]
 
 
@@ -104,10 +106,12 @@ class CodeIndex:
     the whole conjunction, false. `candidates` gathers only the conditions the activity's own
     codes can reach, plus those with no such test, in their original order.
 
-    The conjunction's other code tests are kept beside it (`also`): a condition reached by
-    its filed test but failing another is not a candidate either, since that test is false
-    (or, for an absent treatment function, unknown: never true). Both are answered once per
-    distinct set of code lists, so a decision pays for neither.
+    The index is a coarse filter (a drug name is looked up by its prefixes too), so every
+    code test of the conjunction is then run on the code lists (`code_tests`): a condition
+    one of whose code tests is false (or, for an absent treatment function, unknown: never
+    true) is not a candidate. Both are answered once per distinct set of code lists, so a
+    decision pays for neither; and a condition made of nothing but code tests (`settled`) is
+    known to be true, each of its clauses true, for every candidate: it is not evaluated.
     """
 
     def __init__(self, conditions: Sequence[ast.Condition | None],
@@ -118,19 +122,20 @@ class CodeIndex:
         }
         self.lengths: dict[Selector, set[int]] = {d: set() for d in self.dimensions}
         self.unindexed: list[int] = []
-        # Position -> the conjunction's code tests besides the one it is filed under.
-        self.also: dict[int, tuple[Callable[[Activity], Tri], ...]] = {}
+        # Position -> the conjunction's code tests, compiled; and the value and clause results
+        # of those conditions that are code tests only (a candidate passed every one).
+        self.code_tests: dict[int, tuple[Callable[[Activity], Tri], ...]] = {}
+        self.settled: dict[int, tuple[Tri, ...]] = {}
         tests_of = Compiler({}, codesets).leaf  # code tests read no fact: no types needed
         for position, condition in enumerate(conditions):
             tests = [] if condition is None else self._tests(condition, codesets)
-            if not tests:
+            if not tests or condition is None:
                 self.unindexed.append(position)
                 continue
-            filed = min(range(len(tests)), key=lambda i: len(tests[i][1]))
-            dimension, keys, _ = tests[filed]
-            others = tuple(tests_of(leaf) for i, (_, _, leaf) in enumerate(tests) if i != filed)
-            if others:
-                self.also[position] = others
+            self.code_tests[position] = tuple(tests_of(leaf) for _, _, leaf in tests)
+            if len(tests) == len(_conjuncts(condition)):
+                self.settled[position] = (True,) * len(tests)
+            dimension, keys, _ = min(tests, key=lambda test: len(test[1]))
             for k in keys:
                 self.index[dimension][k].append(position)
                 self.lengths[dimension].add(len(k))
@@ -152,22 +157,11 @@ class CodeIndex:
         self.__dict__.update(state)
         self._reach = lru_cache(maxsize=CACHED_LOOKUPS)(self._reach_uncached)
 
-    def _key(
-        self, cond: ast.Condition, codesets: dict[str, CodeSet]
-    ) -> tuple[Selector, Iterable[str]] | None:
-        """The code test to file `cond` under: of its conjuncts' tests, the one with fewest
-        codes (the most selective), or None when it has none."""
-        tests = self._tests(cond, codesets)
-        if not tests:
-            return None
-        dimension, keys, _ = min(tests, key=lambda test: len(test[1]))
-        return dimension, keys
-
     def _tests(
         self, cond: ast.Condition, codesets: dict[str, CodeSet]
     ) -> list[tuple[Selector, Collection[str], ast.InSet | ast.InList]]:
         """The conjuncts of `cond` that test codes on one of `dimensions`, with their keys."""
-        leaves = cond.items if isinstance(cond, ast.Group) and cond.kind == "all" else (cond,)
+        leaves = _conjuncts(cond)
         tests: list[tuple[Selector, Collection[str], ast.InSet | ast.InList]] = []
         for leaf in leaves:
             if not isinstance(leaf, ast.InSet | ast.InList) or leaf.selector is None:
@@ -183,7 +177,7 @@ class CodeIndex:
 
     def candidates(self, activity: Activity) -> tuple[int, ...]:
         """Positions (rank order) of the rules the activity's codes can reach."""
-        return self._reach(activity[_CODE_FIELDS])
+        return self._reach(_code_key(activity))
 
     def _reach_uncached(self, key: tuple[Any, ...]) -> tuple[int, ...]:
         lists = _CodeLists._make(key)
@@ -198,11 +192,16 @@ class CodeIndex:
                     hit = table.get(code[:n])
                     if hit:
                         found.update(hit)
-        if self.also and found:
+        if found:
             codes_only = Activity(dt.date.min)._replace(**lists._asdict())
             found = {p for p in found
-                     if all(test(codes_only) is True for test in self.also.get(p, ()))}
+                     if all(test(codes_only) is True for test in self.code_tests.get(p, ()))}
         return tuple(sorted(found))
+
+
+def _conjuncts(cond: ast.Condition) -> tuple[ast.Condition, ...]:
+    """The items of a top-level `all` group; any other condition is its one conjunct."""
+    return tuple(cond.items) if isinstance(cond, ast.Group) and cond.kind == "all" else (cond,)
 
 
 class RuleIndex(CodeIndex):
@@ -359,11 +358,16 @@ class PolicySet:
         )
 
     def _identify(self, activity: Activity, reasons: Reasons) -> CompiledRule | None:
-        rules = self.rule_index.rules
-        for position in self.rule_index.candidates(activity):
+        index = self.rule_index
+        rules, settled = index.rules, index.settled
+        for position in index.candidates(activity):
             rule = rules[position]
             # Candidates come from the code index and mostly match, so each is evaluated
             # clause by clause at once: the winner's results are its reasons.
+            known = settled.get(position)
+            if known is not None:
+                reasons.extend(zip(rule.sources, known, strict=True))
+                return rule
             value, results = rule.condition.evaluate(activity)
             if value is True:
                 reasons.extend(zip(rule.sources, results, strict=True))
@@ -429,13 +433,17 @@ class PolicySet:
         index = self.policy_index.get(line)
         if index is None:
             return None, []
-        ranked = self.by_line[line]
+        ranked, settled = self.by_line[line], index.settled
         date = activity.date
         for position in index.candidates(activity):
             policy = ranked[position]
             if not policy.start <= date <= policy.end:
                 continue
             if policy.applies is None:
+                return policy, []
+            known = settled.get(position)
+            if known is not None:
+                reasons.extend(zip(policy.applies_sources, known, strict=True))
                 return policy, []
             applies, results = policy.applies.evaluate(activity)  # candidates mostly apply
             if applies is False:

@@ -57,6 +57,9 @@ def test_indexed_rules_decide_as_a_scan_does() -> None:
     scanning.rule_index = scan  # every rule a candidate, in rank order
     for request in _requests(indexed):
         assert _answer(indexed, request) == _answer(scanning, request), request
-    # Conjunctions are checked on their other code tests too (else this proves nothing of it).
-    assert indexed.rule_index.also
-    assert any(index.also for index in indexed.policy_index.values())
+    # Conjunctions with several code tests, and settled ones (code tests only), are in the
+    # pack: else this would prove nothing about either.
+    indexes = [indexed.rule_index, *indexed.policy_index.values()]
+    assert any(len(tests) > 1 for i in indexes for tests in i.code_tests.values())
+    assert indexed.rule_index.settled
+    assert any(index.settled for index in indexed.policy_index.values())
