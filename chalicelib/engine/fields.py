@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import lru_cache
 from typing import Any
 
 from chalicelib.dsl.source import did_you_mean
@@ -38,7 +39,15 @@ def iso_date(value: Any) -> dt.date:
     """A `YYYY-MM-DD` string (or a date) as a date; `ValueError` saying what is wrong."""
     if isinstance(value, dt.date):
         return value
-    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+    if isinstance(value, str):
+        return _date_text(value)
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+# Requests repeat the same dates (the decision date is mostly today): each text is read once.
+@lru_cache(maxsize=1 << 14)
+def _date_text(value: str) -> dt.date:
+    if not ISO_DATE.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import (
@@ -116,6 +116,10 @@ class DecisionRequest(BaseModel):
     _date = field_validator("date", mode="before")(iso_date)
 
 
+# `DecisionRequest.model_validate` without its Python-level wrapper (the same validator).
+_validate: Callable[[Any], DecisionRequest] = DecisionRequest.__pydantic_validator__.validate_python
+
+
 def parse_request(
     raw: Any, fact_types: Mapping[str, VType], attestations: Mapping[str, Any] | set[str],
     *, age_months: int | None = None,
@@ -129,7 +133,7 @@ def parse_request(
     if not isinstance(raw, dict):
         raise RequestError([Problem("body", "must be a JSON object")])
     try:
-        request = DecisionRequest.model_validate(raw)
+        request = _validate(raw)
     except ValidationError as exc:
         raise RequestError(validation_problems(exc)) from None
     problems: list[Problem] = []
