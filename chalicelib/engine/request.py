@@ -148,21 +148,21 @@ def parse_request(
         problems += attestation_problems(request.attestations, attestations)
     if problems:
         raise RequestError(problems)
+    patient, provider = request.patient, request.provider
+    # Positional: a NamedTuple built from keywords takes twice as long (every request pays).
     activity = Activity(
-        date=request.date,
-        age_months=age,
-        sex=request.patient.sex,
-        procedures=procedures,
-        diagnoses=diagnoses,
-        drugs=drugs,
-        treatment_function=request.treatment_function,
-        provider=request.provider.ods_code.upper()
-        if request.provider and request.provider.ods_code
-        else None,
-        region=request.patient.region,
-        icb=request.patient.icb,
-        facts=facts,
-        attestations=frozenset(request.attestations),
+        request.date,  # date
+        age,  # age_months
+        patient.sex,  # sex
+        procedures,  # procedures
+        diagnoses,  # diagnoses
+        drugs,  # drugs
+        request.treatment_function,  # treatment_function
+        provider.ods_code.upper() if provider and provider.ods_code else None,  # provider
+        patient.region,  # region
+        patient.icb,  # icb
+        facts,  # facts
+        frozenset(request.attestations),  # attestations
     )
     return request, activity
 
