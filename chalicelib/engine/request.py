@@ -245,9 +245,15 @@ def _facts(
             continue
         if value is None:
             continue  # an explicit null is the same as not giving the fact
-        # The common values pass at once; anything else gets the full check and its problem.
-        exact = _EXACT.get(vtype.kind)
-        if exact is not None and type(value) is exact and (exact is not int or vtype.integer):
+        # The common values pass at once (exactly a bool for yes/no, an int for an integer,
+        # one of an enum's values); anything else gets the full check and its problem. A
+        # decimal keeps the check, which accepts ints as they are too.
+        kind, cls = vtype.kind, value.__class__
+        if (
+            (kind == "bool" and cls is bool)
+            or (kind == "enum" and cls is str and value in vtype.values)
+            or (kind == "number" and cls is int and vtype.integer)
+        ):
             facts[name] = value
             continue
         typed = _typed(value, vtype)
@@ -260,9 +266,6 @@ def _facts(
 
 # Names a request may not give as facts: the language's own (`types.BUILTINS`).
 _NOT_FACTS = frozenset({"age", "decision_date", "sex"})
-# A value of exactly this type is already typed for a fact of this kind (an int for an
-# integer fact only: a decimal fact keeps the check, which accepts ints as they are too).
-_EXACT: dict[str, type] = {"bool": bool, "number": int}
 
 
 def _typed(value: Any, vtype: VType) -> Any:
