@@ -135,12 +135,13 @@ class Decision(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         """Return the response JSON of design section 4, minus id, version and recorded."""
         service, policy, provenance = self.service, self.policy, self.provenance
+        # `_value_` is the member's value (`value` reads the same through a slower property).
         return {
             "policy_set": {"version": self.policy_set_version, "digest": self.policy_set_digest},
-            "commissioner": self.commissioner.value,
+            "commissioner": self.commissioner._value_,
             "service": service.to_dict() if service else None,
             "policy": policy.to_dict() if policy else None,
-            "eligibility": self.eligibility.value,
+            "eligibility": self.eligibility._value_,
             "route": self.route,
             "missing": list(self.missing),
             "reasons": self.reason_dicts(),
