@@ -192,9 +192,9 @@ def diff_main(argv: Sequence[str] | None = None) -> int:
 
     from chalicelib.batch.classify import InputError, Progress
     from chalicelib.batch.diff import diff_csv, diff_requests, load_pack, read_case_folder
-    from chalicelib.batch.gitbase import extract_base
     from chalicelib.batch.report import html_report
     from chalicelib.batch.tally import TOP, text_report
+    from pss_dev.gitbase import extract_base  # development-only: not in the Lambda package
 
     parser = _Parser(prog="pss diff", description="compare two policy sets over the same cases")
     parser.add_argument("--base", required=True, help="a policy folder, or a git ref")

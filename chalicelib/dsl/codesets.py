@@ -51,6 +51,9 @@ class CodeSet:
         if len(self.lengths) == 1:
             n = self.lengths[0]
             return lambda code: code[:n] in keys
+        if len(self.lengths) == 2:  # unrolled: a generator per code costs more than the test
+            short, long = self.lengths
+            return lambda code: code[:short] in keys or code[:long] in keys
         lengths = self.lengths
         return lambda code: any(code[:n] in keys for n in lengths)
 

@@ -28,7 +28,7 @@ from chalicelib.activity import Activity
 from chalicelib.dsl import ast
 from chalicelib.dsl.ast import LEAF_TYPES, Selector
 from chalicelib.dsl.codesets import CodeSet
-from chalicelib.dsl.kleene import Tri, all_of, any_of, combine, first_decides, negate
+from chalicelib.dsl.kleene import Tri, combine, decided, first_decides, negate
 from chalicelib.dsl.printer import leaf_text
 from chalicelib.dsl.typecheck import list_keys
 from chalicelib.dsl.types import BUILTINS, UNITS, VType
@@ -221,12 +221,11 @@ class Compiler:
         if isinstance(cond, ast.Between):
             low = self._compare(">=", cond.value, cond.low)
             high = self._compare("<=", cond.value, cond.high)
-            return lambda a: all_of((low(a), high(a)))
+            return lambda a: decided(False, (low(a), high(a)))
         if isinstance(cond, ast.IsValue):
             return self._is_value(cond)
         if isinstance(cond, ast.InSet):
-            match = self.codesets[cond.set_name].matcher()
-            return _selector_test(Selector(cond.selector), match)
+            return _selector_test(Selector(cond.selector), self.codesets[cond.set_name])
         if isinstance(cond, ast.InList):
             return self._in_list(cond)
         if isinstance(cond, ast.BoolRef):
@@ -265,8 +264,8 @@ class Compiler:
         selector = Selector(cond.selector or "")
         system, keys = list_keys(selector, cond.items)
         if system is not None:
-            return _selector_test(selector, CodeSet.build("(list)", system, keys).matcher())
-        return _selector_test(selector, frozenset(keys).__contains__)
+            return _selector_test(selector, CodeSet.build("(list)", system, keys))
+        return _selector_test(selector, CodeSet("(list)", "", frozenset(keys)))
 
     def _reader(self, name: str) -> tuple[ValueFn, float]:
         """A closure reading a number name, and the scale of what it reads to base units.
@@ -382,15 +381,29 @@ def _in_units(num: ast.Num, scale: float, read_scale: float) -> float:
     return int(value) if value.is_integer() else value
 
 
-def _selector_test(selector: Selector, match: Callable[[str], bool]) -> LeafFn:
-    """The leaf closure of `selector in ...`: a list without codes is False, an absent
-    single value unknown."""
-    field = selector.field
+def _selector_test(selector: Selector, codes: CodeSet) -> LeafFn:
+    """The leaf closure of `selector in codes`: a list without codes is False, an absent
+    single value unknown. The field is read by its position in `Activity` (a tuple)."""
+    position = Activity._fields.index(selector.field)
+    match = codes.matcher()
     if selector.many and selector.first_only:
-        return lambda a: bool(codes := getattr(a, field)) and match(codes[0])
+        def first(a: Any) -> Tri:
+            return bool(found := a[position]) and match(found[0])
+        return first
+    if selector.many and not codes.hierarchical:
+        disjoint = codes.keys.isdisjoint  # exact codes: one set operation at C speed
+
+        def exact(a: Any) -> Tri:
+            return not disjoint(a[position])
+        return exact
     if selector.many:
-        return lambda a: any(map(match, getattr(a, field)))
-    return lambda a: None if (v := getattr(a, field)) is None else match(v)
+        def listed(a: Any) -> Tri:
+            return any(map(match, a[position]))
+        return listed
+
+    def single(a: Any) -> Tri:
+        return None if (v := a[position]) is None else match(v)
+    return single
 
 
 def _needs(cond: ast.Condition, types: dict[str, VType]) -> tuple[str, ...]:
@@ -419,23 +432,47 @@ def _refs(value: ast.Value) -> list[str]:
 
 
 def _combiner(shape: Node) -> Callable[[list[Tri]], Tri]:
-    """Build a closure combining leaf results for `shape`, specialised for common shapes."""
+    """Build a closure combining leaf results for `shape`, specialised for common shapes.
+
+    Every group kind is symmetric in its items, so a group reads its leaf children's results
+    first (one `itemgetter`, or a slice when they are contiguous) and then its subgroups'.
+    """
     if shape.kind == "leaf":
         index = shape.index
         return lambda r: r[index]
-    if shape.kind in ("all", "any") and all(c.kind == "leaf" for c in shape.children):
-        indexes = [c.index for c in shape.children]
-        if indexes == list(range(indexes[0], indexes[0] + len(indexes))):
-            start, stop = indexes[0], indexes[0] + len(indexes)
-            if shape.kind == "all":
-                return lambda r: all_of(r[start:stop])
-            return lambda r: any_of(r[start:stop])
-    parts = [_combiner(child) for child in shape.children]
-    kind, n = shape.kind, shape.n
-    if kind == "not":
-        inner = parts[0]
+    if shape.kind == "not":
+        inner = _combiner(shape.children[0])
         return lambda r: negate(inner(r))
-    return lambda r: combine(kind, n, [p(r) for p in parts])
+    indexes = [c.index for c in shape.children if c.kind == "leaf"]
+    subs = [_combiner(c) for c in shape.children if c.kind != "leaf"]
+    pick = _picker(indexes)
+    kind, n = shape.kind, shape.n
+    if kind in ("all", "any"):
+        stop = kind == "any"  # the value that decides the group on its own
+        if not subs:
+            return lambda r: decided(stop, pick(r))
+        if len(subs) == 1:
+            sub = subs[0]
+            return lambda r: decided(stop, (*pick(r), sub(r)))
+        if len(subs) == 2:
+            first, second = subs
+            return lambda r: decided(stop, (*pick(r), first(r), second(r)))
+        return lambda r: decided(stop, (*pick(r), *[s(r) for s in subs]))
+    return lambda r: combine(kind, n, (*pick(r), *[s(r) for s in subs]))
+
+
+def _picker(indexes: list[int]) -> Callable[[list[Tri]], Sequence[Tri]]:
+    """A closure reading the results at `indexes` from a result list, as a sequence."""
+    if not indexes:
+        return lambda r: ()
+    if indexes == list(range(indexes[0], indexes[0] + len(indexes))):
+        start, stop = indexes[0], indexes[0] + len(indexes)
+        return lambda r: r[start:stop]
+    if len(indexes) == 1:
+        index = indexes[0]
+        return lambda r: (r[index],)
+    pick: Callable[[list[Tri]], Sequence[Tri]] = operator.itemgetter(*indexes)
+    return pick
 
 
 def _predicate(shape: Node, fns: list[LeafFn]) -> LeafFn:

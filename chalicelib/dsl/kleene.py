@@ -8,7 +8,10 @@ the unknown items could change its answer.
 
 Every evaluator in `chalicelib` (the compiled closures, their short-circuiting predicates and
 the missing-input walk) combines values through these functions. `first_decides` consumes
-its values lazily, so passing a generator of calls gives short-circuit evaluation.
+its values lazily, so passing a generator of calls gives short-circuit evaluation;
+`decided` is the same rule over values already computed (a list or tuple), answered by two
+membership tests at C speed (the values are only ever True, False and None, so `in`
+compares them exactly).
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ def first_decides(stop: bool, values: Iterable[Tri]) -> Tri:
         if value is None:
             unknown = True
     return None if unknown else not stop
+
+
+def decided(stop: bool, values: Sequence[Tri]) -> Tri:
+    """`first_decides` over a sequence of values already computed."""
+    if stop in values:
+        return stop
+    return None if None in values else not stop
 
 
 def all_of(values: Iterable[Tri]) -> Tri:
@@ -65,7 +75,7 @@ def counted(kind: str, n: int, values: Sequence[Tri]) -> Tri:
 def combine(kind: str, n: int, values: Sequence[Tri]) -> Tri:
     """The value of a group of kind `all`, `any`, `exactly_one` or `at_least` n."""
     if kind == "all":
-        return first_decides(False, values)
+        return decided(False, values)
     if kind == "any":
-        return first_decides(True, values)
+        return decided(True, values)
     return counted(kind, n, values)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.dsl.kleene import Tri
 from chalicelib.dsl.outcomes import Commissioner, Eligibility
@@ -99,9 +99,13 @@ class ProvenanceItem:
                 "verified": self.verified}
 
 
-@dataclass(frozen=True)
-class Decision:
-    """One answer: commissioner, service, policy, eligibility, and every reason."""
+class Decision(NamedTuple):
+    """One answer: commissioner, service, policy, eligibility, and every reason.
+
+    Immutable like the frozen dataclasses elsewhere, but a `NamedTuple` (as `Activity`): one
+    is built for every decision, and a tuple of eleven fields is built in a quarter of the
+    time a frozen dataclass takes, while its fields read as fast.
+    """
 
     policy_set_version: str
     policy_set_digest: str
@@ -119,7 +123,7 @@ class Decision:
     @property
     def unverified(self) -> bool:
         """True when any item the answer rests on is unverified."""
-        return any(not item.verified for item in self.provenance)
+        return False in [item.verified for item in self.provenance]
 
     def reason_dicts(self) -> list[dict[str, Any]]:
         """Return the reasons as the response lists them."""
@@ -130,17 +134,19 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the response JSON of design section 4, minus id, version and recorded."""
+        service, policy, provenance = self.service, self.policy, self.provenance
+        # `_value_` is the member's value (`value` reads the same through a slower property).
         return {
             "policy_set": {"version": self.policy_set_version, "digest": self.policy_set_digest},
-            "commissioner": self.commissioner.value,
-            "service": self.service.to_dict() if self.service else None,
-            "policy": self.policy.to_dict() if self.policy else None,
-            "eligibility": self.eligibility.value,
+            "commissioner": self.commissioner._value_,
+            "service": service.to_dict() if service else None,
+            "policy": policy.to_dict() if policy else None,
+            "eligibility": self.eligibility._value_,
             "route": self.route,
             "missing": list(self.missing),
             "reasons": self.reason_dicts(),
-            "provenance": [item.to_dict() for item in self.provenance],
-            "unverified": self.unverified,
+            "provenance": [item.to_dict() for item in provenance],
+            "unverified": False in [item.verified for item in provenance],
             "evaluated_at": utc_seconds(self.evaluated_at),
         }
 

@@ -8,6 +8,7 @@ codes instead of trying every rule; policies are indexed by the service line the
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,15 @@ class _CodeLists(NamedTuple):
     diagnoses: tuple[str, ...]
     drugs: tuple[str, ...]
     treatment_function: str | None
+
+
+# The same fields are adjacent in `Activity`: one slice of it is the lookup key (a plain tuple,
+# built at C speed), checked here once so a reordering of `Activity` cannot go unnoticed.
+_FIRST = Activity._fields.index(_CodeLists._fields[0])
+_CODE_FIELDS = slice(_FIRST, _FIRST + len(_CodeLists._fields))
+if tuple(Activity._fields)[_FIRST:_FIRST + len(_CodeLists._fields)] != _CodeLists._fields:
+    raise ImportError("Activity's code list fields are no longer adjacent, in _CodeLists order")
+_code_key: Callable[[Activity], tuple[Any, ...]] = operator.itemgetter(_CODE_FIELDS)
 Reasons = list[tuple[ClauseSource, Tri]]
 
 
@@ -80,6 +90,14 @@ def _sources(owner: str, condition: Evaluator | None) -> tuple[ClauseSource, ...
     return tuple(ClauseSource(owner, leaf.text, leaf.at) for leaf in condition.leaves)
 
 
+class _LinePlan(NamedTuple):
+    """What a decision reads about the service line its identification rule names."""
+
+    service: ast.ServiceDecl
+    info: ServiceInfo
+    line: ast.LineDecl
+
+
 class CodeIndex:
     """Conditions indexed by the code, list value or nothing each one requires.
 
@@ -87,6 +105,13 @@ class CodeIndex:
     under that test's codes: an activity none of whose codes reach it makes that test, and so
     the whole conjunction, false. `candidates` gathers only the conditions the activity's own
     codes can reach, plus those with no such test, in their original order.
+
+    The index is a coarse filter (a drug name is looked up by its prefixes too), so every
+    code test of the conjunction is then run on the code lists (`code_tests`): a condition
+    one of whose code tests is false (or, for an absent treatment function, unknown: never
+    true) is not a candidate. Both are answered once per distinct set of code lists, so a
+    decision pays for neither; and a condition made of nothing but code tests (`settled`) is
+    known to be true, each of its clauses true, for every candidate: it is not evaluated.
     """
 
     def __init__(self, conditions: Sequence[ast.Condition | None],
@@ -97,12 +122,20 @@ class CodeIndex:
         }
         self.lengths: dict[Selector, set[int]] = {d: set() for d in self.dimensions}
         self.unindexed: list[int] = []
+        # Position -> the conjunction's code tests, compiled; and the value and clause results
+        # of those conditions that are code tests only (a candidate passed every one).
+        self.code_tests: dict[int, tuple[Callable[[Activity], Tri], ...]] = {}
+        self.settled: dict[int, tuple[Tri, ...]] = {}
+        tests_of = Compiler({}, codesets).leaf  # code tests read no fact: no types needed
         for position, condition in enumerate(conditions):
-            key = None if condition is None else self._key(condition, codesets)
-            if key is None:
+            tests = [] if condition is None else self._tests(condition, codesets)
+            if not tests or condition is None:
                 self.unindexed.append(position)
                 continue
-            dimension, keys = key
+            self.code_tests[position] = tuple(tests_of(leaf) for _, _, leaf in tests)
+            if len(tests) == len(_conjuncts(condition)):
+                self.settled[position] = (True,) * len(tests)
+            dimension, keys, _ = min(tests, key=lambda test: len(test[1]))
             for k in keys:
                 self.index[dimension][k].append(position)
                 self.lengths[dimension].add(len(k))
@@ -113,7 +146,7 @@ class CodeIndex:
             if self.index[d]
         ]
         # Activity repeats the same few code lists: each is looked up once, in bounded memory.
-        self._reach: Callable[[_CodeLists], tuple[int, ...]] = lru_cache(
+        self._reach: Callable[[tuple[Any, ...]], tuple[int, ...]] = lru_cache(
             maxsize=CACHED_LOOKUPS)(self._reach_uncached)
 
     # Pickled without the cache (a bound lru_cache does not pickle): Spark ships compiled packs.
@@ -124,13 +157,12 @@ class CodeIndex:
         self.__dict__.update(state)
         self._reach = lru_cache(maxsize=CACHED_LOOKUPS)(self._reach_uncached)
 
-    def _key(
+    def _tests(
         self, cond: ast.Condition, codesets: dict[str, CodeSet]
-    ) -> tuple[Selector, Iterable[str]] | None:
-        """The code test to file `cond` under: of its conjuncts' tests, the one with fewest
-        codes (the most selective), or None when it has none."""
-        leaves = cond.items if isinstance(cond, ast.Group) and cond.kind == "all" else (cond,)
-        tests: list[tuple[Selector, Collection[str]]] = []
+    ) -> list[tuple[Selector, Collection[str], ast.InSet | ast.InList]]:
+        """The conjuncts of `cond` that test codes on one of `dimensions`, with their keys."""
+        leaves = _conjuncts(cond)
+        tests: list[tuple[Selector, Collection[str], ast.InSet | ast.InList]] = []
         for leaf in leaves:
             if not isinstance(leaf, ast.InSet | ast.InList) or leaf.selector is None:
                 continue
@@ -138,17 +170,17 @@ class CodeIndex:
             if dimension not in self.dimensions:
                 continue
             if isinstance(leaf, ast.InSet):
-                tests.append((dimension, codesets[leaf.set_name].keys))
+                tests.append((dimension, codesets[leaf.set_name].keys, leaf))
             else:
-                tests.append((dimension, list_keys(dimension, leaf.items)[1]))
-        return min(tests, key=lambda test: len(test[1])) if tests else None
+                tests.append((dimension, list_keys(dimension, leaf.items)[1], leaf))
+        return tests
 
     def candidates(self, activity: Activity) -> tuple[int, ...]:
         """Positions (rank order) of the rules the activity's codes can reach."""
-        return self._reach(_CodeLists(activity.procedures, activity.diagnoses, activity.drugs,
-                                      activity.treatment_function))
+        return self._reach(_code_key(activity))
 
-    def _reach_uncached(self, lists: _CodeLists) -> tuple[int, ...]:
+    def _reach_uncached(self, key: tuple[Any, ...]) -> tuple[int, ...]:
+        lists = _CodeLists._make(key)
         found = set(self.unindexed)
         for field, many, first_only, table, lengths in self._lookups:
             value: Any = getattr(lists, field)
@@ -160,7 +192,16 @@ class CodeIndex:
                     hit = table.get(code[:n])
                     if hit:
                         found.update(hit)
+        if found:
+            codes_only = Activity(dt.date.min)._replace(**lists._asdict())
+            found = {p for p in found
+                     if all(test(codes_only) is True for test in self.code_tests.get(p, ()))}
         return tuple(sorted(found))
+
+
+def _conjuncts(cond: ast.Condition) -> tuple[ast.Condition, ...]:
+    """The items of a top-level `all` group; any other condition is its one conjunct."""
+    return tuple(cond.items) if isinstance(cond, ast.Group) and cond.kind == "all" else (cond,)
 
 
 class RuleIndex(CodeIndex):
@@ -194,7 +235,7 @@ class PolicySet:
         self.clock = clock
         self.compiler = Compiler(checked.fact_types, checked.codesets)
         # Decisions are mostly dated today, in a few regions: each answer is found once.
-        self._entry_in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._entry_in_force_uncached)
+        self._in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._in_force_uncached)
         self.provenance = ProvenanceIndex(checked)
         rules = [self._rule(r) for r in checked.rules]
         self.rule_index = RuleIndex(rules, checked.codesets)
@@ -214,16 +255,22 @@ class PolicySet:
             if ranked:
                 self.policy_index[line] = CodeIndex([p.decl.applies for p in ranked],
                                                     checked.codesets, POLICY_DIMENSIONS)
+        # Everything a decision looks up about the line its rule names, in one place.
+        self._line_plans = {line: self._line_plan(line) for line in checked.line_service}
+
+    def _line_plan(self, line: str) -> _LinePlan:
+        return _LinePlan(self.checked.line_service[line], self.service_info[line],
+                         self.checked.lines[line])
 
     # Pickled without its cache, as `CodeIndex`; the provenance index is keyed by declaration
     # identity, which unpickling changes, so it is rebuilt over the unpickled declarations.
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_entry_in_force",
+        return {k: v for k, v in self.__dict__.items() if k not in ("_in_force",
                                                                      "provenance")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._entry_in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._entry_in_force_uncached)
+        self._in_force = lru_cache(maxsize=CACHED_LOOKUPS)(self._in_force_uncached)
         self.provenance = ProvenanceIndex(self.checked)
 
     def _rule(self, decl: ast.RuleDecl) -> CompiledRule:
@@ -268,24 +315,22 @@ class PolicySet:
         if rule is None:
             return self._decision(Commissioner.ICB_CORE, None, None, Eligibility.NOT_APPLICABLE,
                                   None, (), reasons)
-        service = self.checked.line_service[rule.decl.line]
-        commissioner, entry = self._commissioner(service, activity, reasons)
-        info = self.service_info[rule.decl.line]
+        plan = self._line_plans[rule.decl.line]
+        commissioner, entry = self._commissioner(plan.service, activity, reasons)
         policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
-        line = self.checked.lines[rule.decl.line]
         provenance = self.provenance.rests_on(
-            rule.decl, service, line, entry, policy.decl if policy else None
+            rule.decl, plan.service, plan.line, entry, policy.decl if policy else None
         )
         if policy is None:
-            return self._decision(commissioner, info, None, Eligibility.NOT_APPLICABLE, None,
+            return self._decision(commissioner, plan.info, None, Eligibility.NOT_APPLICABLE, None,
                                   (), reasons, provenance)
         if undecided:
             # Whether this policy applies depends on inputs not given: say which.
-            return self._decision(commissioner, info, policy.info, Eligibility.INCOMPLETE, None,
-                                  undecided, reasons, provenance)
+            return self._decision(commissioner, plan.info, policy.info, Eligibility.INCOMPLETE,
+                                  None, undecided, reasons, provenance)
         eligibility, route, missing = self._apply(policy, activity, reasons)
-        return self._decision(commissioner, info, policy.info, eligibility, route, missing, reasons,
-                              provenance)
+        return self._decision(commissioner, plan.info, policy.info, eligibility, route, missing,
+                              reasons, provenance)
 
     def _decision(
         self,
@@ -313,11 +358,16 @@ class PolicySet:
         )
 
     def _identify(self, activity: Activity, reasons: Reasons) -> CompiledRule | None:
-        rules = self.rule_index.rules
-        for position in self.rule_index.candidates(activity):
+        index = self.rule_index
+        rules, settled = index.rules, index.settled
+        for position in index.candidates(activity):
             rule = rules[position]
             # Candidates come from the code index and mostly match, so each is evaluated
             # clause by clause at once: the winner's results are its reasons.
+            known = settled.get(position)
+            if known is not None:
+                reasons.extend(zip(rule.sources, known, strict=True))
+                return rule
             value, results = rule.condition.evaluate(activity)
             if value is True:
                 reasons.extend(zip(rule.sources, results, strict=True))
@@ -339,13 +389,22 @@ class PolicySet:
         self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons
     ) -> tuple[Commissioner, ast.CommissionerEntry | None]:
         """The commissioner in force and the entry that says so (None: no entry in force)."""
-        best = self._entry_in_force(service.id, activity.date, activity.region, activity.icb)
+        commissioner, entry, reason = self._in_force(service.id, activity.date, activity.region,
+                                                     activity.icb)
+        reasons.append(reason)
+        return commissioner, entry
+
+    def _in_force_uncached(
+        self, service_id: str, date: dt.date, region: str | None, icb: str | None
+    ) -> tuple[Commissioner, ast.CommissionerEntry | None, tuple[ClauseSource, Tri]]:
+        """The commissioner, the entry in force (None: none) and the reason that says so."""
+        best = self._entry_in_force_uncached(service_id, date, region, icb)
         if best is None:
+            service = self.checked.services[service_id]
             text = "no commissioner in force on this date"
-            reasons.append((ClauseSource(f"service {service.id}", text, service.span.at()), False))
-            return Commissioner.ICB_CORE, None
-        reasons.append((_entry_source(service.id, best), True))
-        return _COMMISSIONERS[best.outcome], best
+            return (Commissioner.ICB_CORE, None,
+                    (ClauseSource(f"service {service_id}", text, service.span.at()), False))
+        return _COMMISSIONERS[best.outcome], best, (_entry_source(service_id, best), True)
 
     def _entry_in_force_uncached(self, service_id: str, date: dt.date, region: str | None,
                                  icb: str | None) -> ast.CommissionerEntry | None:
@@ -374,12 +433,17 @@ class PolicySet:
         index = self.policy_index.get(line)
         if index is None:
             return None, []
-        ranked = self.by_line[line]
+        ranked, settled = self.by_line[line], index.settled
+        date = activity.date
         for position in index.candidates(activity):
             policy = ranked[position]
-            if not policy.start <= activity.date <= policy.end:
+            if not policy.start <= date <= policy.end:
                 continue
             if policy.applies is None:
+                return policy, []
+            known = settled.get(position)
+            if known is not None:
+                reasons.extend(zip(policy.applies_sources, known, strict=True))
                 return policy, []
             applies, results = policy.applies.evaluate(activity)  # candidates mostly apply
             if applies is False:

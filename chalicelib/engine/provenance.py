@@ -24,6 +24,8 @@ class ProvenanceIndex:
 
     def __init__(self, checked: CheckedPack) -> None:
         self._items: dict[int, ProvenanceItem] = {}
+        # Each combination a decision used, built once (a pack has few): by identities too.
+        self._lists: dict[tuple[int, ...], tuple[ProvenanceItem, ...]] = {}
         for rule in checked.rules:
             self._items[id(rule)] = _item("rule", rule.name, rule.provenance)
         for service in checked.services.values():
@@ -46,7 +48,12 @@ class ProvenanceIndex:
         policy: ast.PolicyDecl | None,
     ) -> tuple[ProvenanceItem, ...]:
         """The provenance list of a decision that used these items (absent ones left out)."""
-        items = self._items
-        return tuple(
-            items[id(decl)] for decl in (rule, service, line, entry, policy) if decl is not None
-        )
+        key = (id(rule), id(service), id(line), id(entry), id(policy))
+        found = self._lists.get(key)
+        if found is None:
+            items = self._items
+            found = self._lists[key] = tuple(
+                items[id(decl)] for decl in (rule, service, line, entry, policy)
+                if decl is not None
+            )
+        return found

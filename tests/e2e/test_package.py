@@ -172,14 +172,21 @@ def test_zip_holds_the_app_and_the_library(packaged: Package) -> None:
 
 
 def test_zip_leaves_out_the_development_tools(packaged: Package) -> None:
-    names = set(zipfile.ZipFile(packaged.zip).namelist())
+    archive = zipfile.ZipFile(packaged.zip)
+    names = set(archive.namelist())
     # `pss serve`'s moto stack and `pss synth` live in pss_dev/, which Chalice never ships;
-    # the reference interpreter is a test oracle; the generated-code evaluator is gone.
+    # so does `pss diff`'s `git archive` extraction; the reference interpreter is a test
+    # oracle; the generated-code evaluator is gone.
     assert not {n for n in names if n.startswith(("pss_dev/", "tests/"))}
     for gone in ("chalicelib/local_stack.py", "chalicelib/batch/synth.py",
-                 "chalicelib/dsl/interpreter.py", "chalicelib/dsl/codegen.py"):
+                 "chalicelib/batch/gitbase.py", "chalicelib/dsl/interpreter.py",
+                 "chalicelib/dsl/codegen.py"):
         assert gone not in names
-    assert (ROOT / "pss_dev" / "local_stack.py").exists()  # still in the repository
+    # No deployed module starts a process (the git extraction was the last that did).
+    assert not [n for n in names if n.startswith("chalicelib/") and n.endswith(".py")
+                and b"subprocess" in archive.read(n)]
+    for kept in ("local_stack.py", "gitbase.py"):
+        assert (ROOT / "pss_dev" / kept).exists()  # still in the repository
 
 
 def test_bundle_digest_is_the_repository_pack(packaged: Package) -> None:

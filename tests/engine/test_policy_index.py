@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from chalicelib import NotCoveredError, PolicySet, RequestError, load_policy_set
-from chalicelib.engine.policy_set import CodeIndex
+from chalicelib.engine.policy_set import CodeIndex, RuleIndex
 from tests.conftest import fixed_clock
 from tests.pack.make_golden import GOLDEN, POLICIES
 from tests.pack.test_examples import EXAMPLES
@@ -46,3 +46,20 @@ def test_indexed_policies_decide_as_a_scan_does() -> None:
     filed = sum(len(indexed.by_line[line]) - len(index.unindexed)
                 for line, index in indexed.policy_index.items())
     assert filed > 0
+
+
+def test_indexed_rules_decide_as_a_scan_does() -> None:
+    indexed = load_policy_set(POLICIES, clock=fixed_clock)
+    scanning = load_policy_set(POLICIES, clock=fixed_clock)
+    rules = scanning.rule_index.rules
+    scan = RuleIndex(rules, scanning.checked.codesets)
+    CodeIndex.__init__(scan, [None] * len(rules), scanning.checked.codesets, ())
+    scanning.rule_index = scan  # every rule a candidate, in rank order
+    for request in _requests(indexed):
+        assert _answer(indexed, request) == _answer(scanning, request), request
+    # Conjunctions with several code tests, and settled ones (code tests only), are in the
+    # pack: else this would prove nothing about either.
+    indexes = [indexed.rule_index, *indexed.policy_index.values()]
+    assert any(len(tests) > 1 for i in indexes for tests in i.code_tests.values())
+    assert indexed.rule_index.settled
+    assert any(index.settled for index in indexed.policy_index.values())

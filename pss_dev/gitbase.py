@@ -2,6 +2,8 @@
 
 In: a git ref and the head pack's folder (which says where the pack lives in the
 repository). Out: the pack extracted into a scratch folder, or `InputError` saying why not.
+Development-only (`pss diff` on a developer's machine or in CI): it runs `git`, which no
+deployed function has, so it lives outside `chalicelib` and the Lambda package.
 """
 
 from __future__ import annotations
