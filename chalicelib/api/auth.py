@@ -179,9 +179,10 @@ class Authenticator:
             # That id owns an EHR's decisions and is bound to the EHR's own `iss`: an OAuth
             # token naming it would read and re-decide them.
             raise Unauthorized("the client id belongs to a CDS client")
+        # A valid token for this audience holding none of our scopes is authenticated but not
+        # authorised: each route answers 403 `insufficient_scope` (RFC 6750 section 3.1), not
+        # 401, which would tell the integration engine to fetch another token of the same kind.
         granted = jwt_check.scopes_of(claims) & frozenset(SCOPES)
-        if not granted:
-            raise Unauthorized("no scope of this API")
         return self._principal(client, granted, "oauth")
 
     def _verify(self, token: str, issuers: Mapping[str, IssuerT],

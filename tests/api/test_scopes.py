@@ -215,9 +215,15 @@ def test_any_scope_of_this_api_reads_the_catalogue(prod: Client, scope: str) -> 
         assert prod.http.get(path, headers=headers).status_code == 200, (path, scope)
 
 
-def test_a_token_with_no_scope_of_this_api_is_refused_at_the_door(prod: Client) -> None:
-    response = prod.http.get("/v1/policy-set", headers=bearer(oauth_token("openid profile")))
-    assert response.status_code == 401
+def test_a_valid_token_with_none_of_our_scopes_is_403_on_every_route_it_tries(
+        prod: Client) -> None:
+    """Authenticated but not authorised: RFC 6750's insufficient_scope, not another 401."""
+    headers = bearer(oauth_token("openid profile"))
+    for method, path in (("GET", "/v1/policy-set"), ("POST", "/v1/decisions")):
+        response = prod.http.request(method, path, headers=headers, body=b"{}")
+        assert response.status_code == 403, (path, response.body)
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+        assert json.loads(response.body)["error"]["code"] == "insufficient_scope"
 
 
 def test_the_assessment_decides_so_it_needs_the_deciding_scope(prod: Client) -> None:
