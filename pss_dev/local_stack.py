@@ -49,6 +49,9 @@ API_KEY_FILE = "api.key"
 # What a kept API key may look like: what `secrets.token_urlsafe` makes, and nothing that
 # `PSS_API_KEYS` (`client:key,...`) would split.
 _API_KEY = re.compile(r"[A-Za-z0-9_-]{16,256}", re.ASCII)
+# `secrets.token_hex(32)` makes 64; any 32 to 256 of these is accepted, so a key an operator
+# put there on purpose keeps working.
+_PSEUDONYM_KEY = re.compile(r"[A-Za-z0-9_-]{32,256}", re.ASCII)
 # The files `--fresh` removes: the database, SQLite's WAL companions and the keys. Nothing
 # else in the folder is touched, whatever `--data` points at.
 DATA_FILES = (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", PSEUDONYM_KEY_FILE, API_KEY_FILE)
@@ -192,12 +195,18 @@ def prepare_data(options: ServeOptions) -> str:
                 (folder / name).unlink(missing_ok=True)
         folder.mkdir(parents=True, exist_ok=True)
         # The secret behind the stored NHS-number hashes.
-        _kept_secret(folder / PSEUDONYM_KEY_FILE, lambda: secrets.token_hex(32))
+        pseudonym = _kept_secret(folder / PSEUDONYM_KEY_FILE, lambda: secrets.token_hex(32))
         kept = _kept_secret(folder / API_KEY_FILE, lambda: secrets.token_urlsafe(24))
     except OSError as exc:
         raise StoreUnavailable(f"the data folder `{folder}` cannot be used: "
                                f"{exc.strerror or exc}; choose another with --data DIR",
                                retry_after=60) from None
+    if not _PSEUDONYM_KEY.fullmatch(pseudonym):
+        # Never replaced: the decisions already kept hash their NHS numbers with it.
+        raise StoreUnavailable(f"the pseudonym key kept in `{folder / PSEUDONYM_KEY_FILE}` is "
+                               "not one `pss serve` made (32 to 256 letters, digits, `_` or "
+                               "`-`): restore it, or start again with --fresh (which deletes "
+                               "the decisions kept there)", retry_after=60)
     if not _API_KEY.fullmatch(kept):
         raise StoreUnavailable(f"the API key kept in `{folder / API_KEY_FILE}` is not one "
                                "`pss serve` made (16 to 256 letters, digits, `_` or `-`): "
