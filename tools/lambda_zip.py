@@ -1,7 +1,10 @@
-"""Take development-only code out of the Lambda deployment zip that `chalice package` wrote.
+"""Take what cannot run on Lambda out of the deployment zip that `chalice package` wrote.
 
-Chalice ships all of `chalicelib/`; some of it only ever runs on a developer's machine (the
-studio behind `pss serve`) and must not be deployed. `make package` runs this on
+Chalice ships all of `chalicelib/`. Some of it only ever runs on a developer's machine (the
+studio behind `pss serve`) and must not be deployed; the columnar batch core, its file
+formats and SUS profiles, and the Spark engine need the `arrow`/`spark` extras (pyarrow,
+pyspark), which the Lambda package never holds, so they could only fail there (the S3 batch
+handler keeps the row evaluator). `make package` runs this on
 `build/package/deployment.zip`; the packaging test runs it the same way and proves the zip
 still answers a referral without them.
 
@@ -16,15 +19,22 @@ from pathlib import Path
 
 # Paths inside the zip (prefixes) that are never part of the deployed function.
 DEV_ONLY = ("chalicelib/studio/",)
+NEEDS_EXTRAS = tuple(f"chalicelib/batch/{name}.py"
+                     for name in ("columnar", "formats", "local", "profiles", "spark"))
+NOT_DEPLOYED = DEV_ONLY + NEEDS_EXTRAS
+# Bytecode a local run left beside our sources (Chalice packs the working tree as it is):
+# the zip is the same from a fresh clone and from a checkout the tests have run in.
+LOCAL_BYTECODE = "/__pycache__/"
 
 
-def strip(archive: Path, prefixes: tuple[str, ...] = DEV_ONLY) -> list[str]:
+def strip(archive: Path, prefixes: tuple[str, ...] = NOT_DEPLOYED) -> list[str]:
     """Rewrite `archive` without the entries under `prefixes`; return the names removed."""
     scratch = archive.with_name(archive.name + ".tmp")
     removed = []
     with zipfile.ZipFile(archive) as source, zipfile.ZipFile(scratch, "w") as target:
         for info in source.infolist():
-            if info.filename.startswith(prefixes):
+            ours = info.filename.startswith(("chalicelib/", "app.py"))
+            if info.filename.startswith(prefixes) or (ours and LOCAL_BYTECODE in info.filename):
                 removed.append(info.filename)
                 continue
             target.writestr(info, source.read(info), compress_type=info.compress_type)
@@ -39,7 +49,8 @@ def main(argv: list[str]) -> int:
         return 2
     for name in argv:
         removed = strip(Path(name))
-        print(f"{name}: removed {len(removed)} development-only file(s) ({', '.join(DEV_ONLY)})")
+        print(f"{name}: removed {len(removed)} file(s) that cannot run on Lambda "
+              f"({', '.join(NOT_DEPLOYED)}) or are local bytecode")
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,7 +80,21 @@ def test_make_package_strips_development_only_code() -> None:
 def test_the_studio_is_not_in_the_lambda_zip(packaged: Package) -> None:
     names = zipfile.ZipFile(packaged.zip).namelist()
     assert not [n for n in names if n.startswith("chalicelib/studio")]
+    assert not [n for n in names if n.startswith("chalicelib/") and "/__pycache__/" in n]
     assert "chalicelib/api/wiring.py" in names
+
+
+def test_no_deployed_module_needs_pyarrow_or_pyspark(packaged: Package) -> None:
+    """The extras are never in the package: a module importing them at its top could only
+    fail there (`pss batch`'s guarded probe for pyarrow, inside a function, is fine)."""
+    archive = zipfile.ZipFile(packaged.zip)
+    ours = [n for n in archive.namelist() if n.endswith(".py") and n.startswith(
+        ("chalicelib/", "app.py"))]
+    needing = [n for n in ours if re.search(rb"^(import|from) (pyarrow|pyspark)\b",
+                                            archive.read(n), re.M)]
+    assert needing == []
+    assert "chalicelib/batch/s3_handler.py" in ours  # the row path stays
+    assert not any(n.startswith(("pyarrow/", "pyspark/")) for n in archive.namelist())
 
 
 def test_table_is_on_demand_recoverable_encrypted_with_ttl_and_gsi(
