@@ -547,15 +547,19 @@ class ColumnarPack:
 
     # --- classification ---------------------------------------------------------------------
 
-    def classify(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """Every row of `batch` with its result columns, `REASON` and `PATH`."""
+    def classify(self, batch: pa.RecordBatch, encoded: bool = False) -> pa.RecordBatch:
+        """Every row of `batch` with its result columns, `REASON` and `PATH`.
+
+        `encoded`: the result columns come dictionary-encoded (a handful of distinct values
+        over many rows: cheaper to filter, ship between processes and write); else plain text.
+        """
         n = batch.num_rows
         missing = [c for c in COLUMNS if c not in batch.schema.names]
         if missing:
             raise ValueError("missing column(s): " + ", ".join(missing))
         if n == 0:
             return _assemble(batch, [], pa.array([], pa.int32()), pa.array([], pa.string()),
-                             pa.array([], pa.string()))
+                             pa.array([], pa.string()), encoded)
         columns = {c: batch.column(c) for c in COLUMNS}
         frame = _Frame(columns, self.covers_from)
         table: list[tuple[str, ...]] = [NO_SERVICE]
@@ -573,7 +577,7 @@ class ColumnarPack:
         if pc.any(fallback).as_py():
             outcome, reasons = self._row_path(batch, fallback, outcome, table)
         path = pc.if_else(fallback, ROW, COLUMNAR)
-        return _assemble(batch, table, outcome, reasons, path)
+        return _assemble(batch, table, outcome, reasons, path, encoded)
 
     def _reaches(self, frame: _Frame) -> Mask:
         """Rows one of whose codes is filed under some rule (before `take`)."""
@@ -762,14 +766,20 @@ def _spread_mask(where: Mask, values: Mask) -> Mask:
 
 
 def _assemble(
-    batch: pa.RecordBatch, table: list[tuple[str, ...]], outcome: Arr, reasons: Arr, path: Arr
+    batch: pa.RecordBatch, table: list[tuple[str, ...]], outcome: Arr, reasons: Arr, path: Arr,
+    encoded: bool,
 ) -> pa.RecordBatch:
     """Input columns, result columns (taken from the outcome table), reason, path."""
     arrays = list(batch.columns)
     names = list(batch.schema.names)
     for i, name in enumerate(RESULT_COLUMNS):
         values = pa.array([row[i] for row in table], pa.string())
-        arrays.append(pc.take(values, outcome) if len(table) else pa.array([], pa.string()))
+        if not len(table):
+            arrays.append(pa.array([], pa.string()))
+        elif encoded:
+            arrays.append(pa.DictionaryArray.from_arrays(outcome.cast(pa.int32()), values))
+        else:
+            arrays.append(pc.take(values, outcome))
         names.append(name)
     return pa.RecordBatch.from_arrays([*arrays, reasons, path], names=[*names, REASON, PATH])
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -96,31 +96,48 @@ def open_csv(source: BinaryIO) -> tuple[list[str], Iterator[bytes]]:
     return csv_header(header_bytes), blocks
 
 
-def csv_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
-    """Parse one block of whole lines starting at `first_line`."""
+# Text columns pyarrow hands over dictionary-encoded: activity repeats a few thousand distinct
+# values per column, so encoding while parsing is cheaper than parsing then encoding (the
+# columnar core works on the distinct values). Columns of unique values stay plain.
+DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+
+
+def csv_chunk(
+    block: bytes, first_line: int, header: Sequence[str], plain: Collection[str] = ()
+) -> Chunk:
+    """Parse one block of whole lines starting at `first_line`; the columns named in `plain`
+    come as plain text, the others dictionary-encoded when the block is clean."""
     if _clean(block):
         try:
-            return _arrow_chunk(block, first_line, header)
+            chunk = _arrow_chunk(block, first_line, header, plain)
         except pa.ArrowInvalid:
             pass  # e.g. bad UTF-8: `lines.records` names the line
+        else:
+            if chunk is not None:
+                return chunk
     return _lines_chunk(block, first_line, header)
 
 
 def _clean(block: bytes) -> bool:
     """True when `lines.records` would read every line of `block` by a plain comma split (no
-    quotes, NUL or lone CR, no empty or over-long line), so pyarrow, quoting off, reads it the
-    same way. Lengths are counted in bytes, never fewer than characters: a doubtful block
-    goes line by line."""
-    if b'"' in block or b"\0" in block or block.count(b"\r") != block.count(b"\r\n"):
+    quotes, NUL or lone CR, no empty line), so pyarrow, quoting off, reads it the same way
+    (over-long lines are caught after parsing: `_arrow_chunk`)."""
+    if b'"' in block or b"\0" in block:
+        return False
+    if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
         return False
     if b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")):
         return False  # pyarrow reads an empty line as a row of empty cells
-    return len(block) <= MAX_LINE_CHARS or max(map(len, block.split(b"\n"))) <= MAX_LINE_CHARS
+    return True
 
 
-def _arrow_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
+def _arrow_chunk(
+    block: bytes, first_line: int, header: Sequence[str], plain: Collection[str]
+) -> Chunk | None:
     """A clean block through pyarrow's parser; lines with the wrong field count are read
-    again by `lines.records` for their reject."""
+    again by `lines.records` for their reject. None when a line may be over-long (its
+    length in bytes, never fewer than its characters, is over `MAX_LINE_CHARS`): the caller
+    then reads the block line by line."""
     skipped: list[int] = []
 
     def invalid(row: Any) -> str:
@@ -136,11 +153,15 @@ def _arrow_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
         parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=invalid,
                                          ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names},
+            column_types={n: pa.string() if h in plain else DICTIONARY
+                          for n, h in zip(names, header, strict=True)},
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
     )
+    arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
+    if len(block) > MAX_LINE_CHARS and _longest(arrays) > MAX_LINE_CHARS - 1:
+        return None
     broken: list[Broken] = []
     if skipped:
         raws = block.split(b"\n")
@@ -149,10 +170,24 @@ def _arrow_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
     lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     gone = {first_line + n for n in skipped}
     numbers = [n for n in range(first_line, first_line + lines) if n not in gone]
-    arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
     batch = pa.RecordBatch.from_arrays([*arrays, pa.array(numbers, pa.int64())],
                                        names=[*header, LINE])
     return Chunk(batch, tuple(broken), len(block))
+
+
+def _longest(arrays: Sequence[Arr]) -> int:
+    """Bytes of the longest row as read (its fields and the commas between them; a CRLF
+    line end's CR is not counted, so callers leave one byte of room)."""
+    total = None
+    for column in arrays:
+        if pa.types.is_dictionary(column.type):
+            length = pc.take(pc.binary_length(column.dictionary), column.indices)
+        else:
+            length = pc.binary_length(column)
+        total = length if total is None else pc.add(total, length)
+    if total is None or not len(total):
+        return 0
+    return int(pc.max(total).as_py()) + len(arrays) - 1
 
 
 def _lines_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
@@ -205,9 +240,15 @@ def parquet_file(path: str | Path) -> pq.ParquetFile:
         raise FormatError(f"`{path}` is not a Parquet file ({exc})") from None
 
 
-def parquet_chunks(path: str | Path, group: int, first_row: int) -> Iterator[Chunk]:
-    """The rows of one row group, in pieces; `first_row` is its first row's index in the file."""
-    handle = parquet_file(path)
+def parquet_chunks(
+    path: str | Path, group: int, first_row: int, plain: Collection[str] = ()
+) -> Iterator[Chunk]:
+    """The rows of one row group, in pieces; `first_row` is its first row's index in the file.
+    Text columns not named in `plain` come dictionary-encoded, as Parquet mostly stores them
+    (so no values are hashed again)."""
+    names = [f.name for f in parquet_file(path).schema_arrow
+             if pa.types.is_string(f.type) and f.name not in plain]
+    handle = pq.ParquetFile(path, read_dictionary=names)
     size = handle.metadata.row_group(group).total_byte_size
     line = first_row + 2
     for batch in handle.iter_batches(batch_size=2 * ROW_GROUP, row_groups=[group]):
@@ -229,7 +270,7 @@ def row_group_starts(handle: pq.ParquetFile) -> list[tuple[int, int]]:
 # --- writing ----------------------------------------------------------------------------
 
 
-def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+def plain_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Dictionary columns decoded (writers and readers of every format agree on plain text)."""
     if not any(pa.types.is_dictionary(f.type) for f in batch.schema):
         return batch
@@ -240,14 +281,10 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 def csv_bytes(batch: pa.RecordBatch) -> bytes:
     """Rows as CSV without a header, quoting only where a value needs it."""
-    batch = _plain(batch)
+    batch = plain_batch(batch)
     if batch.num_rows == 0:
         return b""
-    needs_quotes = any(
-        (pa.types.is_string(c.type) or pa.types.is_large_string(c.type))
-        and pc.any(pc.match_substring_regex(c, '[",\r\n]')).as_py()
-        for c in batch.columns
-    )
+    needs_quotes = any(_may_need_quotes(c) for c in batch.columns)
     if needs_quotes:  # rare: the whole batch through csv.writer, which quotes per value
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
@@ -258,6 +295,22 @@ def csv_bytes(batch: pa.RecordBatch) -> bytes:
     out = io.BytesIO()
     pacsv.write_csv(batch, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
     return out.getvalue()
+
+
+_SPECIAL = (b'"', b",", b"\r", b"\n")
+
+
+def _may_need_quotes(column: Arr) -> bool:
+    """Whether some value of a text column holds a character csv.writer quotes. The values'
+    bytes are searched in place (a superset of them when the array is a slice: a false
+    alarm only costs the slow path)."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return False
+    data = column.buffers()[2]
+    if data is None:
+        return False
+    raw = data.to_pybytes()
+    return any(ch in raw for ch in _SPECIAL)
 
 
 def csv_header_bytes(names: Sequence[str]) -> bytes:
@@ -279,7 +332,7 @@ class Writer:
 
     def write(self, batch: pa.RecordBatch) -> None:
         """Append `batch` (the first batch fixes the columns)."""
-        batch = _plain(batch)
+        batch = plain_batch(batch)
         if self.kind == "csv":
             if self._csv is None:
                 self._csv = self.path.open("wb")

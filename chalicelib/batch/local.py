@@ -35,6 +35,7 @@ from chalicelib.batch.formats import (
     csv_chunk,
     format_of,
     open_csv,
+    plain_batch,
     parquet_chunks,
     parquet_file,
     row_group_starts,
@@ -74,7 +75,7 @@ class Job:
         """(classified rows, rejected rows, rows per evaluator) of one chunk."""
         own = chunk.batch.drop_columns([LINE])
         canonical = self.profile.canonical(own) if self.profile else own
-        out, rejects, paths = split_decided(own, self.pack.classify(canonical),
+        out, rejects, paths = split_decided(own, self.pack.classify(canonical, encoded=True),
                                             pc.cast(chunk.batch.column(LINE), pa.string()))
         if chunk.broken:
             rejects = _with_broken(rejects, chunk.broken, own.schema)
@@ -160,6 +161,7 @@ def _with_broken(
     extra = pa.RecordBatch.from_arrays(
         [pa.array(c, pa.string()) for c in columns], names=rejects.schema.names
     )
+    rejects = plain_batch(rejects)
     both = pa.Table.from_batches([rejects, extra.cast(rejects.schema)])
     order = pc.sort_indices(pc.cast(both.column("line"), pa.int64()))
     return both.take(order).combine_chunks().to_batches()[0] if both.num_rows else rejects
@@ -217,8 +219,10 @@ def classify_files(
                 _check_header(header, profile)
                 job = Job(pack, header, profile, kinds[1], kinds[2])
 
+                plain = _identifiers(profile)
+
                 def parse(block: bytes, line: int) -> Piece:
-                    return job(csv_chunk(block, line, header))
+                    return job(csv_chunk(block, line, header, plain))
 
                 pieces = run_ordered(_numbered(blocks), parse, workers)
                 schema = pa.schema([pa.field(h, pa.string()) for h in header])
@@ -229,9 +233,10 @@ def classify_files(
                 _check_header(header, profile)
                 job = Job(pack, header, profile, kinds[1], kinds[2])
                 path = str(source)
+                plain = _identifiers(profile)
 
                 def groups(group: int, first: int) -> Piece:
-                    return job(parquet_chunks(path, group, first))
+                    return job(parquet_chunks(path, group, first, plain))
 
                 pieces = run_ordered(iter(row_group_starts(meta)), groups, workers)
             write_pieces(pieces, schema, output, rejects, kinds, summary, progress)
@@ -239,6 +244,12 @@ def classify_files(
             raise InputError(str(exc)) from None
     summary.seconds = clock() - start
     return summary
+
+
+def _identifiers(profile: Profile | None) -> frozenset[str]:
+    """Columns of (nearly) unique values, which dictionary encoding would only slow down."""
+    source = profile.sources.get("record_id") if profile else None
+    return frozenset(("record_id", *(source.names if source else ())))
 
 
 def _numbered(blocks: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:

@@ -222,11 +222,20 @@ def test_the_pyarrow_speed_path_reads_a_clean_block_as_lines_records_does() -> N
     block = "\r\n".join([good, good[:40], good + ",x,y", good.replace("G-1", "G-4")]) + "\r\n"
     data = block.encode()
     assert formats._clean(data)  # CRLF ends, wrong widths: still the speed path
-    fast = formats._arrow_chunk(data, 2, COLUMNS)
+    fast = formats._arrow_chunk(data, 2, COLUMNS, COLUMNS)
     slow = formats._lines_chunk(data, 2, COLUMNS)
-    assert fast.batch.equals(slow.batch) and fast.broken == slow.broken
+    assert fast is not None and fast.batch.equals(slow.batch) and fast.broken == slow.broken
+    encoded = formats.csv_chunk(data, 2, COLUMNS, ("record_id",))  # the others dictionaries
+    assert pa.types.is_dictionary(encoded.batch.schema.field("age").type)
+    assert formats.plain_batch(encoded.batch).to_pylist() == slow.batch.to_pylist()
     assert [b[0] for b in fast.broken] == [3, 4] and fast.batch.num_rows == 2
     assert fast.broken[1][2] == [good + ",x,y"]  # too wide: the line whole in one cell
     for dirty in (b'"a",' + data, data.replace(b"RBQ", b"R\0Q"), data + b"\n",
-                  data.replace(b"\r\n", b"\r", 1), data + b"9" * 70_000 + b"\n"):
+                  data.replace(b"\r\n", b"\r", 1)):
         assert not formats._clean(dirty)
+    # A line over the limit with the header's width: found after parsing, read line by line.
+    long = data + ("L" * 70_000 + good[3:]).encode() + b"\n"
+    assert formats._clean(long) and formats._arrow_chunk(long, 2, COLUMNS, ()) is None
+    read = formats.csv_chunk(long, 2, COLUMNS)
+    assert read.broken == formats._lines_chunk(long, 2, COLUMNS).broken
+    assert [b[0] for b in read.broken] == [3, 4, 6] and "70,0" in read.broken[2][1]
