@@ -35,9 +35,9 @@ from chalicelib.batch.formats import (
     csv_chunk,
     format_of,
     open_csv,
-    plain_batch,
     parquet_chunks,
     parquet_file,
+    plain_batch,
     row_group_starts,
 )
 from chalicelib.batch.parallel import run_ordered
