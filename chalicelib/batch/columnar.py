@@ -253,8 +253,7 @@ class _Frame:
         return value, pc.or_(ok, pc.equal(text, ""))
 
     def _sure(self, record_id: Arr) -> Mask:
-        """Rows the vectorised path may decide: what `FastRows.read` would accept, no facts."""
-        d = self.dictionaries
+        """Rows the vectorised path may decide: cells the API accepts as the core reads them."""
         sure = pc.less_equal(pc.utf8_length(pc.fill_null(record_id.cast(pa.string()), "")),
                              checks.MAX_REFERRAL_ID)
         for name, cells in (("facts", self.fact_cells), ("attestations", self.attested_cells)):
@@ -412,28 +411,33 @@ class _ConditionCompiler:
             name = cond.name
             return lambda f: f.fact(name)
         if isinstance(cond, ast.IsValue) and cond.name not in BUILTINS:
-            kind = self._kind(cond.name)
-            wanted: Any = cond.value
-            if kind == "bool":
-                wanted = cond.value in ("yes", "true")
-            elif kind not in ("enum", "code", "string"):
-                return None
-            test = pc.not_equal if cond.negated else pc.equal
-            name = cond.name
-            return lambda f: test(f.fact(name), pa.scalar(wanted))
+            return self._is_value(cond)
         if isinstance(cond, ast.InList) and cond.fact is not None:
-            if cond.fact in BUILTINS or self._kind(cond.fact) not in ("enum", "code", "string"):
-                return None
-            values = pa.array(sorted(set(cond.items)), pa.string())
-            name = cond.fact
-
-            def listed(f: _Frame) -> Mask:
-                v = f.fact(name)
-                return pc.if_else(pc.is_null(v), pa.scalar(None, pa.bool_()),
-                                  pc.is_in(v, value_set=values))
-
-            return listed
+            return self._in_list(cond.fact, cond.items)
         return None
+
+    def _is_value(self, cond: ast.IsValue) -> _Kernel | None:
+        kind = self._kind(cond.name)
+        wanted: Any = cond.value
+        if kind == "bool":
+            wanted = cond.value in ("yes", "true")
+        elif kind not in ("enum", "code", "string"):
+            return None
+        test = pc.not_equal if cond.negated else pc.equal
+        name = cond.name
+        return lambda f: test(f.fact(name), pa.scalar(wanted))
+
+    def _in_list(self, name: str, items: Sequence[str]) -> _Kernel | None:
+        if name in BUILTINS or self._kind(name) not in ("enum", "code", "string"):
+            return None
+        values = pa.array(sorted(set(items)), pa.string())
+
+        def listed(f: _Frame) -> Mask:
+            v = f.fact(name)
+            return pc.if_else(pc.is_null(v), pa.scalar(None, pa.bool_()),
+                              pc.is_in(v, value_set=values))
+
+        return listed
 
     def _kind(self, name: str) -> str | None:
         vtype = self.compiler.types.get(name)

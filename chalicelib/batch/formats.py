@@ -126,9 +126,8 @@ def _clean(block: bytes) -> bool:
         return False
     if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
         return False
-    if b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")):
-        return False  # pyarrow reads an empty line as a row of empty cells
-    return True
+    # pyarrow reads an empty line as a row of empty cells
+    return not (b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")))
 
 
 def _arrow_chunk(
