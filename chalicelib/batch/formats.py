@@ -322,9 +322,14 @@ def csv_header_bytes(names: Sequence[str]) -> bytes:
 class Writer:
     """Appends record batches to one output file, CSV or Parquet by its extension."""
 
-    def __init__(self, path: str | Path, kind: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, kind: str | None = None, booleans: Collection[int] = ()
+    ) -> None:
         self.path = Path(path)
         self.kind = kind or format_of(path)
+        # Positions of `true`/`false` text columns that Parquet stores as booleans (CSV
+        # keeps the text).
+        self.booleans = frozenset(booleans)
         self._csv: BinaryIO | None = None
         self._parquet: pq.ParquetWriter | None = None
         self.rows = 0
@@ -338,6 +343,7 @@ class Writer:
                 self._csv.write(csv_header_bytes(batch.schema.names))
             self._csv.write(csv_bytes(batch))
         else:
+            batch = self._typed(batch)
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(self.path, batch.schema)
             if batch.num_rows:
@@ -360,8 +366,18 @@ class Writer:
             self._csv.close()
         else:
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, _plain_schema(schema))
+                plain = _plain_schema(schema)
+                fields = [pa.field(f.name, pa.bool_()) if i in self.booleans else f
+                          for i, f in enumerate(plain)]
+                self._parquet = pq.ParquetWriter(self.path, pa.schema(fields))
             self._parquet.close()
+
+    def _typed(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.booleans:
+            return batch
+        arrays = [pc.equal(c, "true") if i in self.booleans and pa.types.is_string(c.type)
+                  else c for i, c in enumerate(batch.columns)]
+        return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _plain_schema(schema: pa.Schema) -> pa.Schema:

@@ -271,7 +271,10 @@ def write_pieces(
     names = list(schema.names)
     out_schema = pa.schema([*schema, *(pa.field(c, pa.string()) for c in RESULT_COLUMNS)])
     rej_schema = pa.schema([pa.field(c, pa.string()) for c in REJECT_COLUMNS] + list(schema))
-    out_writer, rej_writer = Writer(output, kinds[1]), Writer(rejects, kinds[2])
+    # `verified` is a boolean in Parquet (true/false text in CSV).
+    verified = len(names) + RESULT_COLUMNS.index("verified")
+    out_writer = Writer(output, kinds[1], booleans=(verified,))
+    rej_writer = Writer(rejects, kinds[2])
     for piece in pieces:
         for writer, data, columns in (
             (out_writer, piece.out, [*names, *RESULT_COLUMNS]),
