@@ -24,7 +24,7 @@ pyarrow is an optional extra (`pss-rules[arrow]`): this module is never imported
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -844,11 +844,15 @@ class ColumnarPack:
 
     # --- classification ---------------------------------------------------------------------
 
-    def classify(self, batch: pa.RecordBatch, encoded: bool = False) -> pa.RecordBatch:
+    def classify(
+        self, batch: pa.RecordBatch, encoded: bool = False,
+        names: Mapping[str, str] | None = None,
+    ) -> pa.RecordBatch:
         """Every row of `batch` with its result columns, `REASON` and `PATH`.
 
         `encoded`: the result columns come dictionary-encoded (a handful of distinct values
         over many rows: cheaper to filter, ship between processes and write); else plain text.
+        `names`: the file's name of each column, for reject reasons (a SUS profile's).
         """
         n = batch.num_rows
         missing = [c for c in COLUMNS if c not in batch.schema.names]
@@ -872,7 +876,7 @@ class ColumnarPack:
             fallback = pc.or_(fallback, _spread_mask(chosen, sub_fallback))
         reasons = pa.nulls(n, pa.string())
         if pc.any(fallback).as_py():
-            outcome, reasons = self._row_path(batch, fallback, outcome, table)
+            outcome, reasons = self._row_path(batch, fallback, outcome, table, names)
         path = pc.if_else(fallback, ROW, COLUMNAR)
         return _assemble(batch, table, outcome, reasons, path, encoded)
 
@@ -1023,7 +1027,8 @@ class ColumnarPack:
         return code, waits
 
     def _row_path(
-        self, batch: pa.RecordBatch, mask: Mask, outcome: Arr, table: list[tuple[str, ...]]
+        self, batch: pa.RecordBatch, mask: Mask, outcome: Arr, table: list[tuple[str, ...]],
+        names: Mapping[str, str] | None,
     ) -> tuple[Arr, Arr]:
         """Decide the rows of `mask` one by one with the row evaluator (the API's path)."""
         rows = pc.indices_nonzero(mask)
@@ -1037,7 +1042,7 @@ class ColumnarPack:
         decide = self.decider.decide
         for fields in zip(*picked, strict=True):
             try:
-                result = decide(list(fields))
+                result = decide(list(fields), names)
             except RowError as exc:
                 reasons.append(str(exc))
                 ids.append(None)

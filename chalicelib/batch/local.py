@@ -75,7 +75,9 @@ class Job:
         """(classified rows, rejected rows, rows per evaluator) of one chunk."""
         own = chunk.batch.drop_columns([LINE])
         canonical = self.profile.canonical(own) if self.profile else own
-        out, rejects, paths = split_decided(own, self.pack.classify(canonical, encoded=True),
+        names = self.profile.names(own.schema.names) if self.profile else None
+        decided = self.pack.classify(canonical, encoded=True, names=names)
+        out, rejects, paths = split_decided(own, decided,
                                             pc.cast(chunk.batch.column(LINE), pa.string()))
         if chunk.broken:
             rejects = _with_broken(rejects, chunk.broken, own.schema)

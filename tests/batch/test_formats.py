@@ -243,3 +243,44 @@ def test_the_pyarrow_speed_path_reads_a_clean_block_as_lines_records_does() -> N
     read = formats.csv_chunk(long, 2, COLUMNS)
     assert read.broken == formats._lines_chunk(long, 2, COLUMNS).broken
     assert [b[0] for b in read.broken] == [3, 4, 6] and "70,0" in read.broken[2][1]
+
+
+_SPOILED = {  # column -> (bad cell, the reason a CSV user reads)
+    "age": ("150", "age: `150` is over 130"),
+    "sex": ("7", "sex: `7` is not a sex: 1 (male), 2 (female), 9 (indeterminate), 0 (not "
+                 "known), or the word"),
+    "icb": ("qwe", "icb: `qwe` is not an ICB code (3 to 5 capital letters or digits, e.g. QWE)"),
+    "activity_date": ("01/06/2024", "activity_date: `01/06/2024` is not a date written "
+                                    "YYYY-MM-DD"),
+    "secondary_diagnoses": ("I10|XYZ", "secondary_diagnoses: `XYZ` is not a valid ICD-10 code"),
+}
+# The same cells under `--profile sus-apc`, named by the extract's columns.
+_SUS_NAMES = {"age": "Age_At_Start_of_Spell_SUS", "sex": "Sex", "icb": "ICB_Code",
+              "activity_date": "Discharge_Date", "secondary_diagnoses": "Der_Diagnosis_All"}
+
+
+@pytest.mark.parametrize("profile", [None, "sus-apc"])
+def test_reject_reasons_name_the_files_columns_in_plain_words(tmp_path: Path,
+                                                               profile: str | None) -> None:
+    good = ["R0", "APC", "2024-06-01", "RBQ", "80", "1", "London", "QWE", "320", "I35.0", "",
+            "K26.2", "Y53.1", "", "", ""]
+    rows = []
+    for n, (column, (bad, _)) in enumerate(_SPOILED.items()):
+        row = list(good)
+        row[0], row[COLUMNS.index(column)] = f"R{n}", bad
+        rows.append(row)
+    header: tuple[str, ...] = COLUMNS
+    if profile:
+        header, rows = SUS_COLUMNS[profile], [sus_row(r, profile) for r in rows]
+        rows[-1][-1] = "I350||XYZ"  # SUS writes codes without dots
+    source = tmp_path / "in.csv"
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
+    args = [str(source), "-o", str(tmp_path / "o.csv"), "--policies", str(NATIONAL)]
+    assert batch_main(args + (["--profile", profile] if profile else [])) == 0
+    rejects = _csv_rows(tmp_path / "o.rejects.csv")[1:]
+    assert len(rejects) == len(_SPOILED)
+    for (column, (_, reason)), reject in zip(_SPOILED.items(), rejects, strict=True):
+        if profile:
+            reason = reason.replace(column, _SUS_NAMES[column], 1)
+        assert reject[1] == reason
