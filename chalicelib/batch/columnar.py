@@ -197,6 +197,7 @@ class _Frame:
         self.attested_cells = [
             vocabulary.attested(t) for t in self.dictionaries["attestations"].to_pylist()
         ]
+        self._facts_by_name: dict[str, list[Any]] | None = None
         self.sure = self._sure(columns["record_id"])
 
     def spread(self, name: str, per_entry: Arr) -> Arr:
@@ -300,12 +301,25 @@ class _Frame:
         """Per row: the typed fact (`vocabulary.column_value`), null when not given."""
         key = ("fact", name)
         if key not in self.memo:
-            vtype = self.vocabulary.fact_types[name]
-            kind = _FACT_ARROW.get(vtype.kind, pa.string())
-            self.memo[key] = pa.array(
-                [column_value(c.get(name), vtype) if c else None for c in self.fact_cells], kind
-            )
+            if self._facts_by_name is None:
+                self._facts_by_name = self._gather_facts()
+            kind = _FACT_ARROW.get(self.vocabulary.fact_types[name].kind, pa.string())
+            given = self._facts_by_name.get(name)
+            self.memo[key] = pa.array(given, kind) if given else pa.nulls(
+                len(self.fact_cells), kind)
         return self.spread("facts", self.memo[key])
+
+    def _gather_facts(self) -> dict[str, list[Any]]:
+        """Per fact name, its value in each distinct facts cell (one pass over the cells)."""
+        found: dict[str, list[Any]] = {}
+        types = self.vocabulary.fact_types
+        for at, cell in enumerate(self.fact_cells):
+            for name, value in (cell or {}).items():
+                column = found.get(name)
+                if column is None:
+                    column = found[name] = [None] * len(self.fact_cells)
+                column[at] = column_value(value, types[name])
+        return found
 
     def attested(self, name: str) -> Mask:
         """Per row: True when the row attests `name`, else unknown (`Compiler.leaf`)."""

@@ -47,6 +47,7 @@ Arr = Any
 REJECT_COLUMNS = ("line", "reason")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 ROW_GROUP = 1 << 16
+PIECE_ROWS = 3 * ROW_GROUP  # rows classified in one call, about a CSV block's
 # Bytes of CSV per piece (about 130,000 activity rows): the core's cost per batch is mostly
 # per call, not per row, so pieces are large; a few are in flight at once.
 CSV_BLOCK = 16 << 20
@@ -240,30 +241,38 @@ def parquet_file(path: str | Path) -> pq.ParquetFile:
 
 
 def parquet_chunks(
-    path: str | Path, group: int, first_row: int, plain: Collection[str] = ()
+    path: str | Path, groups: Sequence[int], first_row: int, plain: Collection[str] = ()
 ) -> Iterator[Chunk]:
-    """The rows of one row group, in pieces; `first_row` is its first row's index in the file.
-    Text columns not named in `plain` come dictionary-encoded, as Parquet mostly stores them
-    (so no values are hashed again)."""
+    """The rows of some consecutive row groups, in pieces of at most `PIECE_ROWS`;
+    `first_row` is their first row's index in the file. Text columns not named in `plain`
+    come dictionary-encoded, as Parquet mostly stores them (so no values are hashed again)."""
     names = [f.name for f in parquet_file(path).schema_arrow
              if pa.types.is_string(f.type) and f.name not in plain]
     handle = pq.ParquetFile(path, read_dictionary=names)
-    size = handle.metadata.row_group(group).total_byte_size
+    size = sum(handle.metadata.row_group(g).total_byte_size for g in groups)
     line = first_row + 2
-    for batch in handle.iter_batches(batch_size=2 * ROW_GROUP, row_groups=[group]):
+    for batch in handle.iter_batches(batch_size=PIECE_ROWS, row_groups=list(groups)):
         numbers = pa.array(range(line, line + batch.num_rows), pa.int64())
         line += batch.num_rows
         yield Chunk(batch.append_column(LINE, numbers), (), size)
         size = 0
 
 
-def row_group_starts(handle: pq.ParquetFile) -> list[tuple[int, int]]:
-    """(row group, index of its first row) for every row group."""
-    starts, row = [], 0
+def row_group_starts(handle: pq.ParquetFile) -> list[tuple[tuple[int, ...], int]]:
+    """(consecutive row groups of about `PIECE_ROWS` rows, index of their first row): the
+    pieces a file is classified in (the core's cost per batch is mostly per call)."""
+    pieces: list[tuple[tuple[int, ...], int]] = []
+    groups: list[int] = []
+    row = first = 0
     for group in range(handle.metadata.num_row_groups):
-        starts.append((group, row))
+        if groups and row - first + handle.metadata.row_group(group).num_rows > PIECE_ROWS:
+            pieces.append((tuple(groups), first))
+            groups, first = [], row
+        groups.append(group)
         row += handle.metadata.row_group(group).num_rows
-    return starts
+    if groups:
+        pieces.append((tuple(groups), first))
+    return pieces
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -332,12 +341,17 @@ class Writer:
         self.booleans = frozenset(booleans)
         self._csv: BinaryIO | None = None
         self._parquet: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Append `batch` (the first batch fixes the columns)."""
-        batch = plain_batch(batch)
+        """Append `batch` (the first batch fixes the columns).
+
+        Parquet takes dictionary-encoded text as it is (it stores text dictionary-encoded
+        anyway); the file does not keep the Arrow schema, so every reader sees plain text.
+        """
         if self.kind == "csv":
+            batch = plain_batch(batch)
             if self._csv is None:
                 self._csv = self.path.open("wb")
                 self._csv.write(csv_header_bytes(batch.schema.names))
@@ -345,7 +359,15 @@ class Writer:
         else:
             batch = self._typed(batch)
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, batch.schema)
+                self._parquet = pq.ParquetWriter(self.path, batch.schema, store_schema=False)
+                self._schema = batch.schema
+            elif self._schema is not None and batch.schema != self._schema:
+                # e.g. a block read line by line: plain text where others are dictionaries
+                batch = pa.RecordBatch.from_arrays(
+                    [c if c.type == f.type else c.cast(f.type)
+                     for c, f in zip(batch.columns, self._schema, strict=True)],
+                    schema=self._schema,
+                )
             if batch.num_rows:
                 self._parquet.write_batch(batch, row_group_size=ROW_GROUP)
         self.rows += batch.num_rows
@@ -369,15 +391,22 @@ class Writer:
                 plain = _plain_schema(schema)
                 fields = [pa.field(f.name, pa.bool_()) if i in self.booleans else f
                           for i, f in enumerate(plain)]
-                self._parquet = pq.ParquetWriter(self.path, pa.schema(fields))
+                self._parquet = pq.ParquetWriter(self.path, pa.schema(fields),
+                                                 store_schema=False)
             self._parquet.close()
 
     def _typed(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if not self.booleans:
             return batch
-        arrays = [pc.equal(c, "true") if i in self.booleans and pa.types.is_string(c.type)
-                  else c for i, c in enumerate(batch.columns)]
+        arrays = [_boolean(c) if i in self.booleans else c for i, c in enumerate(batch.columns)]
         return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _boolean(column: Arr) -> Arr:
+    """`true`/`false` text (plain or dictionary-encoded) as booleans."""
+    if pa.types.is_dictionary(column.type):
+        return pc.take(pc.equal(column.dictionary, "true"), column.indices)
+    return pc.equal(column, "true") if pa.types.is_string(column.type) else column
 
 
 def _plain_schema(schema: pa.Schema) -> pa.Schema:

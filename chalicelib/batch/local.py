@@ -237,7 +237,7 @@ def classify_files(
                 path = str(source)
                 plain = _identifiers(profile)
 
-                def groups(group: int, first: int) -> Piece:
+                def groups(group: tuple[int, ...], first: int) -> Piece:
                     return job(parquet_chunks(path, group, first, plain))
 
                 pieces = run_ordered(iter(row_group_starts(meta)), groups, workers)

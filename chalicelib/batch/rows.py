@@ -477,6 +477,8 @@ class FastRows:
             raw = parse_facts(facts)
         except RowError:
             return None
+        if any(name not in self.fact_types for name in raw):
+            return None  # a reject: its reason (and did-you-mean) is the reference path's
         problems: list[Any] = []
         typed = type_facts(raw, self.fact_types, problems)
         given = _split(attestations)
