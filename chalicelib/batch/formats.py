@@ -78,6 +78,9 @@ class Chunk:
     batch: pa.RecordBatch  # the file's columns (text for CSV) and LINE
     broken: tuple[Broken, ...]
     size: int  # bytes of input it covers (for progress)
+    # A clean CSV block's rows as their lines (binary, no line end): exactly what
+    # csv.writer would write for their fields, so a CSV output can copy them.
+    lines: Any = None
 
 
 # --- CSV ------------------------------------------------------------------------------------
@@ -162,17 +165,26 @@ def _arrow_chunk(
     arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
     if len(block) > MAX_LINE_CHARS and _longest(arrays) > MAX_LINE_CHARS - 1:
         return None
+    raws = pc.list_flatten(pc.split_pattern(pa.array([block], pa.binary()), b"\n"))
+    if block.endswith(b"\n"):
+        raws = raws.slice(0, len(raws) - 1)
+    numbers = pa.array(range(first_line, first_line + len(raws)), pa.int64())
     broken: list[Broken] = []
     if skipped:
-        raws = block.split(b"\n")
         for n in skipped:
-            broken += _broken(records(raws[n], first_line + n), width)
-    lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-    gone = {first_line + n for n in skipped}
-    numbers = [n for n in range(first_line, first_line + lines) if n not in gone]
-    batch = pa.RecordBatch.from_arrays([*arrays, pa.array(numbers, pa.int64())],
-                                       names=[*header, LINE])
-    return Chunk(batch, tuple(broken), len(block))
+            broken += _broken(records(raws[n].as_py(), first_line + n), width)
+        kept = pc.invert(pc.is_in(pa.array(range(len(raws)), pa.int64()),
+                                  value_set=pa.array(skipped, pa.int64())))
+        raws, numbers = raws.filter(kept), numbers.filter(kept)
+    if b"\r" in block:  # CRLF line ends (a clean block has no other CR)
+        raws = pc.binary_slice(raws, 0, -1) if _all_crlf(raws) else None
+    batch = pa.RecordBatch.from_arrays([*arrays, numbers], names=[*header, LINE])
+    return Chunk(batch, tuple(broken), len(block), raws)
+
+
+def _all_crlf(raws: Arr) -> bool:
+    """Every line ends with CR (else a mix of line ends: the rows are not copied)."""
+    return not len(raws) or bool(pc.all(pc.ends_with(raws, b"\r")).as_py())
 
 
 def _longest(arrays: Sequence[Arr]) -> int:
@@ -319,6 +331,26 @@ def _may_need_quotes(column: Arr) -> bool:
         return False
     raw = data.to_pybytes()
     return any(ch in raw for ch in _SPECIAL)
+
+
+def csv_lines_bytes(lines: Arr, suffixes: Arr) -> bytes:
+    """Rows as CSV from each row's line as read and the text to append to it (both binary,
+    aligned): `line + suffix + "\n"` each, one buffer."""
+    if not len(lines):
+        return b""
+    joined = pc.binary_join_element_wise(lines, suffixes, pa.scalar(b"\n"), b"")
+    bounds = pa.Array.from_buffers(pa.int32(), len(joined) + 1, [None, joined.buffers()[1]],
+                                   offset=joined.offset)
+    start, end = bounds[0].as_py(), bounds[-1].as_py()
+    data: bytes = joined.buffers()[2].slice(start, end - start).to_pybytes()
+    return data
+
+
+def csv_fields_bytes(fields: Sequence[str]) -> bytes:
+    """`,` then the fields as csv.writer writes them (a suffix for `csv_lines_bytes`)."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="").writerow(["", *fields])
+    return text.getvalue().encode("utf-8")
 
 
 def csv_header_bytes(names: Sequence[str]) -> bytes:

@@ -33,6 +33,8 @@ from chalicelib.batch.formats import (
     Writer,
     csv_bytes,
     csv_chunk,
+    csv_fields_bytes,
+    csv_lines_bytes,
     format_of,
     open_csv,
     parquet_chunks,
@@ -71,8 +73,11 @@ class Job:
     rejects_kind: str
     schemas: dict[str, pa.Schema] = field(default_factory=dict)
 
-    def split(self, chunk: Chunk) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter[str]]:
-        """(classified rows, rejected rows, rows per evaluator) of one chunk."""
+    def split(
+        self, chunk: Chunk
+    ) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter[str], bytes | None]:
+        """(classified rows, rejected rows, rows per evaluator) of one chunk, and the
+        classified rows as CSV when they can be copied from the lines read."""
         own = chunk.batch.drop_columns([LINE])
         canonical = self.profile.canonical(own) if self.profile else own
         names = self.profile.names(own.schema.names) if self.profile else None
@@ -81,7 +86,10 @@ class Job:
                                             pc.cast(chunk.batch.column(LINE), pa.string()))
         if chunk.broken:
             rejects = _with_broken(rejects, chunk.broken, own.schema)
-        return out, rejects, paths
+        copied = None
+        if self.out_kind == "csv" and chunk.lines is not None:
+            copied = _copied_lines(chunk.lines, decided)
+        return out, rejects, paths, copied
 
     def __call__(self, chunks: Iterator[Chunk] | Chunk, _number: int = 0) -> Piece:
         """Classify and encode the chunks of one piece."""
@@ -91,13 +99,13 @@ class Job:
         paths: Counter[str] = Counter()
         rows = rejected = size = 0
         for chunk in [chunks] if isinstance(chunks, Chunk) else chunks:
-            out, rejects, chunk_paths = self.split(chunk)
+            out, rejects, chunk_paths, copied = self.split(chunk)
             rows += out.num_rows + rejects.num_rows
             rejected += rejects.num_rows
             size += chunk.size
             paths.update(chunk_paths)
             counts.update(_counts(out))
-            outs.append(_encode(out, self.out_kind))
+            outs.append(copied if copied is not None else _encode(out, self.out_kind))
             rejs.append(_encode(rejects, self.rejects_kind))
         return Piece(b"".join(outs), b"".join(rejs), rows, rejected, counts, paths, size)
 
@@ -132,6 +140,25 @@ def split_decided(
         names=[*REJECT_COLUMNS, *own.schema.names],
     ).filter(rejected)
     return out, rejects, paths
+
+
+def _copied_lines(lines: Arr, decided: pa.RecordBatch) -> bytes | None:
+    """The classified rows as CSV: each one's line as read, then its result columns.
+
+    The result columns come dictionary-encoded over one outcome table (`classify` with
+    `encoded`): each table row is encoded once, as csv.writer would write it.
+    """
+    columns = [decided.column(c) for c in RESULT_COLUMNS]
+    if not all(pa.types.is_dictionary(c.type) for c in columns):
+        return None
+    outcome = columns[0].indices
+    if not all(c.indices.equals(outcome) for c in columns[1:]):
+        return None
+    tables = [c.dictionary.to_pylist() for c in columns]
+    suffixes = pa.array([csv_fields_bytes(row) for row in zip(*tables, strict=True)],
+                        pa.binary())
+    kept = pc.invert(pc.is_valid(decided.column(REASON)))
+    return csv_lines_bytes(lines.filter(kept), pc.take(suffixes, outcome.filter(kept)))
 
 
 def _value_counts(column: Arr) -> dict[str, int]:

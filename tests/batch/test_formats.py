@@ -284,3 +284,20 @@ def test_reject_reasons_name_the_files_columns_in_plain_words(tmp_path: Path,
         if profile:
             reason = reason.replace(column, _SUS_NAMES[column], 1)
         assert reject[1] == reason
+
+
+def test_crlf_and_lf_files_give_the_same_outputs(tmp_path: Path) -> None:
+    """Classified rows are copied from the lines read (CRLF ends dropped), as csv.writer
+    would write their fields."""
+    rows = list(generate(1500, 17, bad_share=0.05))
+    text = "\n".join(",".join(r) for r in [list(COLUMNS), *rows]) + "\n"
+    outs = []
+    for name, data in (("lf", text), ("crlf", text.replace("\n", "\r\n"))):
+        source = tmp_path / f"{name}.csv"
+        source.write_bytes(data.encode())
+        out = tmp_path / f"{name}-out.csv"
+        assert batch_main([str(source), "-o", str(out), "--policies", str(NATIONAL)]) == 0
+        outs.append((out.read_bytes(), out.with_suffix(".rejects.csv").read_bytes()))
+    assert outs[0] == outs[1] and b"\r" not in outs[0][0]
+    classified = _csv_rows(tmp_path / "lf-out.csv")
+    assert len(classified) > 1000 and classified[0] == [*COLUMNS, *RESULT_COLUMNS]
