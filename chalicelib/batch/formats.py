@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -410,6 +412,25 @@ class Writer:
             self._csv = self.path.open("wb")
             self._csv.write(csv_header_bytes(names))
         self._csv.write(data)
+
+    def write_csv_file(self, names: Sequence[str], path: str | Path) -> None:
+        """Append a file of rows already encoded as CSV (copied in the kernel if it can)."""
+        self.write_csv_bytes(names, b"")
+        assert self._csv is not None
+        self._csv.flush()
+        with Path(path).open("rb") as source:
+            size, copied = os.fstat(source.fileno()).st_size, 0
+            try:
+                while copied < size:
+                    done = os.copy_file_range(source.fileno(), self._csv.fileno(), size - copied)
+                    if not done:
+                        break
+                    copied += done
+            except OSError:
+                pass  # e.g. a file system that cannot: the rest by hand
+            if copied < size:
+                source.seek(copied)
+                shutil.copyfileobj(source, self._csv)
 
     def close(self, schema: pa.Schema) -> None:
         """Finish the file; an empty run still writes the header / schema."""

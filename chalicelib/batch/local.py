@@ -14,6 +14,9 @@ once, so memory stays constant whatever the file size.
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -60,6 +63,7 @@ class Piece:
     counts: Counter[Key]
     paths: Counter[str]
     size: int
+    spilled: str | None = None  # `out` written to this file instead (forked workers)
 
 
 @dataclass
@@ -72,6 +76,9 @@ class Job:
     out_kind: str
     rejects_kind: str
     schemas: dict[str, pa.Schema] = field(default_factory=dict)
+    # Forked workers hand their output over in files here (the parent copies them into the
+    # output in the kernel), not through the pool's pipes.
+    spill: Path | None = None
 
     def split(
         self, chunk: Chunk
@@ -107,7 +114,14 @@ class Job:
             counts.update(_counts(out))
             outs.append(copied if copied is not None else _encode(out, self.out_kind))
             rejs.append(_encode(rejects, self.rejects_kind))
-        return Piece(b"".join(outs), b"".join(rejs), rows, rejected, counts, paths, size)
+        out = b"".join(outs)
+        spilled = None
+        if self.spill is not None:
+            handle, spilled = tempfile.mkstemp(dir=self.spill)
+            with os.fdopen(handle, "wb") as file:
+                file.write(out)
+            out = b""
+        return Piece(out, b"".join(rejs), rows, rejected, counts, paths, size, spilled)
 
 
 def encode_piece(
@@ -205,7 +219,20 @@ def _encode(batch: pa.RecordBatch, kind: str) -> bytes:
     return sink.getvalue()
 
 
-def _decode(data: bytes) -> Iterator[pa.RecordBatch]:
+def _write_spilled(writer: Writer, columns: list[str], path: str) -> None:
+    """A worker's output file into the output, then gone."""
+    try:
+        if writer.kind == "csv":
+            writer.write_csv_file(columns, path)
+        else:
+            with pa.memory_map(path) as source:
+                for batch in _decode(source.read_buffer()):
+                    writer.write(batch)
+    finally:
+        Path(path).unlink()
+
+
+def _decode(data: bytes | pa.Buffer) -> Iterator[pa.RecordBatch]:
     """The batches of the IPC streams `_encode` wrote back to back."""
     source = pa.BufferReader(data)
     while source.tell() < len(data):
@@ -241,28 +268,32 @@ def classify_files(
     except FormatError as exc:
         raise InputError(str(exc)) from None
     summary = Summary()
+    spill = Path(tempfile.mkdtemp(prefix=".pss-batch-", dir=output.resolve().parent)) if (
+        workers > 1) else None
     with source.open("rb") as handle:
         try:
+            plain = _identifiers(profile)
             if kinds[0] == "csv":
                 header, blocks = open_csv(handle)
                 _check_header(header, profile)
-                job = Job(pack, header, profile, kinds[1], kinds[2])
+                job = Job(pack, header, profile, kinds[1], kinds[2], spill=spill)
 
-                plain = _identifiers(profile)
-
-                def parse(block: bytes, line: int) -> Piece:
+                def parse(block: bytes | tuple[int, int], line: int) -> Piece:
+                    if isinstance(block, tuple):  # a forked worker reads its own block
+                        block = _read_span(source, block)
                     return job(csv_chunk(block, line, header, plain))
 
-                pieces = run_ordered(_numbered(blocks), parse, workers)
+                items: Iterator[tuple[bytes | tuple[int, int], int]] = (
+                    _spans(source, _numbered(blocks)) if spill else _numbered(blocks))
+                pieces = run_ordered(items, parse, workers)
                 schema = pa.schema([pa.field(h, pa.string()) for h in header])
             else:
                 meta = parquet_file(source)
                 schema = meta.schema_arrow
                 header = list(schema.names)
                 _check_header(header, profile)
-                job = Job(pack, header, profile, kinds[1], kinds[2])
+                job = Job(pack, header, profile, kinds[1], kinds[2], spill=spill)
                 path = str(source)
-                plain = _identifiers(profile)
 
                 def groups(group: tuple[int, ...], first: int) -> Piece:
                     return job(parquet_chunks(path, group, first, plain))
@@ -271,8 +302,29 @@ def classify_files(
             write_pieces(pieces, schema, output, rejects, kinds, summary, progress)
         except FormatError as exc:
             raise InputError(str(exc)) from None
+        finally:
+            if spill is not None:
+                shutil.rmtree(spill, ignore_errors=True)
     summary.seconds = clock() - start
     return summary
+
+
+def _spans(
+    source: Path, blocks: Iterator[tuple[bytes, int]]
+) -> Iterator[tuple[tuple[int, int], int]]:
+    """Each block as (offset, length) in the file: forked workers read it themselves, so
+    the data does not also cross the pool's pipes."""
+    with source.open("rb") as handle:
+        at = len(handle.readline())  # the header line, with its line end
+    for block, line in blocks:
+        yield (at, len(block)), line
+        at += len(block)
+
+
+def _read_span(source: Path, span: tuple[int, int]) -> bytes:
+    with source.open("rb") as handle:
+        handle.seek(span[0])
+        return handle.read(span[1])
 
 
 def _identifiers(profile: Profile | None) -> frozenset[str]:
@@ -309,7 +361,10 @@ def write_pieces(
             (out_writer, piece.out, [*names, *RESULT_COLUMNS]),
             (rej_writer, piece.rejects, [*REJECT_COLUMNS, *names]),
         ):
-            if writer.kind == "csv":
+            spilled = piece.spilled if writer is out_writer else None
+            if spilled is not None:
+                _write_spilled(writer, columns, spilled)
+            elif writer.kind == "csv":
                 writer.write_csv_bytes(columns, data)
             else:
                 for batch in _decode(data):
