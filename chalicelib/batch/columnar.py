@@ -31,7 +31,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chalicelib.batch.rows import COLUMNS, RESULT_COLUMNS, Layout, RowDecider, RowError
+from chalicelib.batch.rows import (
+    COLUMNS,
+    RESULT_COLUMNS,
+    Layout,
+    RowDecider,
+    RowError,
+    decide_reference,
+)
 from chalicelib.batch.vocabulary import EPOCH, Vocabulary, column_value
 from chalicelib.codes import HIERARCHICAL
 from chalicelib.dsl import ast
@@ -254,29 +261,60 @@ class _Frame:
         return value, pc.or_(ok, pc.equal(text, ""))
 
     def _sure(self, record_id: Arr) -> Mask:
-        """Rows the vectorised path may decide: cells the API accepts as the core reads them."""
-        sure = pc.less_equal(pc.utf8_length(pc.fill_null(record_id.cast(pa.string()), "")),
-                             checks.MAX_REFERRAL_ID)
+        """Rows the vectorised path may decide: cells the API accepts as the core reads them.
+
+        Each check is kept (`self.checks`: the columns it reads, rows passing it) for
+        `ColumnarPack._reasons`, which gives a row failing only one its reason.
+        """
+        self.record_id = record_id
+        length = pc.utf8_length(pc.fill_null(record_id.cast(pa.string()), ""))
+        self.checks: list[tuple[tuple[str, ...], Mask]] = [
+            (("record_id",), pc.less_equal(length, checks.MAX_REFERRAL_ID))]
+        add = self.checks.append
         for name, cells in (("facts", self.fact_cells), ("attestations", self.attested_cells)):
-            read = pa.array([c is not None for c in cells], pa.bool_())
-            sure = pc.and_(sure, self.spread(name, read))
+            add(((name,), self.spread(name, pa.array([c is not None for c in cells],
+                                                     pa.bool_()))))
         for name, (_, ok) in self.values.items():
-            sure = pc.and_(sure, self.spread(name, ok))
+            add(((name,), self.spread(name, ok)))
         for first, rest in (
             ("dominant_procedure", "other_procedures"),
             ("primary_diagnosis", "secondary_diagnoses"),
         ):
             a, b = self.codes[first], self.codes[rest]
-            sure = pc.and_(sure, self.spread(first, a.ok))
-            sure = pc.and_(sure, self.spread(rest, b.ok))
+            add(((first,), self.spread(first, a.ok)))
+            add(((rest,), self.spread(rest, b.ok)))
             # Subsidiary codes with no first code: the API rejects the row.
             has_first = self.spread(first, pc.greater(a.count, 0))
-            sure = pc.and_(sure, pc.or_(has_first, self.spread(rest, pc.equal(b.count, 0))))
+            add(((first, rest), pc.or_(has_first, self.spread(rest, pc.equal(b.count, 0)))))
             total = pc.add(self.spread(first, a.count), self.spread(rest, b.count))
-            sure = pc.and_(sure, pc.less_equal(total, checks.MAX_CODES))
+            add(((first, rest), pc.less_equal(total, checks.MAX_CODES)))
         drugs = self.codes["drugs"]
-        sure = pc.and_(sure, self.spread("drugs", drugs.ok))
-        return pc.and_(sure, self.spread("drugs", pc.less_equal(drugs.count, checks.MAX_CODES)))
+        add((("drugs",), self.spread("drugs", drugs.ok)))
+        add((("drugs",), self.spread("drugs", pc.less_equal(drugs.count, checks.MAX_CODES))))
+        sure = self.checks[0][1]
+        for _, ok in self.checks[1:]:
+            sure = pc.and_(sure, ok)
+        return sure
+
+    def single_faults(self) -> tuple[Mask, Arr]:
+        """Rows failing exactly one check, and for each a key naming the check and the
+        distinct cells it read (call before `take`)."""
+        count = _sum(pc.cast(pc.invert(ok), pa.int32()) for _, ok in self.checks)
+        key = _full(self.n, 0, pa.int64())
+        for k, (cells, ok) in enumerate(self.checks):
+            part = pa.scalar((k + 1) << 42, pa.int64())
+            for shift, cell in zip((21, 0), cells, strict=False):
+                if cell == "record_id":
+                    continue  # its reason never repeats the value: one key for all
+                entry = pc.cast(self.indices[cell], pa.int64())
+                part = pc.add(part, pc.multiply(entry, 1 << shift) if shift else entry)
+            key = pc.if_else(pc.invert(ok), pc.add(key, part), key)
+        return pc.equal(count, 1), key
+
+    def cell(self, name: str, entry: int) -> str:
+        """The text of dictionary entry `entry` of column `name`."""
+        value = self.dictionaries[name][entry].as_py()
+        return value if isinstance(value, str) else ""
 
     def value(self, name: str) -> Arr:
         """Per row: the typed value of a scalar column (null when not given)."""
@@ -881,6 +919,7 @@ class ColumnarPack:
         outcome = _full(n, 0, pa.int32())
         sure = frame.sure
         fallback = pc.invert(sure)
+        faults = frame.single_faults() if not pc.all(sure).as_py() else None
         chosen = sure if self.reach is None else pc.and_(sure, self._reaches(frame))
         candidates = pc.indices_nonzero(chosen)
         if len(candidates):
@@ -889,8 +928,14 @@ class ColumnarPack:
             outcome = pc.replace_with_mask(outcome, chosen, ids.cast(pa.int32()))
             fallback = pc.or_(fallback, _spread_mask(chosen, sub_fallback))
         reasons = pa.nulls(n, pa.string())
+        if faults is not None:  # rows failing one check: their reason, once per cell
+            reasons = self._reasons(frame, pc.and_(faults[0], pc.invert(sure)), faults[1],
+                                    names)
+            fallback = pc.and_(fallback, pc.is_null(reasons))
+            outcome = pc.if_else(pc.is_valid(reasons), pa.scalar(None, pa.int32()), outcome)
         if pc.any(fallback).as_py():
-            outcome, reasons = self._row_path(batch, fallback, outcome, table, names)
+            outcome, found = self._row_path(batch, fallback, outcome, table, names)
+            reasons = pc.if_else(fallback, found, reasons)
         path = pc.if_else(fallback, ROW, COLUMNAR)
         return _assemble(batch, table, outcome, reasons, path, encoded)
 
@@ -1040,6 +1085,49 @@ class ColumnarPack:
             choosing = pc.and_(choosing, pc.invert(taken))
         return code, waits
 
+    def _reasons(
+        self, frame: _Frame, single: Mask, key: Arr, names: Mapping[str, str] | None
+    ) -> Arr:
+        """Per row: the reject reason of a row failing one check, else null.
+
+        The reason depends only on the cells that check reads (the row's other cells are
+        valid), so it is asked of the reference path once per distinct cells, on an
+        otherwise valid row; None when the reference does not reject that row (the check
+        was the core's doubt, not the API's objection: the row takes the row path).
+        """
+        rows = pc.indices_nonzero(single)
+        if not len(rows):
+            return pa.nulls(len(single), pa.string())
+        keys = pc.take(key, rows)
+        encoded = pc.dictionary_encode(keys)
+        first_row: dict[int, int] = {}
+        for at, k in zip(rows.to_pylist(), keys.to_pylist(), strict=True):
+            first_row.setdefault(k, at)
+        texts = [self._reason_of(frame, k, first_row[k], names)
+                 for k in encoded.dictionary.to_pylist()]
+        found = pc.take(pa.array(texts, pa.string()), encoded.indices)
+        return pc.replace_with_mask(pa.nulls(len(single), pa.string()), single, found)
+
+    def _reason_of(self, frame: _Frame, key: int, row: int,
+                   names: Mapping[str, str] | None) -> str | None:
+        cells, _ = frame.checks[(key >> 42) - 1]
+        entries = ((key >> 21) & _ENTRY, key & _ENTRY)
+        fields = dict(_TEMPLATE, activity_date=self.covers_from.isoformat())
+        for name, entry in zip(cells, entries, strict=False):
+            if name == "record_id":
+                fields[name] = frame.record_id[row].as_py() or ""
+            else:
+                fields[name] = frame.cell(name, entry)
+                if name in _FIRST_CODE and _FIRST_CODE[name][0] not in cells:
+                    first, code = _FIRST_CODE[name]  # a subsidiary list needs a first code
+                    fields[first] = code
+        try:
+            decide_reference([fields[c] for c in COLUMNS], self.decider.layout,
+                             self.policy_set, names)
+        except RowError as exc:
+            return str(exc)
+        return None
+
     def _row_path(
         self, batch: pa.RecordBatch, mask: Mask, outcome: Arr, table: list[tuple[str, ...]],
         names: Mapping[str, str] | None,
@@ -1071,6 +1159,12 @@ class ColumnarPack:
         return outcome, pc.replace_with_mask(pa.nulls(n, pa.string()), mask,
                                              pa.array(reasons, pa.string()))
 
+
+# The otherwise valid row a one-check reject's cells are put in (`_reasons`).
+_TEMPLATE = {**dict.fromkeys(COLUMNS, ""), "age": "40"}
+_FIRST_CODE = {"other_procedures": ("dominant_procedure", "A01"),
+               "secondary_diagnoses": ("primary_diagnosis", "A00")}
+_ENTRY = (1 << 21) - 1
 
 _DIM_SYSTEM = {
     "dominant procedure": "opcs4",
