@@ -7,22 +7,28 @@ then `rows.RESULT_COLUMNS`, then `REASON` (null for a classified row, else why i
 and `PATH` (`columnar` or `row`: which evaluator decided it). The function is engine-neutral:
 `pss batch` calls it on batches it reads, Spark calls it inside `mapInArrow`.
 
-How: the identification rules and the commissioner lookup are compiled from the checked AST
-into `pyarrow.compute` kernels over the batch's columns. Every test runs on the distinct
-values of a column (dictionary-encoded: a year of activity has tens of thousands of distinct
-codes, not millions) and is spread back over the rows with one `take`. The row evaluator
-(`rows.RowDecider`, i.e. `PolicySet.decide`) takes every row the vectorised path is not sure
-of: cells the API would reject or normalise differently, rows with facts or attestations,
-dates before the pack covers, rows whose service line has a policy with applicability or
-criteria (they read free-form facts), and rows reaching a rule whose condition this module
-cannot express. So the answer on every row is `decide()`'s by construction; the differential
-test (tests/batch/test_columnar.py) checks it.
+How: the identification rules, the commissioner lookup and the policies are compiled from
+the checked AST into `pyarrow.compute` kernels over the batch's columns. Every test runs on
+the distinct values of a column (dictionary-encoded: a year of activity has tens of
+thousands of distinct codes, not millions) and is spread back over the rows with one `take`.
+Facts and attestations are read once per distinct cell, as the API reads them
+(`vocabulary.Vocabulary`), into typed columns (null where a row does not give a fact), so
+policy criteria and their Kleene unknowns run column-wise; an unknown answer lists its
+missing inputs column-wise too, from the engine's own compiled leaves and their needs
+(`_Condition`, mirroring `CompiledCondition.missing`). A row that fails exactly one of the
+core's validity checks gets its reject reason from the reference path, asked once per
+distinct cell (`_reasons`). The row evaluator (`rows.RowDecider`, i.e. `PolicySet.decide`)
+takes what is left: rows failing several checks, cells the core doubts but the API may
+accept, numbers it cannot hold exactly, conditions it cannot express (text literals, facts
+in identification rules). So the answer on every row is `decide()`'s by construction; the
+differential test (tests/batch/test_columnar.py) checks it.
 
 pyarrow is an optional extra (`pss-rules[arrow]`): this module is never imported by the API.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -204,7 +210,6 @@ class _Frame:
         self.attested_cells = [
             vocabulary.attested(t) for t in self.dictionaries["attestations"].to_pylist()
         ]
-        self._facts_by_name: dict[str, list[Any]] | None = None
         self.sure = self._sure(columns["record_id"])
 
     def spread(self, name: str, per_entry: Arr) -> Arr:
@@ -216,6 +221,14 @@ class _Frame:
         for name, idx in self.indices.items():
             self.indices[name] = pc.take(idx, rows)
         self.n = len(rows)
+
+    def narrowed(self, rows: Arr) -> _Frame:
+        """A frame of only `rows` (positions among the current rows), sharing this one's
+        per-entry arrays: a service line's policies run on its own rows only."""
+        sub = copy.copy(self)
+        sub.indices = {name: pc.take(idx, rows) for name, idx in self.indices.items()}
+        sub.n = len(rows)
+        return sub
 
     # --- typed values of the scalar columns, per dictionary entry -----------------------
 
@@ -296,19 +309,20 @@ class _Frame:
             sure = pc.and_(sure, ok)
         return sure
 
-    def single_faults(self) -> tuple[Mask, Arr]:
-        """Rows failing exactly one check, and for each a key naming the check and the
-        distinct cells it read (call before `take`)."""
-        count = _sum(pc.cast(pc.invert(ok), pa.int32()) for _, ok in self.checks)
-        key = _full(self.n, 0, pa.int64())
-        for k, (cells, ok) in enumerate(self.checks):
+    def single_faults(self, rows: Arr) -> tuple[Mask, Arr]:
+        """Of `rows` (positions, before `take`), which fail exactly one check, and for each
+        a key naming the check and the distinct cells it read."""
+        failed = [pc.invert(pc.take(ok, rows)) for _, ok in self.checks]
+        count = _sum(pc.cast(bad, pa.int32()) for bad in failed)
+        key = _full(len(rows), 0, pa.int64())
+        for k, ((cells, _), bad) in enumerate(zip(self.checks, failed, strict=True)):
             part = pa.scalar((k + 1) << 42, pa.int64())
             for shift, cell in zip((21, 0), cells, strict=False):
                 if cell == "record_id":
                     continue  # its reason never repeats the value: one key for all
-                entry = pc.cast(self.indices[cell], pa.int64())
+                entry = pc.cast(pc.take(self.indices[cell], rows), pa.int64())
                 part = pc.add(part, pc.multiply(entry, 1 << shift) if shift else entry)
-            key = pc.if_else(pc.invert(ok), pc.add(key, part), key)
+            key = pc.if_else(bad, pc.add(key, part), key)
         return pc.equal(count, 1), key
 
     def cell(self, name: str, entry: int) -> str:
@@ -339,10 +353,10 @@ class _Frame:
         """Per row: the typed fact (`vocabulary.column_value`), null when not given."""
         key = ("fact", name)
         if key not in self.memo:
-            if self._facts_by_name is None:
-                self._facts_by_name = self._gather_facts()
+            if ("facts by name",) not in self.memo:  # shared with narrowed frames
+                self.memo[("facts by name",)] = self._gather_facts()
             kind = _FACT_ARROW.get(self.vocabulary.fact_types[name].kind, pa.string())
-            given = self._facts_by_name.get(name)
+            given = self.memo[("facts by name",)].get(name)
             self.memo[key] = pa.array(given, kind) if given else pa.nulls(
                 len(self.fact_cells), kind)
         return self.spread("facts", self.memo[key])
@@ -919,7 +933,8 @@ class ColumnarPack:
         outcome = _full(n, 0, pa.int32())
         sure = frame.sure
         fallback = pc.invert(sure)
-        faults = frame.single_faults() if not pc.all(sure).as_py() else None
+        unsure = pc.indices_nonzero(pc.invert(sure))
+        faults = frame.single_faults(unsure) if len(unsure) else None
         chosen = sure if self.reach is None else pc.and_(sure, self._reaches(frame))
         candidates = pc.indices_nonzero(chosen)
         if len(candidates):
@@ -929,8 +944,7 @@ class ColumnarPack:
             fallback = pc.or_(fallback, _spread_mask(chosen, sub_fallback))
         reasons = pa.nulls(n, pa.string())
         if faults is not None:  # rows failing one check: their reason, once per cell
-            reasons = self._reasons(frame, pc.and_(faults[0], pc.invert(sure)), faults[1],
-                                    names)
+            reasons = self._reasons(frame, unsure, faults[0], faults[1], n, names)
             fallback = pc.and_(fallback, pc.is_null(reasons))
             outcome = pc.if_else(pc.is_valid(reasons), pa.scalar(None, pa.int32()), outcome)
         if pc.any(fallback).as_py():
@@ -967,14 +981,13 @@ class ColumnarPack:
             winner = pc.if_else(fires, position, winner)
         fallback = pc.equal(winner, -2)
         ids = _full(frame.n, 0, pa.int32())
-        day = frame.value("activity_date")
         for position in pc.unique(winner).to_pylist():
             if position < 0:
                 continue
             mask = pc.equal(winner, position)
             line = self.lines[self.rule_lines[position]]
             sub_ids, sub_fallback = self._line_outcomes(
-                position, line, frame, pc.indices_nonzero(mask), day, table
+                position, line, frame, pc.indices_nonzero(mask), table
             )
             ids = pc.replace_with_mask(ids, mask, sub_ids.cast(pa.int32()))
             fallback = pc.or_(fallback, _spread_mask(mask, sub_fallback))
@@ -1003,13 +1016,14 @@ class ColumnarPack:
         return (who, line.service_id, line.code, pid, version, eligibility, route, "", verified)
 
     def _line_outcomes(
-        self, position: int, line: _Line, frame: _Frame, rows: Arr, day: Arr,
+        self, position: int, line: _Line, frame: _Frame, rows: Arr,
         table: list[tuple[str, ...]],
     ) -> tuple[Arr, Mask]:
         """Commissioner and policy outcome for rows identified by rule `position`."""
-        day = pc.take(day, rows)
-        region = pc.take(frame.value("region"), rows)
-        icb = pc.take(frame.value("icb"), rows)
+        frame = frame.narrowed(rows)
+        day = frame.value("activity_date")
+        region = frame.value("region")
+        icb = frame.value("icb")
         # The commissioner entry in force (its index among `line.entries`; -1: none).
         entry_at = _full(len(rows), -1, pa.int32())
         for j in range(len(line.entries) - 1, -1, -1):  # best last: it overrides
@@ -1021,7 +1035,7 @@ class ColumnarPack:
                                       False)
                 applies = pc.and_(applies, inside)
             entry_at = pc.if_else(applies, j, entry_at)
-        policy, missing = self._policies(line, frame, rows, day)
+        policy, missing = self._policies(line, frame, day)
         fallback = pc.equal(policy, -2)
         # One small table row per distinct (commissioner entry, policy, missing) here.
         waits = pc.dictionary_encode(missing)
@@ -1040,7 +1054,7 @@ class ColumnarPack:
         return ids, fallback
 
     @staticmethod
-    def _policies(line: _Line, frame: _Frame, rows: Arr, day: Arr) -> tuple[Arr, Arr]:
+    def _policies(line: _Line, frame: _Frame, day: Arr) -> tuple[Arr, Arr]:
         """Per row: 3i (policy i met), 3i+1 (not met), 3i+2 (incomplete), -1 (none applies),
         -2 (row path); and for an incomplete answer the inputs it waits for.
 
@@ -1048,7 +1062,7 @@ class ColumnarPack:
         applicability is not false answers; an unknown applicability or unknown criteria
         answer `incomplete` with the missing inputs of that condition.
         """
-        n = len(rows)
+        n = frame.n
         code = _full(n, -1, pa.int32())
         waits = pa.nulls(n, pa.string())
         choosing = _full(n, True, pa.bool_())
@@ -1065,28 +1079,27 @@ class ColumnarPack:
             if policy.applies is None:
                 applies = _full(n, True, pa.bool_())
             else:
-                value, state = policy.applies.evaluate(frame)
-                applies = pc.take(value, rows)
+                applies, state = policy.applies.evaluate(frame)
                 unknown = pc.and_(here, pc.is_null(applies))
-                code, waits = _incomplete(policy.applies, frame, state, rows, unknown, 3 * i + 2,
+                code, waits = _incomplete(policy.applies, frame, state, unknown, 3 * i + 2,
                                           code, waits)
             taken = pc.and_(here, pc.invert(_false(applies)))
             yes = pc.and_(here, _true(applies))
             if policy.criteria is None:
                 code = pc.if_else(yes, 3 * i, code)
             else:
-                value, state = policy.criteria.evaluate(frame)
-                met = pc.take(value, rows)
+                met, state = policy.criteria.evaluate(frame)
                 code = pc.if_else(pc.and_(yes, _true(met)), 3 * i, code)
                 code = pc.if_else(pc.and_(yes, _false(met)), 3 * i + 1, code)
                 unknown = pc.and_(yes, pc.is_null(met))
-                code, waits = _incomplete(policy.criteria, frame, state, rows, unknown,
-                                          3 * i + 2, code, waits)
+                code, waits = _incomplete(policy.criteria, frame, state, unknown, 3 * i + 2,
+                                          code, waits)
             choosing = pc.and_(choosing, pc.invert(taken))
         return code, waits
 
     def _reasons(
-        self, frame: _Frame, single: Mask, key: Arr, names: Mapping[str, str] | None
+        self, frame: _Frame, unsure: Arr, single: Mask, key: Arr, n: int,
+        names: Mapping[str, str] | None,
     ) -> Arr:
         """Per row: the reject reason of a row failing one check, else null.
 
@@ -1095,10 +1108,10 @@ class ColumnarPack:
         otherwise valid row; None when the reference does not reject that row (the check
         was the core's doubt, not the API's objection: the row takes the row path).
         """
-        rows = pc.indices_nonzero(single)
+        rows = pc.filter(unsure, single)  # positions in the batch
         if not len(rows):
-            return pa.nulls(len(single), pa.string())
-        keys = pc.take(key, rows)
+            return pa.nulls(n, pa.string())
+        keys = pc.filter(key, single)
         encoded = pc.dictionary_encode(keys)
         first_row: dict[int, int] = {}
         for at, k in zip(rows.to_pylist(), keys.to_pylist(), strict=True):
@@ -1106,7 +1119,8 @@ class ColumnarPack:
         texts = [self._reason_of(frame, k, first_row[k], names)
                  for k in encoded.dictionary.to_pylist()]
         found = pc.take(pa.array(texts, pa.string()), encoded.indices)
-        return pc.replace_with_mask(pa.nulls(len(single), pa.string()), single, found)
+        where = pc.is_in(pa.array(range(n), pa.int64()), value_set=pc.cast(rows, pa.int64()))
+        return pc.replace_with_mask(pa.nulls(n, pa.string()), where, found)
 
     def _reason_of(self, frame: _Frame, key: int, row: int,
                    names: Mapping[str, str] | None) -> str | None:
@@ -1178,7 +1192,7 @@ _DIM_COLUMNS = {d: _CODE_SELECTORS.get(d, ()) for d in _DIM_SYSTEM}
 
 
 def _incomplete(
-    condition: _Condition, frame: _Frame, state: dict[int, Mask], rows: Arr, unknown: Mask,
+    condition: _Condition, frame: _Frame, state: dict[int, Mask], unknown: Mask,
     which: int, code: Arr, waits: Arr,
 ) -> tuple[Arr, Arr]:
     """Mark the `unknown` rows incomplete (`which`) with what `condition` waits for; when
@@ -1187,7 +1201,7 @@ def _incomplete(
         return code, waits
     if not condition.can_list:
         return pc.if_else(unknown, -2, code), waits
-    listed = pc.take(condition.missing(frame, state), rows)
+    listed = condition.missing(frame, state)
     return pc.if_else(unknown, which, code), pc.if_else(unknown, listed, waits)
 
 
