@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from chalicelib.batch.columnar import LINE
+from chalicelib.batch.columnar import LINE, positions
 from chalicelib.batch.lines import (
     MAX_LINE_CHARS,
     HeaderProblem,
@@ -170,12 +170,12 @@ def _arrow_chunk(
     raws = pc.list_flatten(pc.split_pattern(pa.array([block], pa.binary()), b"\n"))
     if block.endswith(b"\n"):
         raws = raws.slice(0, len(raws) - 1)
-    numbers = pa.array(range(first_line, first_line + len(raws)), pa.int64())
+    numbers = positions(len(raws), first_line)
     broken: list[Broken] = []
     if skipped:
         for n in skipped:
             broken += _broken(records(raws[n].as_py(), first_line + n), width)
-        kept = pc.invert(pc.is_in(pa.array(range(len(raws)), pa.int64()),
+        kept = pc.invert(pc.is_in(positions(len(raws)),
                                   value_set=pa.array(skipped, pa.int64())))
         raws, numbers = raws.filter(kept), numbers.filter(kept)
     if b"\r" in block:  # CRLF line ends (a clean block has no other CR)
@@ -266,7 +266,7 @@ def parquet_chunks(
     size = sum(handle.metadata.row_group(g).total_byte_size for g in groups)
     line = first_row + 2
     for batch in handle.iter_batches(batch_size=PIECE_ROWS, row_groups=list(groups)):
-        numbers = pa.array(range(line, line + batch.num_rows), pa.int64())
+        numbers = positions(batch.num_rows, line)
         line += batch.num_rows
         yield Chunk(batch.append_column(LINE, numbers), (), size)
         size = 0
