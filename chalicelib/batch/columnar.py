@@ -959,7 +959,11 @@ class ColumnarPack:
         if pc.any(fallback).as_py():
             outcome, found = self._row_path(batch, fallback, outcome, table, names)
             reasons = pc.if_else(fallback, found, reasons)
-        path = pc.if_else(fallback, ROW, COLUMNAR)
+        if encoded:
+            path = pa.DictionaryArray.from_arrays(pc.cast(fallback, pa.int32()),
+                                                  pa.array([COLUMNAR, ROW]))
+        else:
+            path = pc.if_else(fallback, ROW, COLUMNAR)
         return _assemble(batch, table, outcome, reasons, path, encoded)
 
     def _reaches(self, frame: _Frame) -> Mask:

@@ -337,7 +337,8 @@ def _may_need_quotes(column: Arr) -> bool:
 
 def csv_lines_bytes(lines: Arr, suffixes: Arr) -> bytes:
     """Rows as CSV from each row's line as read and the text to append to it (both binary,
-    aligned): `line + suffix + "\n"` each, one buffer."""
+    aligned): `line + suffix + "\n"` each, one buffer; a row whose suffix is null is left
+    out."""
     if not len(lines):
         return b""
     joined = pc.binary_join_element_wise(lines, suffixes, pa.scalar(b"\n"), b"")

@@ -171,8 +171,9 @@ def _copied_lines(lines: Arr, decided: pa.RecordBatch) -> bytes | None:
     tables = [c.dictionary.to_pylist() for c in columns]
     suffixes = pa.array([csv_fields_bytes(row) for row in zip(*tables, strict=True)],
                         pa.binary())
-    kept = pc.invert(pc.is_valid(decided.column(REASON)))
-    return csv_lines_bytes(lines.filter(kept), pc.take(suffixes, outcome.filter(kept)))
+    # A rejected row has no outcome: its suffix, so its joined line, is null and takes no
+    # bytes in the buffer written out.
+    return csv_lines_bytes(lines, pc.take(suffixes, outcome))
 
 
 def _value_counts(column: Arr) -> dict[str, int]:
@@ -181,15 +182,26 @@ def _value_counts(column: Arr) -> dict[str, int]:
                     strict=True))
 
 
+_KEYS = ("commissioner", "service_line", "eligibility")
+
+
 def _counts(out: pa.RecordBatch) -> Counter[Key]:
     """Rows per (commissioner, service line, eligibility)."""
     if not out.num_rows:
         return Counter()
-    table = pa.Table.from_batches([out]).group_by(
-        ["commissioner", "service_line", "eligibility"]
-    ).aggregate([([], "count_all")])
-    keys = zip(*(table.column(c).to_pylist() for c in
-                 ("commissioner", "service_line", "eligibility")), strict=True)
+    columns = [out.column(c) for c in _KEYS]
+    if all(pa.types.is_dictionary(c.type) for c in columns) and all(
+        c.indices.equals(columns[0].indices) for c in columns[1:]
+    ):  # the core's outcome table: count per outcome, then per key
+        counted = pc.value_counts(columns[0].indices)
+        values = [c.dictionary.to_pylist() for c in columns]
+        found: Counter[Key] = Counter()
+        for at, n in zip(counted.field("values").to_pylist(),
+                         counted.field("counts").to_pylist(), strict=True):
+            found[values[0][at], values[1][at], values[2][at]] += n
+        return found
+    table = pa.Table.from_batches([out]).group_by(list(_KEYS)).aggregate([([], "count_all")])
+    keys = zip(*(table.column(c).to_pylist() for c in _KEYS), strict=True)
     return Counter(dict(zip(keys, table.column("count_all").to_pylist(), strict=True)))
 
 
