@@ -280,7 +280,7 @@ def classify_files(
     except FormatError as exc:
         raise InputError(str(exc)) from None
     summary = Summary()
-    spill = Path(tempfile.mkdtemp(prefix=".pss-batch-", dir=output.resolve().parent)) if (
+    spill = Path(tempfile.mkdtemp(prefix=".pss-batch-", dir=_spill_root(output))) if (
         workers > 1) else None
     with source.open("rb") as handle:
         try:
@@ -319,6 +319,15 @@ def classify_files(
                 shutil.rmtree(spill, ignore_errors=True)
     summary.seconds = clock() - start
     return summary
+
+
+def _spill_root(output: Path) -> Path:
+    """Where workers leave their pieces: shared memory when there is some (a few pieces of
+    a few MiB in flight; no disk writes), else beside the output."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return output.resolve().parent
 
 
 def _spans(
