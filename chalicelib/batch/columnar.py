@@ -943,7 +943,9 @@ class ColumnarPack:
         sure = frame.sure
         fallback = pc.invert(sure)
         unsure = pc.indices_nonzero(pc.invert(sure))
-        faults = frame.single_faults(unsure) if len(unsure) else None
+        # Keys pack two dictionary entries in 21 bits each: larger batches take the row path.
+        small = all(len(d) <= _ENTRY for d in frame.dictionaries.values())
+        faults = frame.single_faults(unsure) if len(unsure) and small else None
         chosen = sure if self.reach is None else pc.and_(sure, self._reaches(frame))
         candidates = pc.indices_nonzero(chosen)
         if len(candidates):
