@@ -3,6 +3,8 @@
 In: a row count (default 1,000,000), a seed, the policy folder. Out, on stdout, from one run:
 
 * the seconds of a bare `csv.reader` → `csv.writer` copy of the generated CSV;
+* (each of these first timings is the least of `--repeat` runs, 3 by default, with the load
+  average beside it: the machine is shared);
 * `pss batch` CSV in and out, and Parquet in and out (the same rows), on every core, as
   fresh processes; each one's fixed start-up (interpreter, pyarrow, pack compile) is measured
   on a 10-row file of the same format and reported apart, and the ratio to the bare copy is
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -77,22 +80,35 @@ def formats(work: Path, source: Path, args: argparse.Namespace) -> Path:
     small_csv, small_pq = work / "small10.csv", work / "small10.parquet"
     _head(source, small_csv, 10)
     _timed(_command("synth_main", "--rows", "10", "--seed", str(args.seed), "-o", str(small_pq)))
-    bare = bare_csv(source, work / "bare.csv")
-    print(f"bare CSV read+write: {bare:6.2f} s  ({args.rows / bare:,.0f} rows/s)")
+    # The least of a few runs of each: on a shared machine a single run mostly measures the
+    # neighbours (one run, same machine: 0.68x, then 0.85x).
+    bare = min(bare_csv(source, work / "bare.csv") for _ in range(args.repeat))
+    print(f"bare CSV read+write: {bare:6.2f} s  ({args.rows / bare:,.0f} rows/s)  [{_load()}]")
     pol = ["--policies", args.policies]
     for label, src, small, out, target in (
         ("CSV in and out", source, small_csv, "out.csv", 0.75),
         ("Parquet in and out", parquet, small_pq, "out.parquet", 0.35),
     ):
-        fixed = _timed(_command("batch_main", str(small), "-o", str(work / f"s-{out}"), *pol))
-        total = _timed(_command("batch_main", str(src), "-o", str(work / out), *pol))
-        work_s = max(total - fixed, 1e-9)
-        ratio = work_s / bare
-        print(f"pss batch, {label} (all cores): {total:6.2f} s, of which fixed start-up "
-              f"{fixed:.2f} s; {args.rows / work_s:,.0f} rows/s")
-        print(f"  ratio (batch - start-up) / bare CSV: {ratio:.2f}x  (target <= {target}x: "
-              f"{_verdict(ratio <= target)})")
+        fixed = min(_timed(_command("batch_main", str(small), "-o", str(work / f"s-{out}"),
+                                    *pol)) for _ in range(args.repeat))
+        # All cores (the default, the design's figure), then one worker: on a shared
+        # machine the second core may be someone else's, and one worker shows the work done.
+        for cores, extra in (("all cores", []), ("--workers 1", ["--workers", "1"])):
+            total = min(_timed(_command("batch_main", str(src), "-o", str(work / out), *pol,
+                                        *extra)) for _ in range(args.repeat))
+            work_s = max(total - fixed, 1e-9)
+            ratio = work_s / bare
+            print(f"pss batch, {label} ({cores}): {total:6.2f} s, of which fixed start-up "
+                  f"{fixed:.2f} s; {args.rows / work_s:,.0f} rows/s  [{_load()}]")
+            verdict = f"target <= {target}x: {_verdict(ratio <= target)}" if not extra else (
+                "one core")
+            print(f"  ratio (batch - start-up) / bare CSV: {ratio:.2f}x  ({verdict})")
     return parquet
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f} / {five:.1f}"
 
 
 def evaluators(source: Path, args: argparse.Namespace, rows: int = 200_000) -> None:
@@ -127,7 +143,7 @@ def evaluators(source: Path, args: argparse.Namespace, rows: int = 200_000) -> N
           f"({len(data) / columnar:,.0f} rows/s)")
     print(f"row evaluator, same rows, one core:       {row_s:6.2f} s "
           f"({len(data) / row_s:,.0f} rows/s)")
-    print(f"ratio row / columnar: {row_s / columnar:.1f}x")
+    print(f"ratio row / columnar: {row_s / columnar:.1f}x  [{_load()}]")
 
 
 def spark(work: Path, parquet: Path, args: argparse.Namespace) -> None:
@@ -140,7 +156,8 @@ def spark(work: Path, parquet: Path, args: argparse.Namespace) -> None:
     same = local.read_bytes() == remote.read_bytes()
     print(f"pss batch --engine local (all cores):   {local_s:6.2f} s")
     print(f"pss batch --engine spark local[2]:      {spark_s:6.2f} s  "
-          f"(ratio {spark_s / local_s:.1f}x; same output: {'yes' if same else 'NO'})")
+          f"(ratio {spark_s / local_s:.1f}x; same output: {'yes' if same else 'NO'})  "
+          f"[{_load()}]")
 
 
 def main() -> int:
@@ -151,6 +168,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--policies", default="policies")
     parser.add_argument("--no-spark", action="store_true", help="skip the Spark comparison")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each CSV/Parquet timing; the least is reported")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pss-bench-") as tmp:
         work = Path(tmp)

@@ -12,6 +12,7 @@ import errno
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -72,6 +73,7 @@ def synth_main(argv: Sequence[str] | None = None) -> int:
     parquet = Path(args.output).suffix.lower() in (".parquet", ".pq")
     if parquet and not _arrow_available():
         return _fail("synth", f"Parquet {_ARROW_HINT}")
+    start = time.perf_counter()
     try:
         if args.output == "-":
             write_csv(sys.stdout, args.rows, args.seed, args.bad_share, args.profile)
@@ -82,6 +84,12 @@ def synth_main(argv: Sequence[str] | None = None) -> int:
                 write_csv(out, args.rows, args.seed, args.bad_share, args.profile)
     except OSError as exc:
         return _fail("synth", f"cannot write `{args.output}`: {exc.strerror or exc}")
+    # On stderr when the rows themselves go to stdout.
+    shape = f" ({args.profile})" if args.profile else ""
+    where = "stdout" if args.output == "-" else args.output
+    print(f"pss synth: wrote {args.rows:,} rows{shape} to {where} in "
+          f"{time.perf_counter() - start:.1f} s", file=sys.stderr if args.output == "-" else
+          sys.stdout)
     return OK
 
 

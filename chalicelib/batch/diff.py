@@ -1,6 +1,6 @@
 """What-if: the same cases under two policy sets, and what moved between them.
 
-In: a base pack and a head pack (folders; `gitbase.extract_base` makes one from a git ref)
+In: a base pack and a head pack (folders; `pss_dev.gitbase.extract_base` makes one from a git ref)
 and cases (an activity CSV, or a folder of referral JSON files). Out: a `tally.Tally` of what
 moved, each changed case explained by `explain.changed_clause`; rendered as text
 (`tally.text_report`), JSON (`Tally.to_dict`) or HTML (`report.html_report`).

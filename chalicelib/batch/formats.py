@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+import os
+import shutil
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from chalicelib.batch.columnar import LINE
+from chalicelib.batch.columnar import LINE, positions
 from chalicelib.batch.lines import (
     MAX_LINE_CHARS,
     HeaderProblem,
@@ -47,9 +49,11 @@ Arr = Any
 REJECT_COLUMNS = ("line", "reason")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 ROW_GROUP = 1 << 16
-# Bytes of CSV per piece (about 130,000 activity rows): the core's cost per batch is mostly
-# per call, not per row, so pieces are large; a few are in flight at once.
-CSV_BLOCK = 16 << 20
+PIECE_ROWS = 2 * ROW_GROUP  # rows classified in one call, about a CSV block's
+# Bytes of CSV per piece (about 100,000 activity rows): the core's cost per batch is partly
+# per call, so pieces are large, yet small enough that the workers share a file evenly (16 MiB
+# pieces left one worker idle for the last one: 1.97 s against 1.58 s for 1M rows on 2 cores).
+CSV_BLOCK = 8 << 20
 
 
 class FormatError(Exception):
@@ -77,6 +81,9 @@ class Chunk:
     batch: pa.RecordBatch  # the file's columns (text for CSV) and LINE
     broken: tuple[Broken, ...]
     size: int  # bytes of input it covers (for progress)
+    # A clean CSV block's rows as their lines (binary, no line end): exactly what
+    # csv.writer would write for their fields, so a CSV output can copy them.
+    lines: Any = None
 
 
 # --- CSV ------------------------------------------------------------------------------------
@@ -96,31 +103,47 @@ def open_csv(source: BinaryIO) -> tuple[list[str], Iterator[bytes]]:
     return csv_header(header_bytes), blocks
 
 
-def csv_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
-    """Parse one block of whole lines starting at `first_line`."""
+# Text columns pyarrow hands over dictionary-encoded: activity repeats a few thousand distinct
+# values per column, so encoding while parsing is cheaper than parsing then encoding (the
+# columnar core works on the distinct values). Columns of unique values stay plain.
+DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+
+
+def csv_chunk(
+    block: bytes, first_line: int, header: Sequence[str], plain: Collection[str] = ()
+) -> Chunk:
+    """Parse one block of whole lines starting at `first_line`; the columns named in `plain`
+    come as plain text, the others dictionary-encoded when the block is clean."""
     if _clean(block):
         try:
-            return _arrow_chunk(block, first_line, header)
+            chunk = _arrow_chunk(block, first_line, header, plain)
         except pa.ArrowInvalid:
             pass  # e.g. bad UTF-8: `lines.records` names the line
+        else:
+            if chunk is not None:
+                return chunk
     return _lines_chunk(block, first_line, header)
 
 
 def _clean(block: bytes) -> bool:
     """True when `lines.records` would read every line of `block` by a plain comma split (no
-    quotes, NUL or lone CR, no empty or over-long line), so pyarrow, quoting off, reads it the
-    same way. Lengths are counted in bytes, never fewer than characters: a doubtful block
-    goes line by line."""
-    if b'"' in block or b"\0" in block or block.count(b"\r") != block.count(b"\r\n"):
+    quotes, NUL or lone CR, no empty line), so pyarrow, quoting off, reads it the same way
+    (over-long lines are caught after parsing: `_arrow_chunk`)."""
+    if b'"' in block or b"\0" in block:
         return False
-    if b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")):
-        return False  # pyarrow reads an empty line as a row of empty cells
-    return len(block) <= MAX_LINE_CHARS or max(map(len, block.split(b"\n"))) <= MAX_LINE_CHARS
+    if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+        return False
+    # pyarrow reads an empty line as a row of empty cells
+    return not (b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")))
 
 
-def _arrow_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
+def _arrow_chunk(
+    block: bytes, first_line: int, header: Sequence[str], plain: Collection[str]
+) -> Chunk | None:
     """A clean block through pyarrow's parser; lines with the wrong field count are read
-    again by `lines.records` for their reject."""
+    again by `lines.records` for their reject. None when a line may be over-long (its
+    length in bytes, never fewer than its characters, is over `MAX_LINE_CHARS`): the caller
+    then reads the block line by line."""
     skipped: list[int] = []
 
     def invalid(row: Any) -> str:
@@ -136,23 +159,50 @@ def _arrow_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
         parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=invalid,
                                          ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names},
+            column_types={n: pa.string() if h in plain else DICTIONARY
+                          for n, h in zip(names, header, strict=True)},
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
     )
+    arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
+    if len(block) > MAX_LINE_CHARS and _longest(arrays) > MAX_LINE_CHARS - 1:
+        return None
+    raws = pc.list_flatten(pc.split_pattern(pa.array([block], pa.binary()), b"\n"))
+    if block.endswith(b"\n"):
+        raws = raws.slice(0, len(raws) - 1)
+    numbers = positions(len(raws), first_line)
     broken: list[Broken] = []
     if skipped:
-        raws = block.split(b"\n")
         for n in skipped:
-            broken += _broken(records(raws[n], first_line + n), width)
-    lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-    gone = {first_line + n for n in skipped}
-    numbers = [n for n in range(first_line, first_line + lines) if n not in gone]
-    arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
-    batch = pa.RecordBatch.from_arrays([*arrays, pa.array(numbers, pa.int64())],
-                                       names=[*header, LINE])
-    return Chunk(batch, tuple(broken), len(block))
+            broken += _broken(records(raws[n].as_py(), first_line + n), width)
+        kept = pc.invert(pc.is_in(positions(len(raws)),
+                                  value_set=pa.array(skipped, pa.int64())))
+        raws, numbers = raws.filter(kept), numbers.filter(kept)
+    if b"\r" in block:  # CRLF line ends (a clean block has no other CR)
+        raws = pc.binary_slice(raws, 0, -1) if _all_crlf(raws) else None
+    batch = pa.RecordBatch.from_arrays([*arrays, numbers], names=[*header, LINE])
+    return Chunk(batch, tuple(broken), len(block), raws)
+
+
+def _all_crlf(raws: Arr) -> bool:
+    """Every line ends with CR (else a mix of line ends: the rows are not copied)."""
+    return not len(raws) or bool(pc.all(pc.ends_with(raws, b"\r")).as_py())
+
+
+def _longest(arrays: Sequence[Arr]) -> int:
+    """Bytes of the longest row as read (its fields and the commas between them; a CRLF
+    line end's CR is not counted, so callers leave one byte of room)."""
+    total = None
+    for column in arrays:
+        if pa.types.is_dictionary(column.type):
+            length = pc.take(pc.binary_length(column.dictionary), column.indices)
+        else:
+            length = pc.binary_length(column)
+        total = length if total is None else pc.add(total, length)
+    if total is None or not len(total):
+        return 0
+    return int(pc.max(total).as_py()) + len(arrays) - 1
 
 
 def _lines_chunk(block: bytes, first_line: int, header: Sequence[str]) -> Chunk:
@@ -205,31 +255,45 @@ def parquet_file(path: str | Path) -> pq.ParquetFile:
         raise FormatError(f"`{path}` is not a Parquet file ({exc})") from None
 
 
-def parquet_chunks(path: str | Path, group: int, first_row: int) -> Iterator[Chunk]:
-    """The rows of one row group, in pieces; `first_row` is its first row's index in the file."""
-    handle = parquet_file(path)
-    size = handle.metadata.row_group(group).total_byte_size
+def parquet_chunks(
+    path: str | Path, groups: Sequence[int], first_row: int, plain: Collection[str] = ()
+) -> Iterator[Chunk]:
+    """The rows of some consecutive row groups, in pieces of at most `PIECE_ROWS`;
+    `first_row` is their first row's index in the file. Text columns not named in `plain`
+    come dictionary-encoded, as Parquet mostly stores them (so no values are hashed again)."""
+    names = [f.name for f in parquet_file(path).schema_arrow
+             if pa.types.is_string(f.type) and f.name not in plain]
+    handle = pq.ParquetFile(path, read_dictionary=names)
+    size = sum(handle.metadata.row_group(g).total_byte_size for g in groups)
     line = first_row + 2
-    for batch in handle.iter_batches(batch_size=2 * ROW_GROUP, row_groups=[group]):
-        numbers = pa.array(range(line, line + batch.num_rows), pa.int64())
+    for batch in handle.iter_batches(batch_size=PIECE_ROWS, row_groups=list(groups)):
+        numbers = positions(batch.num_rows, line)
         line += batch.num_rows
         yield Chunk(batch.append_column(LINE, numbers), (), size)
         size = 0
 
 
-def row_group_starts(handle: pq.ParquetFile) -> list[tuple[int, int]]:
-    """(row group, index of its first row) for every row group."""
-    starts, row = [], 0
+def row_group_starts(handle: pq.ParquetFile) -> list[tuple[tuple[int, ...], int]]:
+    """(consecutive row groups of about `PIECE_ROWS` rows, index of their first row): the
+    pieces a file is classified in (the core's cost per batch is mostly per call)."""
+    pieces: list[tuple[tuple[int, ...], int]] = []
+    groups: list[int] = []
+    row = first = 0
     for group in range(handle.metadata.num_row_groups):
-        starts.append((group, row))
+        if groups and row - first + handle.metadata.row_group(group).num_rows > PIECE_ROWS:
+            pieces.append((tuple(groups), first))
+            groups, first = [], row
+        groups.append(group)
         row += handle.metadata.row_group(group).num_rows
-    return starts
+    if groups:
+        pieces.append((tuple(groups), first))
+    return pieces
 
 
 # --- writing ----------------------------------------------------------------------------
 
 
-def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+def plain_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Dictionary columns decoded (writers and readers of every format agree on plain text)."""
     if not any(pa.types.is_dictionary(f.type) for f in batch.schema):
         return batch
@@ -240,14 +304,10 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 def csv_bytes(batch: pa.RecordBatch) -> bytes:
     """Rows as CSV without a header, quoting only where a value needs it."""
-    batch = _plain(batch)
+    batch = plain_batch(batch)
     if batch.num_rows == 0:
         return b""
-    needs_quotes = any(
-        (pa.types.is_string(c.type) or pa.types.is_large_string(c.type))
-        and pc.any(pc.match_substring_regex(c, '[",\r\n]')).as_py()
-        for c in batch.columns
-    )
+    needs_quotes = any(_may_need_quotes(c) for c in batch.columns)
     if needs_quotes:  # rare: the whole batch through csv.writer, which quotes per value
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
@@ -260,6 +320,43 @@ def csv_bytes(batch: pa.RecordBatch) -> bytes:
     return out.getvalue()
 
 
+_SPECIAL = (b'"', b",", b"\r", b"\n")
+
+
+def _may_need_quotes(column: Arr) -> bool:
+    """Whether some value of a text column holds a character csv.writer quotes. The values'
+    bytes are searched in place (a superset of them when the array is a slice: a false
+    alarm only costs the slow path)."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return False
+    data = column.buffers()[2]
+    if data is None:
+        return False
+    raw = data.to_pybytes()
+    return any(ch in raw for ch in _SPECIAL)
+
+
+def csv_lines_bytes(lines: Arr, suffixes: Arr) -> bytes:
+    """Rows as CSV from each row's line as read and the text to append to it (both binary,
+    aligned): `line + suffix + "\n"` each, one buffer; a row whose suffix is null is left
+    out."""
+    if not len(lines):
+        return b""
+    joined = pc.binary_join_element_wise(lines, suffixes, pa.scalar(b"\n"), b"")
+    bounds = pa.Array.from_buffers(pa.int32(), len(joined) + 1, [None, joined.buffers()[1]],
+                                   offset=joined.offset)
+    start, end = bounds[0].as_py(), bounds[-1].as_py()
+    data: bytes = joined.buffers()[2].slice(start, end - start).to_pybytes()
+    return data
+
+
+def csv_fields_bytes(fields: Sequence[str]) -> bytes:
+    """`,` then the fields as csv.writer writes them (a suffix for `csv_lines_bytes`)."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="").writerow(["", *fields])
+    return text.getvalue().encode("utf-8")
+
+
 def csv_header_bytes(names: Sequence[str]) -> bytes:
     """The header line as csv.writer writes it."""
     text = io.StringIO()
@@ -270,24 +367,43 @@ def csv_header_bytes(names: Sequence[str]) -> bytes:
 class Writer:
     """Appends record batches to one output file, CSV or Parquet by its extension."""
 
-    def __init__(self, path: str | Path, kind: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, kind: str | None = None, booleans: Collection[int] = ()
+    ) -> None:
         self.path = Path(path)
         self.kind = kind or format_of(path)
+        # Positions of `true`/`false` text columns that Parquet stores as booleans (CSV
+        # keeps the text).
+        self.booleans = frozenset(booleans)
         self._csv: BinaryIO | None = None
         self._parquet: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Append `batch` (the first batch fixes the columns)."""
-        batch = _plain(batch)
+        """Append `batch` (the first batch fixes the columns).
+
+        Parquet takes dictionary-encoded text as it is (it stores text dictionary-encoded
+        anyway); the file does not keep the Arrow schema, so every reader sees plain text.
+        """
         if self.kind == "csv":
+            batch = plain_batch(batch)
             if self._csv is None:
                 self._csv = self.path.open("wb")
                 self._csv.write(csv_header_bytes(batch.schema.names))
             self._csv.write(csv_bytes(batch))
         else:
+            batch = self._typed(batch)
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, batch.schema)
+                self._parquet = pq.ParquetWriter(self.path, batch.schema, store_schema=False)
+                self._schema = batch.schema
+            elif self._schema is not None and batch.schema != self._schema:
+                # e.g. a block read line by line: plain text where others are dictionaries
+                batch = pa.RecordBatch.from_arrays(
+                    [c if c.type == f.type else c.cast(f.type)
+                     for c, f in zip(batch.columns, self._schema, strict=True)],
+                    schema=self._schema,
+                )
             if batch.num_rows:
                 self._parquet.write_batch(batch, row_group_size=ROW_GROUP)
         self.rows += batch.num_rows
@@ -299,6 +415,25 @@ class Writer:
             self._csv.write(csv_header_bytes(names))
         self._csv.write(data)
 
+    def write_csv_file(self, names: Sequence[str], path: str | Path) -> None:
+        """Append a file of rows already encoded as CSV (copied in the kernel if it can)."""
+        self.write_csv_bytes(names, b"")
+        assert self._csv is not None
+        self._csv.flush()
+        with Path(path).open("rb") as source:
+            size, copied = os.fstat(source.fileno()).st_size, 0
+            try:
+                while copied < size:
+                    done = os.copy_file_range(source.fileno(), self._csv.fileno(), size - copied)
+                    if not done:
+                        break
+                    copied += done
+            except OSError:
+                pass  # e.g. a file system that cannot: the rest by hand
+            if copied < size:
+                source.seek(copied)
+                shutil.copyfileobj(source, self._csv)
+
     def close(self, schema: pa.Schema) -> None:
         """Finish the file; an empty run still writes the header / schema."""
         if self.kind == "csv":
@@ -308,8 +443,25 @@ class Writer:
             self._csv.close()
         else:
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, _plain_schema(schema))
+                plain = _plain_schema(schema)
+                fields = [pa.field(f.name, pa.bool_()) if i in self.booleans else f
+                          for i, f in enumerate(plain)]
+                self._parquet = pq.ParquetWriter(self.path, pa.schema(fields),
+                                                 store_schema=False)
             self._parquet.close()
+
+    def _typed(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.booleans:
+            return batch
+        arrays = [_boolean(c) if i in self.booleans else c for i, c in enumerate(batch.columns)]
+        return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _boolean(column: Arr) -> Arr:
+    """`true`/`false` text (plain or dictionary-encoded) as booleans."""
+    if pa.types.is_dictionary(column.type):
+        return pc.take(pc.equal(column.dictionary, "true"), column.indices)
+    return pc.equal(column, "true") if pa.types.is_string(column.type) else column
 
 
 def _plain_schema(schema: pa.Schema) -> pa.Schema:

@@ -14,6 +14,9 @@ once, so memory stays constant whatever the file size.
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,10 +36,13 @@ from chalicelib.batch.formats import (
     Writer,
     csv_bytes,
     csv_chunk,
+    csv_fields_bytes,
+    csv_lines_bytes,
     format_of,
     open_csv,
     parquet_chunks,
     parquet_file,
+    plain_batch,
     row_group_starts,
 )
 from chalicelib.batch.parallel import run_ordered
@@ -57,6 +63,7 @@ class Piece:
     counts: Counter[Key]
     paths: Counter[str]
     size: int
+    spilled: str | None = None  # `out` written to this file instead (forked workers)
 
 
 @dataclass
@@ -69,16 +76,27 @@ class Job:
     out_kind: str
     rejects_kind: str
     schemas: dict[str, pa.Schema] = field(default_factory=dict)
+    # Forked workers hand their output over in files here (the parent copies them into the
+    # output in the kernel), not through the pool's pipes.
+    spill: Path | None = None
 
-    def split(self, chunk: Chunk) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter[str]]:
-        """(classified rows, rejected rows, rows per evaluator) of one chunk."""
+    def split(
+        self, chunk: Chunk
+    ) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter[str], bytes | None]:
+        """(classified rows, rejected rows, rows per evaluator) of one chunk, and the
+        classified rows as CSV when they can be copied from the lines read."""
         own = chunk.batch.drop_columns([LINE])
         canonical = self.profile.canonical(own) if self.profile else own
-        out, rejects, paths = split_decided(own, self.pack.classify(canonical),
+        names = self.profile.names(own.schema.names) if self.profile else None
+        decided = self.pack.classify(canonical, encoded=True, names=names)
+        out, rejects, paths = split_decided(own, decided,
                                             pc.cast(chunk.batch.column(LINE), pa.string()))
         if chunk.broken:
             rejects = _with_broken(rejects, chunk.broken, own.schema)
-        return out, rejects, paths
+        copied = None
+        if self.out_kind == "csv" and chunk.lines is not None:
+            copied = _copied_lines(chunk.lines, decided)
+        return out, rejects, paths, copied
 
     def __call__(self, chunks: Iterator[Chunk] | Chunk, _number: int = 0) -> Piece:
         """Classify and encode the chunks of one piece."""
@@ -88,15 +106,22 @@ class Job:
         paths: Counter[str] = Counter()
         rows = rejected = size = 0
         for chunk in [chunks] if isinstance(chunks, Chunk) else chunks:
-            out, rejects, chunk_paths = self.split(chunk)
+            out, rejects, chunk_paths, copied = self.split(chunk)
             rows += out.num_rows + rejects.num_rows
             rejected += rejects.num_rows
             size += chunk.size
             paths.update(chunk_paths)
             counts.update(_counts(out))
-            outs.append(_encode(out, self.out_kind))
+            outs.append(copied if copied is not None else _encode(out, self.out_kind))
             rejs.append(_encode(rejects, self.rejects_kind))
-        return Piece(b"".join(outs), b"".join(rejs), rows, rejected, counts, paths, size)
+        out = b"".join(outs)
+        spilled = None
+        if self.spill is not None:
+            handle, spilled = tempfile.mkstemp(dir=self.spill)
+            with os.fdopen(handle, "wb") as file:
+                file.write(out)
+            out = b""
+        return Piece(out, b"".join(rejs), rows, rejected, counts, paths, size, spilled)
 
 
 def encode_piece(
@@ -131,21 +156,52 @@ def split_decided(
     return out, rejects, paths
 
 
+def _copied_lines(lines: Arr, decided: pa.RecordBatch) -> bytes | None:
+    """The classified rows as CSV: each one's line as read, then its result columns.
+
+    The result columns come dictionary-encoded over one outcome table (`classify` with
+    `encoded`): each table row is encoded once, as csv.writer would write it.
+    """
+    columns = [decided.column(c) for c in RESULT_COLUMNS]
+    if not all(pa.types.is_dictionary(c.type) for c in columns):
+        return None
+    outcome = columns[0].indices
+    if not all(c.indices.equals(outcome) for c in columns[1:]):
+        return None
+    tables = [c.dictionary.to_pylist() for c in columns]
+    suffixes = pa.array([csv_fields_bytes(row) for row in zip(*tables, strict=True)],
+                        pa.binary())
+    # A rejected row has no outcome: its suffix, so its joined line, is null and takes no
+    # bytes in the buffer written out.
+    return csv_lines_bytes(lines, pc.take(suffixes, outcome))
+
+
 def _value_counts(column: Arr) -> dict[str, int]:
     counted = pc.value_counts(column)
     return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(),
                     strict=True))
 
 
+_KEYS = ("commissioner", "service_line", "eligibility")
+
+
 def _counts(out: pa.RecordBatch) -> Counter[Key]:
     """Rows per (commissioner, service line, eligibility)."""
     if not out.num_rows:
         return Counter()
-    table = pa.Table.from_batches([out]).group_by(
-        ["commissioner", "service_line", "eligibility"]
-    ).aggregate([([], "count_all")])
-    keys = zip(*(table.column(c).to_pylist() for c in
-                 ("commissioner", "service_line", "eligibility")), strict=True)
+    columns = [out.column(c) for c in _KEYS]
+    if all(pa.types.is_dictionary(c.type) for c in columns) and all(
+        c.indices.equals(columns[0].indices) for c in columns[1:]
+    ):  # the core's outcome table: count per outcome, then per key
+        counted = pc.value_counts(columns[0].indices)
+        values = [c.dictionary.to_pylist() for c in columns]
+        found: Counter[Key] = Counter()
+        for at, n in zip(counted.field("values").to_pylist(),
+                         counted.field("counts").to_pylist(), strict=True):
+            found[values[0][at], values[1][at], values[2][at]] += n
+        return found
+    table = pa.Table.from_batches([out]).group_by(list(_KEYS)).aggregate([([], "count_all")])
+    keys = zip(*(table.column(c).to_pylist() for c in _KEYS), strict=True)
     return Counter(dict(zip(keys, table.column("count_all").to_pylist(), strict=True)))
 
 
@@ -160,6 +216,7 @@ def _with_broken(
     extra = pa.RecordBatch.from_arrays(
         [pa.array(c, pa.string()) for c in columns], names=rejects.schema.names
     )
+    rejects = plain_batch(rejects)
     both = pa.Table.from_batches([rejects, extra.cast(rejects.schema)])
     order = pc.sort_indices(pc.cast(both.column("line"), pa.int64()))
     return both.take(order).combine_chunks().to_batches()[0] if both.num_rows else rejects
@@ -174,7 +231,20 @@ def _encode(batch: pa.RecordBatch, kind: str) -> bytes:
     return sink.getvalue()
 
 
-def _decode(data: bytes) -> Iterator[pa.RecordBatch]:
+def _write_spilled(writer: Writer, columns: list[str], path: str) -> None:
+    """A worker's output file into the output, then gone."""
+    try:
+        if writer.kind == "csv":
+            writer.write_csv_file(columns, path)
+        else:
+            with pa.memory_map(path) as source:
+                for batch in _decode(source.read_buffer()):
+                    writer.write(batch)
+    finally:
+        Path(path).unlink()
+
+
+def _decode(data: bytes | pa.Buffer) -> Iterator[pa.RecordBatch]:
     """The batches of the IPC streams `_encode` wrote back to back."""
     source = pa.BufferReader(data)
     while source.tell() < len(data):
@@ -210,35 +280,78 @@ def classify_files(
     except FormatError as exc:
         raise InputError(str(exc)) from None
     summary = Summary()
+    spill = Path(tempfile.mkdtemp(prefix=".pss-batch-", dir=_spill_root(output))) if (
+        workers > 1) else None
     with source.open("rb") as handle:
         try:
+            plain = _identifiers(profile)
             if kinds[0] == "csv":
                 header, blocks = open_csv(handle)
                 _check_header(header, profile)
-                job = Job(pack, header, profile, kinds[1], kinds[2])
+                job = Job(pack, header, profile, kinds[1], kinds[2], spill=spill)
 
-                def parse(block: bytes, line: int) -> Piece:
-                    return job(csv_chunk(block, line, header))
+                def parse(block: bytes | tuple[int, int], line: int) -> Piece:
+                    if isinstance(block, tuple):  # a forked worker reads its own block
+                        block = _read_span(source, block)
+                    return job(csv_chunk(block, line, header, plain))
 
-                pieces = run_ordered(_numbered(blocks), parse, workers)
+                items: Iterator[tuple[bytes | tuple[int, int], int]] = (
+                    _spans(source, _numbered(blocks)) if spill else _numbered(blocks))
+                pieces = run_ordered(items, parse, workers)
                 schema = pa.schema([pa.field(h, pa.string()) for h in header])
             else:
                 meta = parquet_file(source)
                 schema = meta.schema_arrow
                 header = list(schema.names)
                 _check_header(header, profile)
-                job = Job(pack, header, profile, kinds[1], kinds[2])
+                job = Job(pack, header, profile, kinds[1], kinds[2], spill=spill)
                 path = str(source)
 
-                def groups(group: int, first: int) -> Piece:
-                    return job(parquet_chunks(path, group, first))
+                def groups(group: tuple[int, ...], first: int) -> Piece:
+                    return job(parquet_chunks(path, group, first, plain))
 
                 pieces = run_ordered(iter(row_group_starts(meta)), groups, workers)
             write_pieces(pieces, schema, output, rejects, kinds, summary, progress)
         except FormatError as exc:
             raise InputError(str(exc)) from None
+        finally:
+            if spill is not None:
+                shutil.rmtree(spill, ignore_errors=True)
     summary.seconds = clock() - start
     return summary
+
+
+def _spill_root(output: Path) -> Path:
+    """Where workers leave their pieces: shared memory when there is some (a few pieces of
+    a few MiB in flight; no disk writes), else beside the output."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return output.resolve().parent
+
+
+def _spans(
+    source: Path, blocks: Iterator[tuple[bytes, int]]
+) -> Iterator[tuple[tuple[int, int], int]]:
+    """Each block as (offset, length) in the file: forked workers read it themselves, so
+    the data does not also cross the pool's pipes."""
+    with source.open("rb") as handle:
+        at = len(handle.readline())  # the header line, with its line end
+    for block, line in blocks:
+        yield (at, len(block)), line
+        at += len(block)
+
+
+def _read_span(source: Path, span: tuple[int, int]) -> bytes:
+    with source.open("rb") as handle:
+        handle.seek(span[0])
+        return handle.read(span[1])
+
+
+def _identifiers(profile: Profile | None) -> frozenset[str]:
+    """Columns of (nearly) unique values, which dictionary encoding would only slow down."""
+    source = profile.sources.get("record_id") if profile else None
+    return frozenset(("record_id", *(source.names if source else ())))
 
 
 def _numbered(blocks: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
@@ -260,13 +373,19 @@ def write_pieces(
     names = list(schema.names)
     out_schema = pa.schema([*schema, *(pa.field(c, pa.string()) for c in RESULT_COLUMNS)])
     rej_schema = pa.schema([pa.field(c, pa.string()) for c in REJECT_COLUMNS] + list(schema))
-    out_writer, rej_writer = Writer(output, kinds[1]), Writer(rejects, kinds[2])
+    # `verified` is a boolean in Parquet (true/false text in CSV).
+    verified = len(names) + RESULT_COLUMNS.index("verified")
+    out_writer = Writer(output, kinds[1], booleans=(verified,))
+    rej_writer = Writer(rejects, kinds[2])
     for piece in pieces:
         for writer, data, columns in (
             (out_writer, piece.out, [*names, *RESULT_COLUMNS]),
             (rej_writer, piece.rejects, [*REJECT_COLUMNS, *names]),
         ):
-            if writer.kind == "csv":
+            spilled = piece.spilled if writer is out_writer else None
+            if spilled is not None:
+                _write_spilled(writer, columns, spilled)
+            elif writer.kind == "csv":
                 writer.write_csv_bytes(columns, data)
             else:
                 for batch in _decode(data):

@@ -72,6 +72,15 @@ class Profile:
             raise ProfileError(f"not a {self.name} extract: missing column(s): "
                                + ", ".join(missing))
 
+    def names(self, header: Sequence[str]) -> dict[str, str]:
+        """Canonical column -> the extract's column it is read from (for reject reasons)."""
+        found = {c: next((n for n in s.names if n in header), s.names[0])
+                 for c, s in self.sources.items()}
+        dominant = self.dominant if self.dominant in header else self.procedures
+        return {**found, "dominant_procedure": dominant or self.procedures,
+                "other_procedures": self.procedures, "primary_diagnosis": self.diagnoses,
+                "secondary_diagnoses": self.diagnoses}
+
     def canonical(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The batch in `rows.COLUMNS`, row for row."""
         n, names = batch.num_rows, batch.schema.names

@@ -187,7 +187,8 @@ def _lists(cell: dict[str, str]) -> dict[str, list[str]]:
 
 
 def reject_reason(exc: Exception) -> str:
-    """One line saying why a row was rejected."""
+    """One line saying why a request was refused, in the API's field names (`pss diff` of
+    referral files); a row's reason is `row_reason`'s."""
     if isinstance(exc, RequestError):
         return "; ".join(f"{p.field}: {p.problem}" for p in exc.details)
     if isinstance(exc, NotCoveredError):
@@ -195,12 +196,119 @@ def reject_reason(exc: Exception) -> str:
     return str(exc)
 
 
-def decide_reference(fields: Sequence[str], layout: Layout, policy_set: PolicySet) -> Decision:
-    """Decide a row through the API's own validation; raises `RowError` with the reason."""
+# The column each field of the request `row_request` builds comes from.
+_FIELD_COLUMNS = {
+    "referral_id": "record_id",
+    "date": "activity_date",
+    "patient": "age",  # "give `age` or `birth_date`": the row has no age
+    "patient.age": "age",
+    "patient.sex": "sex",
+    "patient.region": "region",
+    "patient.icb": "icb",
+    "provider": "provider_code",
+    "provider.ods_code": "provider_code",
+    "treatment_function": "treatment_function",
+    "drugs": "drugs",
+    "attestations": "attestations",
+    "facts": "facts",
+}
+_FIRST_OF = {"procedures": ("dominant_procedure", "other_procedures"),
+             "diagnoses": ("primary_diagnosis", "secondary_diagnoses")}
+_LISTED = re.compile(r"(procedures|diagnoses|drugs|attestations)(?:\[(\d+)\])?")
+_WHAT = {
+    "icb": "an ICB code (3 to 5 capital letters or digits, e.g. QWE)",
+    "provider_code": "an ODS organisation code (3 to 6 letters or digits, e.g. RBQ)",
+    "treatment_function": "a treatment function code (3 digits, e.g. 320)",
+}
+_SHOWN = 40  # characters of a cell a reason repeats
+
+
+def _column_of(field: str) -> tuple[str, str]:
+    """(the row's column, the fact named in the path if any) for a request field path."""
+    listed = _LISTED.fullmatch(field)
+    if listed and listed[1] in _FIRST_OF:
+        first, rest = _FIRST_OF[listed[1]]
+        return (first if listed[2] == "0" else rest), ""
+    if listed:
+        return listed[1], ""
+    if field.startswith("facts."):
+        return "facts", field.removeprefix("facts.")
+    return _FIELD_COLUMNS.get(field, field), ""
+
+
+def _quoted(cell: str) -> str:
+    if len(cell) <= _SHOWN:
+        return f"`{cell}`"
+    return f"`{cell[:_SHOWN]}...` ({len(cell):,} characters)"
+
+
+_AGE_BOUND = re.compile(r"Input should be (less|greater) than or equal to (\d+)")
+_AT_MOST = re.compile(r"(?:String|List) should have at most (\d+) (characters|items).*")
+
+
+def _plain(column: str, fact: str, problem: str, cell: str) -> str:
+    """The API's problem with a field, said of the row's cell."""
+    if fact:
+        if problem.startswith("unknown fact"):
+            return f"`{fact}` is not a fact of this pack" + problem.removeprefix("unknown fact")
+        return f"`{fact}` {problem}"
+    if column == "age":
+        return _plain_age(problem, cell)
+    if problem.startswith("String should match pattern") and column in _WHAT:
+        return f"{_quoted(cell)} is not {_WHAT[column]}"
+    if column == "sex" and problem.startswith("Input should be"):
+        return (f"{_quoted(cell)} is not a sex: 1 (male), 2 (female), 9 (indeterminate), "
+                "0 (not known), or the word")
+    at_most = _AT_MOST.fullmatch(problem)
+    if at_most:
+        return f"holds more than {at_most[1]} " + (
+            "characters" if at_most[2] == "characters" else "codes")
+    if problem == "must be a date written YYYY-MM-DD":
+        return f"{_quoted(cell)} is not a date written YYYY-MM-DD"
+    return problem
+
+
+def _plain_age(problem: str, cell: str) -> str:
+    if problem.startswith("give `age`"):
+        return "is empty (give the age in whole years)"
+    if problem == "Input should be a valid integer":
+        return f"{_quoted(cell)} is not a whole number of years"
+    bound = _AGE_BOUND.fullmatch(problem)
+    if bound:
+        return f"{_quoted(cell)} is {'over' if bound[1] == 'less' else 'under'} {bound[2]}"
+    return problem
+
+
+def row_reason(
+    exc: RequestError | NotCoveredError, fields: Sequence[str], layout: Layout,
+    names: Mapping[str, str] | None = None,
+) -> str:
+    """Why a row was rejected, in its own columns (`names`: canonical column -> the file's,
+    e.g. a SUS column under a profile) and plain words."""
+    def named(column: str) -> str:
+        return (names or {}).get(column, column)
+
+    if isinstance(exc, NotCoveredError):
+        return f"{named('activity_date')}: {exc}"
+    said = []
+    for problem in exc.details:
+        column, fact = _column_of(problem.field)
+        at = layout.index.get(column)
+        cell = fields[at] if at is not None and at < len(fields) else ""
+        said.append(f"{named(column)}: {_plain(column, fact, problem.problem, cell)}")
+    return "; ".join(said)
+
+
+def decide_reference(
+    fields: Sequence[str], layout: Layout, policy_set: PolicySet,
+    names: Mapping[str, str] | None = None,
+) -> Decision:
+    """Decide a row through the API's own validation; raises `RowError` with the reason
+    (`row_reason`: in the row's columns, `names` mapping them to the file's)."""
     try:
         return policy_set.decide(row_request(fields, layout))
     except (RequestError, NotCoveredError) as exc:
-        raise RowError(reject_reason(exc)) from None
+        raise RowError(row_reason(exc, fields, layout, names)) from None
 
 
 def result_fields(decision: Decision) -> tuple[str, ...]:
@@ -369,6 +477,8 @@ class FastRows:
             raw = parse_facts(facts)
         except RowError:
             return None
+        if any(name not in self.fact_types for name in raw):
+            return None  # a reject: its reason (and did-you-mean) is the reference path's
         problems: list[Any] = []
         typed = type_facts(raw, self.fact_types, problems)
         given = _split(attestations)
@@ -445,9 +555,11 @@ class RowDecider:
         self.unreached = result_fields(policy_set.decide_activity(Activity(self.covers_from)))
 
     def decide_read(
-        self, fields: Sequence[str], found: Activity | Unreached | None
+        self, fields: Sequence[str], found: Activity | Unreached | None,
+        names: Mapping[str, str] | None = None,
     ) -> tuple[str, ...]:
-        """Decide a row already read by `FastRows.read`; `RowError` with the reason if bad."""
+        """Decide a row already read by `FastRows.read`; `RowError` with the reason if bad
+        (`names`: the file's name for each column, when not its own)."""
         try:
             if isinstance(found, Unreached):
                 if found.date >= self.covers_from:
@@ -456,9 +568,11 @@ class RowDecider:
             if found is not None:
                 return result_fields(self.policy_set.decide_activity(found))
         except NotCoveredError as exc:
-            raise RowError(reject_reason(exc)) from None
-        return result_fields(decide_reference(fields, self.layout, self.policy_set))
+            raise RowError(row_reason(exc, fields, self.layout, names)) from None
+        return result_fields(decide_reference(fields, self.layout, self.policy_set, names))
 
-    def decide(self, fields: Sequence[str]) -> tuple[str, ...]:
+    def decide(
+        self, fields: Sequence[str], names: Mapping[str, str] | None = None
+    ) -> tuple[str, ...]:
         """The row's result columns, or `RowError` with the reason."""
-        return self.decide_read(fields, self.fast.read(fields))
+        return self.decide_read(fields, self.fast.read(fields), names)

@@ -84,7 +84,8 @@ def classify_dataframe(
         pack = _pack_on_worker(digest, payload)
         for batch in batches:
             own = batch.drop_columns([CORRUPT]) if CORRUPT in batch.schema.names else batch
-            decided = pack.classify(chosen.canonical(own) if chosen else own)
+            decided = pack.classify(chosen.canonical(own) if chosen else own,
+                                    names=chosen.names(own.schema.names) if chosen else None)
             if CORRUPT in batch.schema.names:
                 broken = pc.is_valid(batch.column(CORRUPT))
                 reason = pc.if_else(broken, "row: malformed CSV (as read by Spark)",

@@ -18,8 +18,8 @@ from chalicelib.batch.rows import (
     Layout,
     RowDecider,
     RowError,
-    reject_reason,
     result_fields,
+    row_reason,
     row_request,
 )
 from chalicelib.engine.policy_set import PolicySet
@@ -76,7 +76,7 @@ def test_rows_in_equal_rows_out_plus_rejects(tmp_path: Path, workers: int) -> No
     by_id = {r[2]: r for r in rejects if len(r) > 2}
     assert by_id["X-2"][1] == "row: has 12 fields, the header has 16"
     assert by_id["X-5"][1].startswith("activity_date: no policy set is in force on 2011-01-01")
-    assert by_id["X-7"][1] == "facts.unknown_fact: unknown fact"
+    assert by_id["X-7"][1] == "facts: `unknown_fact` is not a fact of this pack"
     reasons = [r[1] for r in rejects]
     assert any(r.startswith("row: not valid UTF-8") for r in reasons)
     assert "row: is empty" in reasons
@@ -93,7 +93,7 @@ def _reference(pack: PolicySet, fields: list[str], layout: Layout) -> Any:
     try:
         return result_fields(pack.decide(row_request(fields, layout)))
     except (RequestError, NotCoveredError) as exc:
-        return ("rejected", reject_reason(exc))
+        return ("rejected", row_reason(exc, fields, layout))
     except RowError as exc:
         return ("rejected", str(exc))
 

@@ -73,9 +73,9 @@ def _cell(index: int, value: bytes) -> Callable[[bytes], bytes]:
 
 
 CORRUPTIONS = {
-    "5,000-digit age": (_cell(4, b"9" * 5000), "patient.age: Input should be a valid integer"),
+    "5,000-digit age": (_cell(4, b"9" * 5000), "age: `9999999999999999999999999999999999999999...` (5,000 characters) is not a whole number of years"),
     "5,000-digit fact": (_cell(14, b"line_of_therapy=" + b"9" * 5000),
-                         "facts.line_of_therapy: must be a number"),
+                         "facts: `line_of_therapy` must be a number"),
     "extra columns": (lambda r: r + b",x,y", "row: has 18 fields, the header has 16"),
     "missing columns": (lambda r: r.rsplit(b",", 4)[0], "row: has 12 fields, the header has 16"),
     "NUL byte": (lambda r: r[:20] + b"\0" + r[20:], "row: holds a NUL byte at character 21"),

@@ -68,7 +68,11 @@ def test_csv_and_parquet_give_identical_outputs(tmp_path: Path, workers: str) ->
     for name in ("csv", "pq"):
         table = pq.read_table(outputs[name, "parquet"])
         assert table.column_names == classified[0]
-        assert [list(r.values()) for r in table.to_pylist()] == classified[1:]
+        assert table.schema.field("verified").type == pa.bool_()  # CSV: true/false text
+        as_text = [[str(v).lower() if isinstance(v, bool) else v for v in r.values()]
+                   for r in table.to_pylist()]
+        assert as_text == classified[1:]
+        assert {r["verified"] for r in table.to_pylist()} == {True, False}
         summary = json.loads((tmp_path / f"{name}.json").read_text())
         assert summary["rows_in"] == len(rows) == summary["rows_out"] + summary["rejects"]
         assert summary["rows_by_evaluator"]["columnar"] > 0
@@ -222,11 +226,78 @@ def test_the_pyarrow_speed_path_reads_a_clean_block_as_lines_records_does() -> N
     block = "\r\n".join([good, good[:40], good + ",x,y", good.replace("G-1", "G-4")]) + "\r\n"
     data = block.encode()
     assert formats._clean(data)  # CRLF ends, wrong widths: still the speed path
-    fast = formats._arrow_chunk(data, 2, COLUMNS)
+    fast = formats._arrow_chunk(data, 2, COLUMNS, COLUMNS)
     slow = formats._lines_chunk(data, 2, COLUMNS)
-    assert fast.batch.equals(slow.batch) and fast.broken == slow.broken
+    assert fast is not None and fast.batch.equals(slow.batch) and fast.broken == slow.broken
+    encoded = formats.csv_chunk(data, 2, COLUMNS, ("record_id",))  # the others dictionaries
+    assert pa.types.is_dictionary(encoded.batch.schema.field("age").type)
+    assert formats.plain_batch(encoded.batch).to_pylist() == slow.batch.to_pylist()
     assert [b[0] for b in fast.broken] == [3, 4] and fast.batch.num_rows == 2
     assert fast.broken[1][2] == [good + ",x,y"]  # too wide: the line whole in one cell
     for dirty in (b'"a",' + data, data.replace(b"RBQ", b"R\0Q"), data + b"\n",
-                  data.replace(b"\r\n", b"\r", 1), data + b"9" * 70_000 + b"\n"):
+                  data.replace(b"\r\n", b"\r", 1)):
         assert not formats._clean(dirty)
+    # A line over the limit with the header's width: found after parsing, read line by line.
+    long = data + ("L" * 70_000 + good[3:]).encode() + b"\n"
+    assert formats._clean(long) and formats._arrow_chunk(long, 2, COLUMNS, ()) is None
+    read = formats.csv_chunk(long, 2, COLUMNS)
+    assert read.broken == formats._lines_chunk(long, 2, COLUMNS).broken
+    assert [b[0] for b in read.broken] == [3, 4, 6] and "70,0" in read.broken[2][1]
+
+
+_SPOILED = {  # column -> (bad cell, the reason a CSV user reads)
+    "age": ("150", "age: `150` is over 130"),
+    "sex": ("7", "sex: `7` is not a sex: 1 (male), 2 (female), 9 (indeterminate), 0 (not "
+                 "known), or the word"),
+    "icb": ("qwe", "icb: `qwe` is not an ICB code (3 to 5 capital letters or digits, e.g. QWE)"),
+    "activity_date": ("01/06/2024", "activity_date: `01/06/2024` is not a date written "
+                                    "YYYY-MM-DD"),
+    "secondary_diagnoses": ("I10|XYZ", "secondary_diagnoses: `XYZ` is not a valid ICD-10 code"),
+}
+# The same cells under `--profile sus-apc`, named by the extract's columns.
+_SUS_NAMES = {"age": "Age_At_Start_of_Spell_SUS", "sex": "Sex", "icb": "ICB_Code",
+              "activity_date": "Discharge_Date", "secondary_diagnoses": "Der_Diagnosis_All"}
+
+
+@pytest.mark.parametrize("profile", [None, "sus-apc"])
+def test_reject_reasons_name_the_files_columns_in_plain_words(tmp_path: Path,
+                                                               profile: str | None) -> None:
+    good = ["R0", "APC", "2024-06-01", "RBQ", "80", "1", "London", "QWE", "320", "I35.0", "",
+            "K26.2", "Y53.1", "", "", ""]
+    rows = []
+    for n, (column, (bad, _)) in enumerate(_SPOILED.items()):
+        row = list(good)
+        row[0], row[COLUMNS.index(column)] = f"R{n}", bad
+        rows.append(row)
+    header: tuple[str, ...] = COLUMNS
+    if profile:
+        header, rows = SUS_COLUMNS[profile], [sus_row(r, profile) for r in rows]
+        rows[-1][-1] = "I350||XYZ"  # SUS writes codes without dots
+    source = tmp_path / "in.csv"
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
+    args = [str(source), "-o", str(tmp_path / "o.csv"), "--policies", str(NATIONAL)]
+    assert batch_main(args + (["--profile", profile] if profile else [])) == 0
+    rejects = _csv_rows(tmp_path / "o.rejects.csv")[1:]
+    assert len(rejects) == len(_SPOILED)
+    for (column, (_, reason)), reject in zip(_SPOILED.items(), rejects, strict=True):
+        if profile:
+            reason = reason.replace(column, _SUS_NAMES[column], 1)
+        assert reject[1] == reason
+
+
+def test_crlf_and_lf_files_give_the_same_outputs(tmp_path: Path) -> None:
+    """Classified rows are copied from the lines read (CRLF ends dropped), as csv.writer
+    would write their fields."""
+    rows = list(generate(1500, 17, bad_share=0.05))
+    text = "\n".join(",".join(r) for r in [list(COLUMNS), *rows]) + "\n"
+    outs = []
+    for name, data in (("lf", text), ("crlf", text.replace("\n", "\r\n"))):
+        source = tmp_path / f"{name}.csv"
+        source.write_bytes(data.encode())
+        out = tmp_path / f"{name}-out.csv"
+        assert batch_main([str(source), "-o", str(out), "--policies", str(NATIONAL)]) == 0
+        outs.append((out.read_bytes(), out.with_suffix(".rejects.csv").read_bytes()))
+    assert outs[0] == outs[1] and b"\r" not in outs[0][0]
+    classified = _csv_rows(tmp_path / "lf-out.csv")
+    assert len(classified) > 1000 and classified[0] == [*COLUMNS, *RESULT_COLUMNS]

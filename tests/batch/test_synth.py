@@ -7,6 +7,8 @@ import io
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from chalicelib.batch.cli import synth_main
 from chalicelib.batch.rows import COLUMNS
 
@@ -32,3 +34,13 @@ def test_mix_is_mostly_routine_with_some_specialised_and_bad_rows(tmp_path: Path
     assert dominant["K26.2"] > 0  # some TAVI
     assert sum(n for code, n in dominant.items() if code.startswith("W")) > 100  # joints
     assert short >= 0 and len(rows) == 2000
+
+
+def test_synth_says_what_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "said.csv"
+    assert synth_main(["--rows", "120", "--seed", "1", "-o", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"pss synth: wrote 120 rows to {target} in ") and out.endswith(" s\n")
+    assert synth_main(["--rows", "5", "--seed", "1", "-o", "-"]) == 0
+    both = capsys.readouterr()
+    assert both.out.count("\n") == 6 and "wrote 5 rows to stdout" in both.err  # CSV stays clean
