@@ -104,6 +104,23 @@ class CompiledCondition:
         results = [fn(activity) for fn in self.fns]
         return self.combiner(results), results
 
+    def assuming(self, true_items: frozenset[int]) -> Assuming:
+        """This condition, an `all` group, evaluated knowing its items `true_items` are true.
+
+        The items are leaves (a code index settles them, `engine.policy_set.CodeIndex`); the
+        others are evaluated and combined as the group would combine them, true items being
+        its identity. Results are reported for every leaf, as `evaluate` reports them.
+        """
+        shape = self.shape
+        if shape.kind != "all" or any(shape.children[i].kind != "leaf" for i in true_items):
+            raise ValueError("only leaf items of an `all` group can be assumed true")
+        known = {shape.children[i].index for i in true_items}
+        rest = [child for i, child in enumerate(shape.children) if i not in true_items]
+        combiner = _combiner(rest[0] if len(rest) == 1 else Node("all", children=tuple(rest)))
+        template = tuple(True if i in known else None for i in range(len(self.fns)))
+        fns = tuple((i, fn) for i, fn in enumerate(self.fns) if i not in known)
+        return Assuming(template, fns, combiner)
+
     def missing(self, activity: Activity, results: list[Tri]) -> list[str]:
         """Names whose absence leaves the condition unknown, in clause order.
 
@@ -126,6 +143,22 @@ class CompiledCondition:
                     found += child.absent(activity)
             elif None in results[child.lo : child.hi] and child.value(results) is None:
                 self._walk(child, activity, results, found)
+
+
+@dataclass(frozen=True)
+class Assuming:
+    """A condition's `evaluate` when some of its leaves are known true (`assuming`)."""
+
+    template: tuple[Tri, ...]  # True at the known leaves
+    fns: tuple[tuple[int, LeafFn], ...]  # the other leaves, by index
+    combiner: Callable[[list[Tri]], Tri]  # the group's value over the other items
+
+    def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
+        """Return the condition's value and each leaf's value."""
+        results = list(self.template)
+        for index, fn in self.fns:
+            results[index] = fn(activity)
+        return self.combiner(results), results
 
 
 @dataclass(frozen=True)
