@@ -234,8 +234,7 @@ class Compiler:
         if isinstance(cond, ast.Not) and isinstance(cond.operand, LEAF_TYPES):
             # `not X` over one clause is one clause: its reason reads `not X: true` when the
             # criterion is met, never `X: false`, which a clinician would read as a failure.
-            inner = self.leaf(cond.operand)
-            negated: LeafFn = lambda a: negate(inner(a))  # noqa: E731
+            negated = self._negated(cond.operand)
             text = "not " + leaf_text(cond.operand)
             needs = _needs(cond.operand, self.types)
             leaves.append(Leaf(text, cond.span.at(), needs, negated, cond))
@@ -246,6 +245,18 @@ class Compiler:
             Leaf(leaf_text(cond), cond.span.at(), _needs(cond, self.types), self.leaf(cond), cond)
         )
         return Node("leaf", index=len(leaves) - 1)
+
+    def _negated(self, operand: ast.Condition) -> LeafFn:
+        """The closure of `not` one clause. `not` a yes/no fact is `fact is no`, and `not`
+        `fact is value` is `fact is not value` (one call, not two); facts hold exact bools,
+        so either answers as `negate` of the clause would."""
+        vtype = self.types.get(operand.name) if isinstance(operand, ast.BoolRef) else None
+        if isinstance(operand, ast.BoolRef) and vtype is not None and vtype.kind == "bool":
+            return self._is_value(ast.IsValue(operand.name, "no"))
+        if isinstance(operand, ast.IsValue):
+            return self._is_value(ast.IsValue(operand.name, operand.value, not operand.negated))
+        inner = self.leaf(operand)
+        return lambda a: negate(inner(a))
 
     def leaf(self, cond: ast.Condition) -> LeafFn:
         """Compile one leaf condition to a closure returning True, False or None."""
@@ -471,8 +482,8 @@ def _combiner(shape: Node) -> Callable[[list[Tri]], Tri]:
     first (one `itemgetter`, or a slice when they are contiguous) and then its subgroups'.
     """
     if shape.kind == "leaf":
-        index = shape.index
-        return lambda r: r[index]
+        leaf: Callable[[list[Tri]], Tri] = operator.itemgetter(shape.index)
+        return leaf
     if shape.kind == "not":
         inner = _combiner(shape.children[0])
         return lambda r: negate(inner(r))
@@ -495,15 +506,12 @@ def _combiner(shape: Node) -> Callable[[list[Tri]], Tri]:
 
 
 def _picker(indexes: list[int]) -> Callable[[list[Tri]], Sequence[Tri]]:
-    """A closure reading the results at `indexes` from a result list, as a sequence."""
+    """A C-level `itemgetter` reading the results at `indexes` from a result list, as a
+    sequence (a slice when they are contiguous, as a one-index one is)."""
     if not indexes:
         return lambda r: ()
     if indexes == list(range(indexes[0], indexes[0] + len(indexes))):
-        start, stop = indexes[0], indexes[0] + len(indexes)
-        return lambda r: r[start:stop]
-    if len(indexes) == 1:
-        index = indexes[0]
-        return lambda r: (r[index],)
+        return operator.itemgetter(slice(indexes[0], indexes[0] + len(indexes)))
     pick: Callable[[list[Tri]], Sequence[Tri]] = operator.itemgetter(*indexes)
     return pick
 
