@@ -395,17 +395,7 @@ class PolicySet:
             if value is True:
                 reasons.extend(zip(rule.sources, results, strict=False))
                 return rule
-        reasons.append(
-            (
-                ClauseSource(
-                    "identification",
-                    "no identification rule matches the activity: "
-                    "not a prescribed specialised service",
-                    "",
-                ),
-                False,
-            )
-        )
+        reasons.append(_NO_RULE)
         return None
 
     def _commissioner(
@@ -512,6 +502,13 @@ class PolicySet:
 
 
 _COMMISSIONERS = {c.value: c for c in Commissioner}
+# The reason of an activity no identification rule matches (built once: a source renders its
+# reasons when built).
+_NO_RULE: tuple[ClauseSource, Tri] = (
+    ClauseSource("identification", "no identification rule matches the activity: "
+                 "not a prescribed specialised service", ""),
+    False,
+)
 
 
 def _outcome(outcome: ast.Outcome | None, default: Eligibility) -> tuple[Eligibility, str | None]:
