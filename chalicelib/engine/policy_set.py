@@ -199,6 +199,10 @@ class CodeIndex:
         """Positions (rank order) of the rules the activity's codes can reach."""
         return self._reach(_code_key(activity))
 
+    def reach(self, code_key: tuple[Any, ...]) -> tuple[int, ...]:
+        """`candidates` of an activity whose code lists are `code_key` (`_code_key`)."""
+        return self._reach(code_key)
+
     def _reach_uncached(self, key: tuple[Any, ...]) -> tuple[int, ...]:
         lists = _CodeLists._make(key)
         found = set(self.unindexed)
@@ -323,7 +327,9 @@ class PolicySet:
 
     def decide(self, request: Any) -> Decision:
         """Decide a request given as JSON data; raises `RequestError` or `NotCoveredError`."""
-        return self.decide_activity(self.parse(request))
+        checked = self.checked
+        return self.decide_activity(
+            parse_request(request, checked.fact_types, checked.attestations)[1])
 
     def decide_activity(self, activity: Activity) -> Decision:
         """Decide an already validated activity."""
@@ -333,13 +339,17 @@ class PolicySet:
                 f"covers decisions from {self.covers_from.isoformat()}"
             )
         reasons: Reasons = []
-        rule = self._identify(activity, reasons)
+        codes = _code_key(activity)  # both indexes look the code lists up
+        rule = self._identify(activity, codes, reasons)
         if rule is None:
             return self._decision(Commissioner.ICB_CORE, None, None, Eligibility.NOT_APPLICABLE,
                                   None, (), reasons)
-        plan = self._line_plans[rule.decl.line]
-        commissioner, entry = self._commissioner(plan.service, activity, reasons)
-        policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
+        line = rule.decl.line
+        plan = self._line_plans[line]
+        commissioner, entry, reason = self._in_force(plan.service.id, activity.date,
+                                                     activity.region, activity.icb)
+        reasons.append(reason)
+        policy, undecided = self._select_policy(line, activity, codes, reasons)
         provenance = self.provenance.rests_on(
             rule.decl, plan.service, plan.line, entry, policy.decl if policy else None
         )
@@ -365,24 +375,27 @@ class PolicySet:
         reasons: Reasons,
         provenance: tuple[ProvenanceItem, ...] = (),
     ) -> Decision:
-        return Decision(
-            self.version,
-            self.digest,
-            commissioner,
-            service,
-            policy,
-            eligibility,
-            route,
-            tuple(missing),
-            tuple(reasons),
-            self.clock(),
-            provenance,
-        )
+        # `tuple.__new__` builds the NamedTuple at C speed from every field, in field order
+        # (its generated `__new__` is Python; every decision pays for it).
+        return _new_tuple(Decision, (
+            self.version,  # policy_set_version
+            self.digest,  # policy_set_digest
+            commissioner,  # commissioner
+            service,  # service
+            policy,  # policy
+            eligibility,  # eligibility
+            route,  # route
+            tuple(missing),  # missing
+            tuple(reasons),  # reasons
+            self.clock(),  # evaluated_at
+            provenance,  # provenance
+        ))
 
-    def _identify(self, activity: Activity, reasons: Reasons) -> CompiledRule | None:
+    def _identify(self, activity: Activity, codes: tuple[Any, ...],
+                  reasons: Reasons) -> CompiledRule | None:
         index = self.rule_index
         rules, settled, assumed = index.rules, index.settled, index.assumed
-        for position in index.candidates(activity):
+        for position in index.reach(codes):
             rule = rules[position]
             # Candidates come from the code index and mostly match, so each is evaluated
             # clause by clause at once: the winner's results are its reasons.
@@ -397,15 +410,6 @@ class PolicySet:
                 return rule
         reasons.append(_NO_RULE)
         return None
-
-    def _commissioner(
-        self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons
-    ) -> tuple[Commissioner, ast.CommissionerEntry | None]:
-        """The commissioner in force and the entry that says so (None: no entry in force)."""
-        commissioner, entry, reason = self._in_force(service.id, activity.date, activity.region,
-                                                     activity.icb)
-        reasons.append(reason)
-        return commissioner, entry
 
     def _in_force_uncached(
         self, service_id: str, date: dt.date, region: str | None, icb: str | None
@@ -435,7 +439,7 @@ class PolicySet:
         return best
 
     def _select_policy(
-        self, line: str, activity: Activity, reasons: Reasons
+        self, line: str, activity: Activity, codes: tuple[Any, ...], reasons: Reasons
     ) -> tuple[CompiledPolicy | None, list[str]]:
         """The first policy (by rank) in force whose applicability holds.
 
@@ -448,7 +452,7 @@ class PolicySet:
             return None, []
         ranked, settled, assumed = self.by_line[line], index.settled, index.assumed
         date = activity.date
-        for position in index.candidates(activity):
+        for position in index.reach(codes):
             policy = ranked[position]
             if not policy.start <= date <= policy.end:
                 continue
@@ -502,6 +506,7 @@ class PolicySet:
 
 
 _COMMISSIONERS = {c.value: c for c in Commissioner}
+_new_tuple = tuple.__new__
 # The reason of an activity no identification rule matches (built once: a source renders its
 # reasons when built).
 _NO_RULE: tuple[ClauseSource, Tri] = (
