@@ -104,7 +104,7 @@ class CompiledCondition:
         results = [fn(activity) for fn in self.fns]
         return self.combiner(results), results
 
-    def assuming(self, true_items: frozenset[int]) -> Assuming:
+    def assuming(self, true_items: frozenset[int]) -> Assuming | AssumingOne:
         """This condition, an `all` group, evaluated knowing its items `true_items` are true.
 
         The items are leaves (a code index settles them, `engine.policy_set.CodeIndex`); the
@@ -119,6 +119,10 @@ class CompiledCondition:
         combiner = _combiner(rest[0] if len(rest) == 1 else Node("all", children=tuple(rest)))
         template = tuple(True if i in known else None for i in range(len(self.fns)))
         fns = tuple((i, fn) for i, fn in enumerate(self.fns) if i not in known)
+        if len(rest) == 1 and rest[0].kind == "leaf":
+            # One other leaf: its value is the group's (a rule such as `codes and age >= 18`).
+            index = rest[0].index
+            return AssumingOne(template[:index], self.fns[index], template[index + 1:])
         return Assuming(template, fns, combiner)
 
     def missing(self, activity: Activity, results: list[Tri]) -> list[str]:
@@ -159,6 +163,20 @@ class Assuming:
         for index, fn in self.fns:
             results[index] = fn(activity)
         return self.combiner(results), results
+
+
+@dataclass(frozen=True)
+class AssumingOne:
+    """`Assuming` when one leaf is left: the group's value is that leaf's."""
+
+    before: tuple[Tri, ...]  # the known results before the leaf, and after it
+    fn: LeafFn
+    after: tuple[Tri, ...]
+
+    def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
+        """Return the condition's value and each leaf's value."""
+        value = self.fn(activity)
+        return value, [*self.before, value, *self.after]
 
 
 @dataclass(frozen=True)
