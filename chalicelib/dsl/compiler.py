@@ -104,6 +104,27 @@ class CompiledCondition:
         results = [fn(activity) for fn in self.fns]
         return self.combiner(results), results
 
+    def assuming(self, true_items: frozenset[int]) -> Assuming | AssumingOne:
+        """This condition, an `all` group, evaluated knowing its items `true_items` are true.
+
+        The items are leaves (a code index settles them, `engine.policy_set.CodeIndex`); the
+        others are evaluated and combined as the group would combine them, true items being
+        its identity. Results are reported for every leaf, as `evaluate` reports them.
+        """
+        shape = self.shape
+        if shape.kind != "all" or any(shape.children[i].kind != "leaf" for i in true_items):
+            raise ValueError("only leaf items of an `all` group can be assumed true")
+        known = {shape.children[i].index for i in true_items}
+        rest = [child for i, child in enumerate(shape.children) if i not in true_items]
+        combiner = _combiner(rest[0] if len(rest) == 1 else Node("all", children=tuple(rest)))
+        template = tuple(True if i in known else None for i in range(len(self.fns)))
+        fns = tuple((i, fn) for i, fn in enumerate(self.fns) if i not in known)
+        if len(rest) == 1 and rest[0].kind == "leaf":
+            # One other leaf: its value is the group's (a rule such as `codes and age >= 18`).
+            index = rest[0].index
+            return AssumingOne(template[:index], self.fns[index], template[index + 1:])
+        return Assuming(template, fns, combiner)
+
     def missing(self, activity: Activity, results: list[Tri]) -> list[str]:
         """Names whose absence leaves the condition unknown, in clause order.
 
@@ -126,6 +147,36 @@ class CompiledCondition:
                     found += child.absent(activity)
             elif None in results[child.lo : child.hi] and child.value(results) is None:
                 self._walk(child, activity, results, found)
+
+
+@dataclass(frozen=True)
+class Assuming:
+    """A condition's `evaluate` when some of its leaves are known true (`assuming`)."""
+
+    template: tuple[Tri, ...]  # True at the known leaves
+    fns: tuple[tuple[int, LeafFn], ...]  # the other leaves, by index
+    combiner: Callable[[list[Tri]], Tri]  # the group's value over the other items
+
+    def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
+        """Return the condition's value and each leaf's value."""
+        results = list(self.template)
+        for index, fn in self.fns:
+            results[index] = fn(activity)
+        return self.combiner(results), results
+
+
+@dataclass(frozen=True)
+class AssumingOne:
+    """`Assuming` when one leaf is left: the group's value is that leaf's."""
+
+    before: tuple[Tri, ...]  # the known results before the leaf, and after it
+    fn: LeafFn
+    after: tuple[Tri, ...]
+
+    def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
+        """Return the condition's value and each leaf's value."""
+        value = self.fn(activity)
+        return value, [*self.before, value, *self.after]
 
 
 @dataclass(frozen=True)
@@ -201,8 +252,7 @@ class Compiler:
         if isinstance(cond, ast.Not) and isinstance(cond.operand, LEAF_TYPES):
             # `not X` over one clause is one clause: its reason reads `not X: true` when the
             # criterion is met, never `X: false`, which a clinician would read as a failure.
-            inner = self.leaf(cond.operand)
-            negated: LeafFn = lambda a: negate(inner(a))  # noqa: E731
+            negated = self._negated(cond.operand)
             text = "not " + leaf_text(cond.operand)
             needs = _needs(cond.operand, self.types)
             leaves.append(Leaf(text, cond.span.at(), needs, negated, cond))
@@ -213,6 +263,18 @@ class Compiler:
             Leaf(leaf_text(cond), cond.span.at(), _needs(cond, self.types), self.leaf(cond), cond)
         )
         return Node("leaf", index=len(leaves) - 1)
+
+    def _negated(self, operand: ast.Condition) -> LeafFn:
+        """The closure of `not` one clause. `not` a yes/no fact is `fact is no`, and `not`
+        `fact is value` is `fact is not value` (one call, not two); facts hold exact bools,
+        so either answers as `negate` of the clause would."""
+        vtype = self.types.get(operand.name) if isinstance(operand, ast.BoolRef) else None
+        if isinstance(operand, ast.BoolRef) and vtype is not None and vtype.kind == "bool":
+            return self._is_value(ast.IsValue(operand.name, "no"))
+        if isinstance(operand, ast.IsValue):
+            return self._is_value(ast.IsValue(operand.name, operand.value, not operand.negated))
+        inner = self.leaf(operand)
+        return lambda a: negate(inner(a))
 
     def leaf(self, cond: ast.Condition) -> LeafFn:
         """Compile one leaf condition to a closure returning True, False or None."""
@@ -438,8 +500,8 @@ def _combiner(shape: Node) -> Callable[[list[Tri]], Tri]:
     first (one `itemgetter`, or a slice when they are contiguous) and then its subgroups'.
     """
     if shape.kind == "leaf":
-        index = shape.index
-        return lambda r: r[index]
+        leaf: Callable[[list[Tri]], Tri] = operator.itemgetter(shape.index)
+        return leaf
     if shape.kind == "not":
         inner = _combiner(shape.children[0])
         return lambda r: negate(inner(r))
@@ -462,15 +524,12 @@ def _combiner(shape: Node) -> Callable[[list[Tri]], Tri]:
 
 
 def _picker(indexes: list[int]) -> Callable[[list[Tri]], Sequence[Tri]]:
-    """A closure reading the results at `indexes` from a result list, as a sequence."""
+    """A C-level `itemgetter` reading the results at `indexes` from a result list, as a
+    sequence (a slice when they are contiguous, as a one-index one is)."""
     if not indexes:
         return lambda r: ()
     if indexes == list(range(indexes[0], indexes[0] + len(indexes))):
-        start, stop = indexes[0], indexes[0] + len(indexes)
-        return lambda r: r[start:stop]
-    if len(indexes) == 1:
-        index = indexes[0]
-        return lambda r: (r[index],)
+        return operator.itemgetter(slice(indexes[0], indexes[0] + len(indexes)))
     pick: Callable[[list[Tri]], Sequence[Tri]] = operator.itemgetter(*indexes)
     return pick
 

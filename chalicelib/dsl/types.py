@@ -7,7 +7,7 @@ Quantities are converted to their base unit when compiled, so `4 weeks` is 28 da
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 # unit -> (dimension, factor to the dimension's base unit)
@@ -46,6 +46,16 @@ class VType:
     scale: float = 1
     values: tuple[str, ...] = ()
     integer: bool = False
+    # The class a given value of this type has when it is taken as it is (`bool` for yes/no,
+    # `int` for an integer, `str` for an enum, one of `values`); None when every value is
+    # checked and converted. Derived from the fields above, so not compared.
+    exact: type | None = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        exact = {"bool": bool, "enum": str}.get(self.kind)
+        if self.kind == "number" and self.integer:
+            exact = int
+        object.__setattr__(self, "exact", exact)
 
     def describe(self) -> str:
         """Return the type as a policy author would say it."""

@@ -7,7 +7,7 @@ only the decision store can give.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from chalicelib.dsl.kleene import Tri
@@ -39,11 +39,22 @@ utc_seconds = _SecondText()
 
 @dataclass(frozen=True)
 class ClauseSource:
-    """Where a reason comes from: the rule or policy, the clause text, and `file:line`."""
+    """Where a reason comes from: the rule or policy, the clause text, and `file:line`.
+
+    `rendered` holds, for each result (True, False, None), the reason as the response lists
+    it, built once: a decision's reasons are copies of these, not built field by field.
+    """
 
     rule: str
     clause: str
     at: str
+    rendered: dict[Tri, dict[str, Any]] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rendered", {
+            result: {"rule": self.rule, "clause": self.clause, "result": result, "at": self.at}
+            for result in (True, False, None)
+        })
 
 
 @dataclass(frozen=True)
@@ -127,10 +138,7 @@ class Decision(NamedTuple):
 
     def reason_dicts(self) -> list[dict[str, Any]]:
         """Return the reasons as the response lists them."""
-        return [
-            {"rule": src.rule, "clause": src.clause, "result": result, "at": src.at}
-            for src, result in self.reasons
-        ]
+        return [src.rendered[result].copy() for src, result in self.reasons]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the response JSON of design section 4, minus id, version and recorded."""

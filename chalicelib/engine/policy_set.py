@@ -20,7 +20,7 @@ from chalicelib.dsl import ast
 from chalicelib.dsl.ast import Selector
 from chalicelib.dsl.checker import CheckedPack
 from chalicelib.dsl.codesets import CodeSet
-from chalicelib.dsl.compiler import Compiler, Evaluator
+from chalicelib.dsl.compiler import CompiledCondition, Compiler, Evaluator
 from chalicelib.dsl.kleene import Tri
 from chalicelib.dsl.outcomes import Commissioner, Eligibility
 from chalicelib.dsl.typecheck import list_keys
@@ -56,7 +56,10 @@ _CODE_FIELDS = slice(_FIRST, _FIRST + len(_CodeLists._fields))
 if tuple(Activity._fields)[_FIRST:_FIRST + len(_CodeLists._fields)] != _CodeLists._fields:
     raise ImportError("Activity's code list fields are no longer adjacent, in _CodeLists order")
 _code_key: Callable[[Activity], tuple[Any, ...]] = operator.itemgetter(_CODE_FIELDS)
+# A condition's sources and results are built from the same leaves, so they are zipped
+# without `strict` (its length check costs more than the zip on every decision).
 Reasons = list[tuple[ClauseSource, Tri]]
+Explain = Callable[[Activity], tuple[Tri, list[Tri]]]  # a condition's `evaluate`
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,10 @@ class CodeIndex:
         # of those conditions that are code tests only (a candidate passed every one).
         self.code_tests: dict[int, tuple[Callable[[Activity], Tri], ...]] = {}
         self.settled: dict[int, tuple[Tri, ...]] = {}
+        # Position -> the items of its `all` group that are code tests, when it has others too:
+        # a candidate passed them, so only the others need evaluating (`assuming`).
+        self.partly_settled: dict[int, frozenset[int]] = {}
+        self.assumed: dict[int, Explain] = {}  # filled by `assume`
         tests_of = Compiler({}, codesets).leaf  # code tests read no fact: no types needed
         for position, condition in enumerate(conditions):
             tests = [] if condition is None else self._tests(condition, codesets)
@@ -133,8 +140,13 @@ class CodeIndex:
                 self.unindexed.append(position)
                 continue
             self.code_tests[position] = tuple(tests_of(leaf) for _, _, leaf in tests)
-            if len(tests) == len(_conjuncts(condition)):
+            conjuncts = _conjuncts(condition)
+            if len(tests) == len(conjuncts):
                 self.settled[position] = (True,) * len(tests)
+            else:
+                self.partly_settled[position] = frozenset(
+                    i for i, item in enumerate(conjuncts)
+                    if any(item is leaf for _, _, leaf in tests))
             dimension, keys, _ = min(tests, key=lambda test: len(test[1]))
             for k in keys:
                 self.index[dimension][k].append(position)
@@ -175,9 +187,21 @@ class CodeIndex:
                 tests.append((dimension, list_keys(dimension, leaf.items)[1], leaf))
         return tests
 
+    def assume(self, conditions: Sequence[Evaluator | None]) -> None:
+        """Fill `assumed` from the compiled `conditions` (in position order): for each partly
+        settled one, the `evaluate` of its other items only, its code tests taken as true."""
+        for position, items in self.partly_settled.items():
+            condition = conditions[position]
+            if isinstance(condition, CompiledCondition):
+                self.assumed[position] = condition.assuming(items).evaluate
+
     def candidates(self, activity: Activity) -> tuple[int, ...]:
         """Positions (rank order) of the rules the activity's codes can reach."""
         return self._reach(_code_key(activity))
+
+    def reach(self, code_key: tuple[Any, ...]) -> tuple[int, ...]:
+        """`candidates` of an activity whose code lists are `code_key` (`_code_key`)."""
+        return self._reach(code_key)
 
     def _reach_uncached(self, key: tuple[Any, ...]) -> tuple[int, ...]:
         lists = _CodeLists._make(key)
@@ -216,6 +240,7 @@ class RuleIndex(CodeIndex):
     def __init__(self, rules: list[CompiledRule], codesets: dict[str, CodeSet]) -> None:
         self.rules = rules
         super().__init__([r.decl.when for r in rules], codesets, self.DIMENSIONS)
+        self.assume([r.condition for r in rules])
 
 
 # Policies are filed only under coded lists: a list test is never unknown, so a policy its
@@ -253,8 +278,9 @@ class PolicySet:
             ranked = sorted(governed + any_line, key=lambda p: (p.decl.rank, p.decl.id, p.start))
             self.by_line[line] = ranked
             if ranked:
-                self.policy_index[line] = CodeIndex([p.decl.applies for p in ranked],
-                                                    checked.codesets, POLICY_DIMENSIONS)
+                index = self.policy_index[line] = CodeIndex(
+                    [p.decl.applies for p in ranked], checked.codesets, POLICY_DIMENSIONS)
+                index.assume([p.applies for p in ranked])
         # Everything a decision looks up about the line its rule names, in one place.
         self._line_plans = {line: self._line_plan(line) for line in checked.line_service}
 
@@ -301,7 +327,9 @@ class PolicySet:
 
     def decide(self, request: Any) -> Decision:
         """Decide a request given as JSON data; raises `RequestError` or `NotCoveredError`."""
-        return self.decide_activity(self.parse(request))
+        checked = self.checked
+        return self.decide_activity(
+            parse_request(request, checked.fact_types, checked.attestations)[1])
 
     def decide_activity(self, activity: Activity) -> Decision:
         """Decide an already validated activity."""
@@ -311,13 +339,17 @@ class PolicySet:
                 f"covers decisions from {self.covers_from.isoformat()}"
             )
         reasons: Reasons = []
-        rule = self._identify(activity, reasons)
+        codes = _code_key(activity)  # both indexes look the code lists up
+        rule = self._identify(activity, codes, reasons)
         if rule is None:
             return self._decision(Commissioner.ICB_CORE, None, None, Eligibility.NOT_APPLICABLE,
                                   None, (), reasons)
-        plan = self._line_plans[rule.decl.line]
-        commissioner, entry = self._commissioner(plan.service, activity, reasons)
-        policy, undecided = self._select_policy(rule.decl.line, activity, reasons)
+        line = rule.decl.line
+        plan = self._line_plans[line]
+        commissioner, entry, reason = self._in_force(plan.service.id, activity.date,
+                                                     activity.region, activity.icb)
+        reasons.append(reason)
+        policy, undecided = self._select_policy(line, activity, codes, reasons)
         provenance = self.provenance.rests_on(
             rule.decl, plan.service, plan.line, entry, policy.decl if policy else None
         )
@@ -343,56 +375,41 @@ class PolicySet:
         reasons: Reasons,
         provenance: tuple[ProvenanceItem, ...] = (),
     ) -> Decision:
-        return Decision(
-            self.version,
-            self.digest,
-            commissioner,
-            service,
-            policy,
-            eligibility,
-            route,
-            tuple(missing),
-            tuple(reasons),
-            self.clock(),
-            provenance,
-        )
+        # `tuple.__new__` builds the NamedTuple at C speed from every field, in field order
+        # (its generated `__new__` is Python; every decision pays for it).
+        return _new_tuple(Decision, (
+            self.version,  # policy_set_version
+            self.digest,  # policy_set_digest
+            commissioner,  # commissioner
+            service,  # service
+            policy,  # policy
+            eligibility,  # eligibility
+            route,  # route
+            tuple(missing),  # missing
+            tuple(reasons),  # reasons
+            self.clock(),  # evaluated_at
+            provenance,  # provenance
+        ))
 
-    def _identify(self, activity: Activity, reasons: Reasons) -> CompiledRule | None:
+    def _identify(self, activity: Activity, codes: tuple[Any, ...],
+                  reasons: Reasons) -> CompiledRule | None:
         index = self.rule_index
-        rules, settled = index.rules, index.settled
-        for position in index.candidates(activity):
+        rules, settled, assumed = index.rules, index.settled, index.assumed
+        for position in index.reach(codes):
             rule = rules[position]
             # Candidates come from the code index and mostly match, so each is evaluated
             # clause by clause at once: the winner's results are its reasons.
             known = settled.get(position)
             if known is not None:
-                reasons.extend(zip(rule.sources, known, strict=True))
+                reasons.extend(zip(rule.sources, known, strict=False))
                 return rule
-            value, results = rule.condition.evaluate(activity)
+            evaluate = assumed.get(position) or rule.condition.evaluate
+            value, results = evaluate(activity)
             if value is True:
-                reasons.extend(zip(rule.sources, results, strict=True))
+                reasons.extend(zip(rule.sources, results, strict=False))
                 return rule
-        reasons.append(
-            (
-                ClauseSource(
-                    "identification",
-                    "no identification rule matches the activity: "
-                    "not a prescribed specialised service",
-                    "",
-                ),
-                False,
-            )
-        )
+        reasons.append(_NO_RULE)
         return None
-
-    def _commissioner(
-        self, service: ast.ServiceDecl, activity: Activity, reasons: Reasons
-    ) -> tuple[Commissioner, ast.CommissionerEntry | None]:
-        """The commissioner in force and the entry that says so (None: no entry in force)."""
-        commissioner, entry, reason = self._in_force(service.id, activity.date, activity.region,
-                                                     activity.icb)
-        reasons.append(reason)
-        return commissioner, entry
 
     def _in_force_uncached(
         self, service_id: str, date: dt.date, region: str | None, icb: str | None
@@ -422,7 +439,7 @@ class PolicySet:
         return best
 
     def _select_policy(
-        self, line: str, activity: Activity, reasons: Reasons
+        self, line: str, activity: Activity, codes: tuple[Any, ...], reasons: Reasons
     ) -> tuple[CompiledPolicy | None, list[str]]:
         """The first policy (by rank) in force whose applicability holds.
 
@@ -433,9 +450,9 @@ class PolicySet:
         index = self.policy_index.get(line)
         if index is None:
             return None, []
-        ranked, settled = self.by_line[line], index.settled
+        ranked, settled, assumed = self.by_line[line], index.settled, index.assumed
         date = activity.date
-        for position in index.candidates(activity):
+        for position in index.reach(codes):
             policy = ranked[position]
             if not policy.start <= date <= policy.end:
                 continue
@@ -443,12 +460,13 @@ class PolicySet:
                 return policy, []
             known = settled.get(position)
             if known is not None:
-                reasons.extend(zip(policy.applies_sources, known, strict=True))
+                reasons.extend(zip(policy.applies_sources, known, strict=False))
                 return policy, []
-            applies, results = policy.applies.evaluate(activity)  # candidates mostly apply
+            evaluate = assumed.get(position) or policy.applies.evaluate
+            applies, results = evaluate(activity)  # candidates mostly apply
             if applies is False:
                 continue
-            reasons.extend(zip(policy.applies_sources, results, strict=True))
+            reasons.extend(zip(policy.applies_sources, results, strict=False))
             if applies is True:
                 return policy, []
             return policy, policy.applies.missing(activity, results)
@@ -460,7 +478,7 @@ class PolicySet:
         if policy.criteria is None:
             return *policy.met, []
         value, results = policy.criteria.evaluate(activity)
-        reasons.extend(zip(policy.criteria_sources, results, strict=True))
+        reasons.extend(zip(policy.criteria_sources, results, strict=False))
         if value is True:
             return *policy.met, []
         if value is False:
@@ -488,6 +506,14 @@ class PolicySet:
 
 
 _COMMISSIONERS = {c.value: c for c in Commissioner}
+_new_tuple = tuple.__new__
+# The reason of an activity no identification rule matches (built once: a source renders its
+# reasons when built).
+_NO_RULE: tuple[ClauseSource, Tri] = (
+    ClauseSource("identification", "no identification rule matches the activity: "
+                 "not a prescribed specialised service", ""),
+    False,
+)
 
 
 def _outcome(outcome: ast.Outcome | None, default: Eligibility) -> tuple[Eligibility, str | None]:

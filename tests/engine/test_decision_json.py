@@ -1,10 +1,12 @@
-"""`Decision.to_dict`'s time: UTC, to the second, whatever zone the clock gives."""
+"""`Decision.to_dict`: its time (UTC, to the second, whatever zone the clock gives) and its
+reasons (fresh dicts a caller may change)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from chalicelib.engine.decision import utc_seconds
+from chalicelib.dsl.outcomes import Commissioner, Eligibility
+from chalicelib.engine.decision import ClauseSource, Decision, utc_seconds
 
 
 def test_moments_in_one_second_share_the_text_and_the_next_second_does_not() -> None:
@@ -20,3 +22,18 @@ def test_other_zones_and_the_far_past_are_written_in_utc() -> None:
         "2025-06-01T10:00:00Z"
     assert utc_seconds(dt.datetime(1960, 1, 1, 0, 0, 0, 500_000, tzinfo=dt.UTC)) == \
         "1960-01-01T00:00:00Z"
+
+
+def test_reasons_are_fresh_dicts_of_their_clause_and_result() -> None:
+    source = ClauseSource("R", "age >= 18", "t.pss:3")
+    assert source == ClauseSource("R", "age >= 18", "t.pss:3")  # the rendered forms are derived
+    decision = Decision("v", "sha256:x", Commissioner.ICB_CORE, None, None,
+                        Eligibility.NOT_APPLICABLE, None, (),
+                        ((source, True), (source, None), (source, False)),
+                        dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
+    first = decision.to_dict()["reasons"]
+    assert first == [{"rule": "R", "clause": "age >= 18", "result": result, "at": "t.pss:3"}
+                     for result in (True, None, False)]
+    assert [list(r) for r in first] == [["rule", "clause", "result", "at"]] * 3  # key order
+    first[0]["result"] = "changed by a caller"
+    assert decision.to_dict()["reasons"][0]["result"] is True

@@ -63,3 +63,11 @@ def test_indexed_rules_decide_as_a_scan_does() -> None:
     assert any(len(tests) > 1 for i in indexes for tests in i.code_tests.values())
     assert indexed.rule_index.settled
     assert any(index.settled for index in indexed.policy_index.values())
+
+
+def test_partly_settled_conditions_are_in_the_pack() -> None:
+    # Code tests with other items: only the other items are evaluated for a candidate
+    # (`CodeIndex.assumed`); the two scan tests above then prove that answers as a scan does.
+    pack = load_policy_set(POLICIES, clock=fixed_clock)
+    assert pack.rule_index.assumed
+    assert any(index.assumed for index in pack.policy_index.values())
