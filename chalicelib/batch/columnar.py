@@ -880,8 +880,8 @@ class ColumnarPack:
 
     def _line(self, code: str) -> _Line:
         service = self.policy_set.checked.line_service[code]
-        # Best first, the order `PolicySet._entry_in_force_uncached` prefers: latest start, then scoped;
-        # among equals the first written (a stable sort).
+        # Best first, the order `PolicySet._entry_in_force_uncached` prefers: latest start,
+        # then scoped; among equals the first written (a stable sort).
         entries = _stable_desc(service.commissioners)
         policies = []
         compiler = _ConditionCompiler(self.policy_set.checked.codesets, self.policy_set.compiler,
