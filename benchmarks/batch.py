@@ -63,6 +63,15 @@ def bare_csv(source: Path, target: Path) -> float:
     return time.perf_counter() - start
 
 
+def bare_parquet(source: Path, target: Path) -> float:
+    """Seconds for pyarrow to read a Parquet file and write the same table back."""
+    import pyarrow.parquet as pq
+
+    start = time.perf_counter()
+    pq.write_table(pq.read_table(source), target)
+    return time.perf_counter() - start
+
+
 def _head(source: Path, target: Path, rows: int) -> None:
     """The header and first `rows` data lines of a CSV."""
     with source.open("rb") as src, target.open("wb") as out:
@@ -84,6 +93,11 @@ def formats(work: Path, source: Path, args: argparse.Namespace) -> Path:
     # neighbours (one run, same machine: 0.68x, then 0.85x).
     bare = min(bare_csv(source, work / "bare.csv") for _ in range(args.repeat))
     print(f"bare CSV read+write: {bare:6.2f} s  ({args.rows / bare:,.0f} rows/s)  [{_load()}]")
+    # What any Parquet-in, Parquet-out job pays before deciding anything: pyarrow reading the
+    # input and writing it back unchanged (all threads), as a share of the bare CSV copy.
+    floor = min(bare_parquet(parquet, work / "bare.parquet") for _ in range(args.repeat))
+    print(f"bare Parquet read+write (pyarrow, no classification): {floor:6.2f} s = "
+          f"{floor / bare:.2f}x the bare CSV copy  [{_load()}]")
     pol = ["--policies", args.policies]
     for label, src, small, out, target in (
         ("CSV in and out", source, small_csv, "out.csv", 0.75),
