@@ -283,16 +283,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `pss`."""
+    """Entry point of `pss`; Ctrl-C ends any command with one line and exit 130, not a
+    traceback (a command writes its outputs only when complete, so none is left half-made)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    # These commands parse their own options (argparse's REMAINDER would refuse a leading
-    # `--rows`), so they are handed everything after their name.
-    if arguments and arguments[0] in _DELEGATED:
-        return _DELEGATED[arguments[0]](argparse.Namespace(rest=arguments[1:]))
-    args = build_parser().parse_args(arguments)
-    code: int = args.func(args)
-    return code
+    try:
+        # These commands parse their own options (argparse's REMAINDER would refuse a leading
+        # `--rows`), so they are handed everything after their name.
+        if arguments and arguments[0] in _DELEGATED:
+            return _DELEGATED[arguments[0]](argparse.Namespace(rest=arguments[1:]))
+        args = build_parser().parse_args(arguments)
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        print("pss: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -375,8 +375,26 @@ def write_pieces(
     rej_schema = pa.schema([pa.field(c, pa.string()) for c in REJECT_COLUMNS] + list(schema))
     # `verified` is a boolean in Parquet (true/false text in CSV).
     verified = len(names) + RESULT_COLUMNS.index("verified")
-    out_writer = Writer(output, kinds[1], booleans=(verified,))
-    rej_writer = Writer(rejects, kinds[2])
+    # Both files are written under temporary names beside their targets and renamed only
+    # once complete: a run stopped part-way (Ctrl-C, a bad block, a full disk) leaves no
+    # half-written file that looks like a result, and an earlier result stays as it was.
+    partial = {target: target.with_name(f".{target.name}.partial-{os.getpid()}")
+               for target in (output, rejects)}
+    out_writer = Writer(partial[output], kinds[1], booleans=(verified,))
+    rej_writer = Writer(partial[rejects], kinds[2])
+    try:
+        _write_all(pieces, names, out_writer, rej_writer, summary, progress)
+        out_writer.close(out_schema)
+        rej_writer.close(rej_schema)
+        for target, written in partial.items():
+            written.replace(target)
+    finally:
+        for written in partial.values():
+            written.unlink(missing_ok=True)
+
+
+def _write_all(pieces: Iterator[Piece], names: list[str], out_writer: Writer,
+               rej_writer: Writer, summary: Summary, progress: Progress | None) -> None:
     for piece in pieces:
         for writer, data, columns in (
             (out_writer, piece.out, [*names, *RESULT_COLUMNS]),
@@ -399,8 +417,6 @@ def write_pieces(
             progress.update(piece.rows, piece.size)
     if progress is not None:
         progress.close()
-    out_writer.close(out_schema)
-    rej_writer.close(rej_schema)
 
 
 __all__ = ["Job", "Piece", "classify_files", "encode_piece", "split_decided", "write_pieces"]

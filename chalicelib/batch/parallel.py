@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Protocol, TypeVar
@@ -83,6 +84,13 @@ def run_blocks(
     return run_ordered(_numbered(blocks, first_line), job, workers)
 
 
+def _leave_ctrl_c_to_the_parent() -> None:
+    """Workers ignore SIGINT: Ctrl-C reaches the whole process group, and the parent alone
+    stops the run (leaving the pool terminates them) with one line instead of a traceback
+    from every worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_ordered(
     items: Iterator[tuple[T, int]], job: Callable[[T, int], R], workers: int
 ) -> Iterator[R]:
@@ -98,7 +106,7 @@ def run_ordered(
     gc.freeze()
     context = multiprocessing.get_context("fork")
     pending: deque[multiprocessing.pool.AsyncResult[R]] = deque()
-    with context.Pool(workers) as pool:
+    with context.Pool(workers, initializer=_leave_ctrl_c_to_the_parent) as pool:
         for item, number in items:
             pending.append(pool.apply_async(_call, (item, number)))  # type: ignore[arg-type]
             if len(pending) > 2 * workers:
