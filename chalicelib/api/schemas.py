@@ -93,6 +93,11 @@ class ProvenanceOut(BaseModel):
     id: str
     source: list[str] = Field(description="public web addresses the item rests on")
     verified: bool = Field(description="false when the item has no source or is marked unverified")
+    # A default, not required: decisions recorded before the field existed read back too.
+    unverified_reasons: list[str] = Field(
+        default_factory=list,
+        description="why the pack marks the item unverified, in its own words (empty when "
+                    "nothing marks it so; always present in new answers)")
 
 
 class DecisionOut(BaseModel):

@@ -93,21 +93,25 @@ class PolicyInfo:
 
 @dataclass(frozen=True)
 class ProvenanceItem:
-    """A pack item an answer rests on: its kind, id, public sources and whether it is verified.
+    """A pack item an answer rests on: its kind, id, public sources, whether it is verified,
+    and why the pack doubts it.
 
     `kind` is rule, service, line, commissioner or policy; verified means the item cites a
-    source and nothing in the pack marks it unverified (see `dsl.provenance`).
+    source and nothing in the pack marks it unverified (see `dsl.provenance`). `unverified`
+    holds the pack's own `unverified "..."` reasons, so that a clinical safety officer reading
+    one decision sees why it rests on a guess without opening the pack.
     """
 
     kind: str
     id: str
     source: tuple[str, ...]
     verified: bool
+    unverified: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return one entry of the response's `provenance` list."""
         return {"kind": self.kind, "id": self.id, "source": list(self.source),
-                "verified": self.verified}
+                "verified": self.verified, "unverified_reasons": list(self.unverified)}
 
 
 class Decision(NamedTuple):

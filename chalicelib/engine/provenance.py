@@ -16,7 +16,8 @@ from chalicelib.engine.decision import ProvenanceItem
 
 
 def _item(kind: str, item_id: str, provenance: ast.Provenance) -> ProvenanceItem:
-    return ProvenanceItem(kind, item_id, provenance.sources, provenance.verified)
+    return ProvenanceItem(kind, item_id, provenance.sources, provenance.verified,
+                          provenance.unverified)
 
 
 class ProvenanceIndex:

@@ -102,7 +102,12 @@ function provenance(d) {
     el("span", { class: "kind" }, KINDS[item.kind] ?? item.kind), " ", el("code", {}, item.id),
     el("span", { class: "sources" }, item.source.length
       ? item.source.map((source) => sourceLink(source))
-      : el("span", { class: "nosrc" }, "no source given")))))
+      : el("span", { class: "nosrc" }, "no source given")),
+    // The pack's own words for why it doubts the item (text, never markup).
+    (item.unverified_reasons ?? []).length
+      ? el("ul", { class: "why", "aria-label": "why it is unverified" },
+        item.unverified_reasons.map((reason) => el("li", {}, reason)))
+      : null)))
       : null);
 }
 

@@ -58,6 +58,7 @@ def test_openapi_documents_provenance() -> None:
     assert decision["properties"]["provenance"]["items"] == {"$ref": "#/components/schemas/ProvenanceOut"}
     item = schemas["ProvenanceOut"]
     assert set(item["required"]) == {"kind", "id", "source", "verified"}
+    assert item["properties"]["unverified_reasons"]["type"] == "array"
     assert item["properties"]["kind"]["enum"] == ["rule", "service", "line", "commissioner", "policy"]
 
 
@@ -78,3 +79,25 @@ def test_openapi_documents_the_service_registry() -> None:
     services = schemas["PolicySetOut"]["properties"]["services"]
     assert services["items"] == {"$ref": "#/components/schemas/ServiceEntryOut"}
     assert {"id", "name", "lines", "source", "verified"} <= set(schemas["ServiceEntryOut"]["required"])
+
+
+def test_each_unverified_item_says_why_in_the_packs_words(
+    make_client: Callable[..., Client],
+) -> None:
+    client = make_client(InMemoryDecisionStore(), policy_set=build(PACK))
+    body = _post(client, VALVE).json_body
+    reasons = {p["kind"]: p["unverified_reasons"] for p in body["provenance"]}
+    assert reasons["rule"] == ["guessed from the code"]
+    assert reasons["line"] == ["no source names this code"]
+    assert all(not p["unverified_reasons"] for p in body["provenance"] if p["verified"])
+
+
+def test_a_decision_recorded_before_reasons_existed_reads_back_with_none() -> None:
+    made = DecisionOut.model_validate({
+        "decision_id": None, "version": None, "recorded": False,
+        "policy_set": {"version": "1", "digest": "sha256:x"}, "commissioner": "icb_core",
+        "service": None, "policy": None, "eligibility": "not_applicable", "route": None,
+        "missing": [], "reasons": [], "evaluated_at": "2025-06-01T00:00:00Z",
+        "provenance": [{"kind": "rule", "id": "r", "source": [], "verified": False}],
+        "unverified": True})
+    assert made.model_dump()["provenance"][0]["unverified_reasons"] == []

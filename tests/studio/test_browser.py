@@ -244,6 +244,11 @@ def test_a_decision_shows_whether_it_rests_on_verified_sources_and_links_them(
         if not item["source"]:
             assert "no source given" in li.text
         assert ("✓" if item["verified"] else "⚠") in li.text
+        # Why the pack doubts it, in the pack's own words.
+        why = [w.text for w in li.find_elements("css selector", "ul.why > li")]
+        assert len(why) == len(item["unverified_reasons"])
+        assert all(w.endswith(r) for w, r in zip(why, item["unverified_reasons"], strict=True))
+    assert any(item["unverified_reasons"] for item in expected["provenance"])
     # The sources row sits with commissioner, service and policy, and fits the panel.
     facts = [dt.text for dt in page.all('[data-testid="decision"] dl.facts > dt')]
     assert facts[facts.index("Policy") + 1] == "Sources"
