@@ -49,9 +49,10 @@ API_KEY_FILE = "api.key"
 # What a kept API key may look like: what `secrets.token_urlsafe` makes, and nothing that
 # `PSS_API_KEYS` (`client:key,...`) would split.
 _API_KEY = re.compile(r"[A-Za-z0-9_-]{16,256}", re.ASCII)
-# `secrets.token_hex(32)` makes 64; any 32 to 256 of these is accepted, so a key an operator
-# put there on purpose keeps working.
-_PSEUDONYM_KEY = re.compile(r"[A-Za-z0-9_-]{32,256}", re.ASCII)
+# `secrets.token_hex(32)` makes 64 hex digits; any 16 to 256 printable ASCII characters but
+# spaces are accepted, so a key an operator put there on purpose (`openssl rand -base64 32`)
+# keeps working.
+_PSEUDONYM_KEY = re.compile(r"[!-~]{16,256}", re.ASCII)
 # The files `--fresh` removes: the database, SQLite's WAL companions and the keys. Nothing
 # else in the folder is touched, whatever `--data` points at.
 DATA_FILES = (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", PSEUDONYM_KEY_FILE, API_KEY_FILE)
@@ -204,9 +205,10 @@ def prepare_data(options: ServeOptions) -> str:
     if not _PSEUDONYM_KEY.fullmatch(pseudonym):
         # Never replaced: the decisions already kept hash their NHS numbers with it.
         raise StoreUnavailable(f"the pseudonym key kept in `{folder / PSEUDONYM_KEY_FILE}` is "
-                               "not one `pss serve` made (32 to 256 letters, digits, `_` or "
-                               "`-`): restore it, or start again with --fresh (which deletes "
-                               "the decisions kept there)", retry_after=60)
+                               "not one `pss serve` could use (16 to 256 printable ASCII "
+                               "characters, no spaces): restore it, or start again with "
+                               "--fresh (which deletes the decisions kept there)",
+                               retry_after=60)
     if not _API_KEY.fullmatch(kept):
         raise StoreUnavailable(f"the API key kept in `{folder / API_KEY_FILE}` is not one "
                                "`pss serve` made (16 to 256 letters, digits, `_` or `-`): "

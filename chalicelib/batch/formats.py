@@ -428,8 +428,8 @@ class Writer:
                     if not done:
                         break
                     copied += done
-            except OSError:
-                pass  # e.g. a file system that cannot: the rest by hand
+            except (OSError, AttributeError):
+                pass  # a file system that cannot, or no copy_file_range (not Linux): by hand
             if copied < size:
                 source.seek(copied)
                 shutil.copyfileobj(source, self._csv)

@@ -282,7 +282,13 @@ def classify_files(
     summary = Summary()
     spill = Path(tempfile.mkdtemp(prefix=".pss-batch-", dir=_spill_root(output))) if (
         workers > 1) else None
-    with source.open("rb") as handle:
+    try:
+        handle = source.open("rb")
+    except BaseException:
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
+        raise
+    with handle:
         try:
             plain = _identifiers(profile)
             if kinds[0] == "csv":
@@ -321,11 +327,18 @@ def classify_files(
     return summary
 
 
+# Pieces in flight: up to 2 × workers + 1 pending results of about 12 MiB each (an 8 MiB CSV
+# piece spills about 1.5 times its size), with room to spare; a container's default
+# /dev/shm (64 MiB) is too small, and then the pieces go beside the output.
+SHM_NEEDED = 1 << 30
+
+
 def _spill_root(output: Path) -> Path:
     """Where workers leave their pieces: shared memory when there is some (a few pieces of
     a few MiB in flight; no disk writes), else beside the output."""
     shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+    if (shm.is_dir() and os.access(shm, os.W_OK | os.X_OK)
+            and shutil.disk_usage(shm).free >= SHM_NEEDED):
         return shm
     return output.resolve().parent
 

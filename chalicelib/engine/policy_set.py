@@ -327,9 +327,7 @@ class PolicySet:
 
     def decide(self, request: Any) -> Decision:
         """Decide a request given as JSON data; raises `RequestError` or `NotCoveredError`."""
-        checked = self.checked
-        return self.decide_activity(
-            parse_request(request, checked.fact_types, checked.attestations)[1])
+        return self.decide_activity(self.parse(request))
 
     def decide_activity(self, activity: Activity) -> Decision:
         """Decide an already validated activity."""

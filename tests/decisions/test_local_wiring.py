@@ -98,13 +98,20 @@ def test_the_pseudonym_key_is_made_once_and_kept_private(tmp_path: Path) -> None
     assert key.read_text() == first
 
 
-@pytest.mark.parametrize("text", ["", "too-short", "é" * 40, "x" * 40 + "\x00"])
+@pytest.mark.parametrize("text", ["", "too-short", "é" * 40, "x" * 40 + "\x00", "a b" * 10])
 def test_a_kept_pseudonym_key_pss_serve_did_not_make_is_refused_not_replaced(
         tmp_path: Path, text: str) -> None:
     (tmp_path / PSEUDONYM_KEY_FILE).write_text(text, encoding="utf-8")
     with pytest.raises(StoreUnavailable, match="restore it, or start again with --fresh"):
         prepare_data(_options(tmp_path, fresh=False, api_key=None))
     assert (tmp_path / PSEUDONYM_KEY_FILE).read_text(encoding="utf-8") == text
+
+
+def test_an_operators_base64_pseudonym_key_is_kept_and_used(tmp_path: Path) -> None:
+    key = "q8Jx0ZkR2y+5/vB7mT9wLh3nD6sF1cA4eG8iK0oP2uQ="  # openssl rand -base64 32
+    (tmp_path / PSEUDONYM_KEY_FILE).write_text(key, encoding="ascii")
+    prepare_data(_options(tmp_path, fresh=False, api_key=None))
+    assert (tmp_path / PSEUDONYM_KEY_FILE).read_text(encoding="ascii") == key
 
 
 def test_fresh_deletes_the_stores_files_and_nothing_else(tmp_path: Path) -> None:
