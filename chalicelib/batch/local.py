@@ -282,14 +282,9 @@ def classify_files(
     summary = Summary()
     spill = Path(tempfile.mkdtemp(prefix=".pss-batch-", dir=_spill_root(output))) if (
         workers > 1) else None
+    # One clean-up for the spill folder, whether the input fails to open or the run stops.
     try:
-        handle = source.open("rb")
-    except BaseException:
-        if spill is not None:
-            shutil.rmtree(spill, ignore_errors=True)
-        raise
-    with handle:
-        try:
+        with source.open("rb") as handle:
             plain = _identifiers(profile)
             if kinds[0] == "csv":
                 header, blocks = open_csv(handle)
@@ -318,11 +313,11 @@ def classify_files(
 
                 pieces = run_ordered(iter(row_group_starts(meta)), groups, workers)
             write_pieces(pieces, schema, output, rejects, kinds, summary, progress)
-        except FormatError as exc:
-            raise InputError(str(exc)) from None
-        finally:
-            if spill is not None:
-                shutil.rmtree(spill, ignore_errors=True)
+    except FormatError as exc:
+        raise InputError(str(exc)) from None
+    finally:
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
     summary.seconds = clock() - start
     return summary
 
