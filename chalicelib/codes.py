@@ -25,11 +25,14 @@ _SPACES = re.compile(r"\s+")
 HIERARCHICAL = frozenset({"icd10", "opcs4"})
 
 
-# Requests repeat a small set of codes; remembering the last few tens of thousands saves the
-# regular expressions on every decision, in bounded memory.
-@lru_cache(maxsize=1 << 16)
 def normalise(system: str, raw: str) -> str | None:
     """Return the canonical form of `raw` in `system`, or None when it is not well formed."""
+    if len(raw) > _REMEMBERED_LENGTH:
+        return _normalise(system, raw)
+    return _remembered(system, raw)
+
+
+def _normalise(system: str, raw: str) -> str | None:
     if system in HIERARCHICAL:
         code = _SEPARATORS.sub("", raw).upper()
     elif system == "drug":
@@ -37,6 +40,15 @@ def normalise(system: str, raw: str) -> str | None:
     else:
         code = raw.strip().upper()
     return code if _PATTERNS[system].fullmatch(code) else None
+
+
+# Requests repeat a small set of codes; remembering the last few tens of thousands saves the
+# regular expressions on every decision. Only texts as short as a real code (a drug name is
+# at most 80 characters) are remembered, so the memory stays bounded (under 10 MiB) however
+# long the garbage a caller sends: a 256 KiB body of one long "drug" after another would
+# otherwise keep gigabytes alive.
+_REMEMBERED_LENGTH = 96
+_remembered = lru_cache(maxsize=1 << 16)(_normalise)
 
 
 def display(system: str, code: str) -> str:

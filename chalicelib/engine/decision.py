@@ -7,6 +7,7 @@ only the decision store can give.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -37,24 +38,53 @@ class _SecondText:
 utc_seconds = _SecondText()
 
 
+class Reason(tuple[Any, ...]):
+    """One reason of a decision: the pair (`ClauseSource`, result), read as a pair, and
+    `json`, its entry in the response's `reasons` (shared: copied before it is handed out).
+
+    Each source builds its three reasons once (`ClauseSource.reasons`), so a decision lists
+    existing reasons and its response copies ready-made entries: no reason is built field by
+    field per decision.
+    """
+
+    json: dict[str, Any]
+
+    @property
+    def source(self) -> ClauseSource:
+        """Where the reason comes from."""
+        source: ClauseSource = self[0]
+        return source
+
+    @property
+    def result(self) -> Tri:
+        """The clause's value: True, False, or None for unknown."""
+        result: Tri = self[1]
+        return result
+
+
 @dataclass(frozen=True)
 class ClauseSource:
     """Where a reason comes from: the rule or policy, the clause text, and `file:line`.
 
-    `rendered` holds, for each result (True, False, None), the reason as the response lists
-    it, built once: a decision's reasons are copies of these, not built field by field.
+    `reasons` holds, for each result (True, False, None), the `Reason` a decision lists.
     """
 
     rule: str
     clause: str
     at: str
-    rendered: dict[Tri, dict[str, Any]] = field(init=False, compare=False, repr=False)
+    reasons: dict[Tri, Reason] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rendered", {
-            result: {"rule": self.rule, "clause": self.clause, "result": result, "at": self.at}
-            for result in (True, False, None)
-        })
+        reasons = {}
+        for result in (True, False, None):
+            reason = reasons[result] = Reason((self, result))
+            reason.json = {"rule": self.rule, "clause": self.clause, "result": result,
+                           "at": self.at}
+        object.__setattr__(self, "reasons", reasons)
+
+    def reason(self, result: Tri) -> Reason:
+        """The reason this clause gives when its value is `result`."""
+        return self.reasons[result]
 
 
 @dataclass(frozen=True)
@@ -67,15 +97,16 @@ class ServiceInfo:
     programme: str | None
     highly_specialised: bool
 
+    json: dict[str, Any] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "json", {
+            "id": self.id, "line": self.line, "name": self.name, "programme": self.programme,
+            "highly_specialised": self.highly_specialised})
+
     def to_dict(self) -> dict[str, Any]:
-        """Return the `service` object of the response."""
-        return {
-            "id": self.id,
-            "line": self.line,
-            "name": self.name,
-            "programme": self.programme,
-            "highly_specialised": self.highly_specialised,
-        }
+        """Return the `service` object of the response (a fresh copy of one built once)."""
+        return self.json.copy()
 
 
 @dataclass(frozen=True)
@@ -86,9 +117,15 @@ class PolicyInfo:
     version: int
     title: str
 
+    json: dict[str, Any] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "json", {"id": self.id, "version": self.version,
+                                          "title": self.title})
+
     def to_dict(self) -> dict[str, Any]:
-        """Return the `policy` object of the response."""
-        return {"id": self.id, "version": self.version, "title": self.title}
+        """Return the `policy` object of the response (a fresh copy of one built once)."""
+        return self.json.copy()
 
 
 @dataclass(frozen=True)
@@ -110,8 +147,8 @@ class ProvenanceItem:
 
     def to_dict(self) -> dict[str, Any]:
         """Return one entry of the response's `provenance` list."""
-        return {"kind": self.kind, "id": self.id, "source": list(self.source),
-                "verified": self.verified, "unverified_reasons": list(self.unverified)}
+        return {"kind": self.kind, "id": self.id, "source": [*self.source],
+                "verified": self.verified, "unverified_reasons": [*self.unverified]}
 
 
 class Decision(NamedTuple):
@@ -130,7 +167,7 @@ class Decision(NamedTuple):
     eligibility: Eligibility
     route: str | None
     missing: tuple[str, ...]
-    reasons: tuple[tuple[ClauseSource, Tri], ...]
+    reasons: tuple[Reason, ...]
     evaluated_at: dt.datetime
     # The items the answer rests on, in the order the decision used them.
     provenance: tuple[ProvenanceItem, ...] = ()
@@ -138,11 +175,11 @@ class Decision(NamedTuple):
     @property
     def unverified(self) -> bool:
         """True when any item the answer rests on is unverified."""
-        return False in [item.verified for item in self.provenance]
+        return not all(map(_VERIFIED, self.provenance))
 
     def reason_dicts(self) -> list[dict[str, Any]]:
         """Return the reasons as the response lists them."""
-        return [src.rendered[result].copy() for src, result in self.reasons]
+        return list(map(dict.copy, map(_JSON, self.reasons)))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the response JSON of design section 4, minus id, version and recorded."""
@@ -155,12 +192,16 @@ class Decision(NamedTuple):
             "policy": policy.to_dict() if policy else None,
             "eligibility": self.eligibility._value_,
             "route": self.route,
-            "missing": list(self.missing),
-            "reasons": self.reason_dicts(),
-            "provenance": [item.to_dict() for item in provenance],
-            "unverified": False in [item.verified for item in provenance],
+            "missing": [*self.missing],
+            "reasons": list(map(dict.copy, map(_JSON, self.reasons))),
+            "provenance": list(map(ProvenanceItem.to_dict, provenance)),
+            "unverified": not all(map(_VERIFIED, provenance)),
             "evaluated_at": utc_seconds(self.evaluated_at),
         }
+
+
+_JSON = operator.attrgetter("json")  # a reason's shared response entry
+_VERIFIED = operator.attrgetter("verified")
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,14 @@ def iso_date(value: Any) -> dt.date:
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str):
-        return _date_text(value)
+        return date_text(value)
     raise ValueError("must be a date written YYYY-MM-DD")
 
 
 # Requests repeat the same dates (the decision date is mostly today): each text is read once.
 @lru_cache(maxsize=1 << 14)
-def _date_text(value: str) -> dt.date:
+def date_text(value: str) -> dt.date:
+    """A `YYYY-MM-DD` text as a date; `ValueError` saying what is wrong."""
     if not ISO_DATE.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
     try:

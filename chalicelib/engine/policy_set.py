@@ -11,7 +11,7 @@ import datetime as dt
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
@@ -30,10 +30,11 @@ from chalicelib.engine.decision import (
     Decision,
     PolicyInfo,
     ProvenanceItem,
+    Reason,
     ServiceInfo,
 )
 from chalicelib.engine.provenance import ProvenanceIndex
-from chalicelib.engine.request import parse_request
+from chalicelib.engine.request import parse_activity
 from chalicelib.errors import NotCoveredError, Problem, RequestError, UnknownNameError
 
 Clock = Callable[[], dt.datetime]
@@ -58,7 +59,11 @@ if tuple(Activity._fields)[_FIRST:_FIRST + len(_CodeLists._fields)] != _CodeList
 _code_key: Callable[[Activity], tuple[Any, ...]] = operator.itemgetter(_CODE_FIELDS)
 # A condition's sources and results are built from the same leaves, so they are zipped
 # without `strict` (its length check costs more than the zip on every decision).
-Reasons = list[tuple[ClauseSource, Tri]]
+Reasons = list[Reason]
+# A clause's reasons by result (`ClauseSource.reasons`): a decision picks one per clause, at C
+# speed (`map(_PICK, tables, results)`), instead of building pairs.
+ReasonTable = dict[Tri, Reason]
+_PICK: Callable[[ReasonTable, Tri], Reason] = dict.__getitem__
 Explain = Callable[[Activity], tuple[Tri, list[Tri]]]  # a condition's `evaluate`
 
 
@@ -69,6 +74,10 @@ class CompiledRule:
     decl: ast.RuleDecl
     condition: Evaluator
     sources: tuple[ClauseSource, ...]
+    reasons: tuple[ReasonTable, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reasons", _tables(self.sources))
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,16 @@ class CompiledPolicy:
     info: PolicyInfo
     met: tuple[Eligibility, str | None]  # (eligibility, route) when the criteria hold
     not_met: tuple[Eligibility, str | None]  # ... when they do not
+    applies_reasons: tuple[ReasonTable, ...] = field(init=False, repr=False, compare=False)
+    criteria_reasons: tuple[ReasonTable, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "applies_reasons", _tables(self.applies_sources))
+        object.__setattr__(self, "criteria_reasons", _tables(self.criteria_sources))
+
+
+def _tables(sources: tuple[ClauseSource, ...]) -> tuple[ReasonTable, ...]:
+    return tuple(source.reasons for source in sources)
 
 
 def _sources(owner: str, condition: Evaluator | None) -> tuple[ClauseSource, ...]:
@@ -158,16 +177,18 @@ class CodeIndex:
             if self.index[d]
         ]
         # Activity repeats the same few code lists: each is looked up once, in bounded memory.
-        self._reach: Callable[[tuple[Any, ...]], tuple[int, ...]] = lru_cache(
+        # `reach(code_key)`: `candidates` of an activity whose code lists are `code_key`
+        # (`_code_key`), called directly (no method around it: every decision calls it twice).
+        self.reach: Callable[[tuple[Any, ...]], tuple[int, ...]] = lru_cache(
             maxsize=CACHED_LOOKUPS)(self._reach_uncached)
 
     # Pickled without the cache (a bound lru_cache does not pickle): Spark ships compiled packs.
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_reach"}
+        return {k: v for k, v in self.__dict__.items() if k != "reach"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._reach = lru_cache(maxsize=CACHED_LOOKUPS)(self._reach_uncached)
+        self.reach = lru_cache(maxsize=CACHED_LOOKUPS)(self._reach_uncached)
 
     def _tests(
         self, cond: ast.Condition, codesets: dict[str, CodeSet]
@@ -197,17 +218,13 @@ class CodeIndex:
 
     def candidates(self, activity: Activity) -> tuple[int, ...]:
         """Positions (rank order) of the rules the activity's codes can reach."""
-        return self._reach(_code_key(activity))
-
-    def reach(self, code_key: tuple[Any, ...]) -> tuple[int, ...]:
-        """`candidates` of an activity whose code lists are `code_key` (`_code_key`)."""
-        return self._reach(code_key)
+        return self.reach(_code_key(activity))
 
     def _reach_uncached(self, key: tuple[Any, ...]) -> tuple[int, ...]:
         lists = _CodeLists._make(key)
         found = set(self.unindexed)
-        for field, many, first_only, table, lengths in self._lookups:
-            value: Any = getattr(lists, field)
+        for attr, many, first_only, table, lengths in self._lookups:
+            value: Any = getattr(lists, attr)
             if not value:
                 continue
             codes: Iterable[str] = (value[:1] if first_only else value) if many else (value,)
@@ -323,7 +340,7 @@ class PolicySet:
 
     def parse(self, request: Any) -> Activity:
         """Validate a request (the JSON of `POST /v1/decisions`) into an `Activity`."""
-        return parse_request(request, self.checked.fact_types, self.checked.attestations)[1]
+        return parse_activity(request, self.checked.fact_types, self.checked.attestations)
 
     def decide(self, request: Any) -> Decision:
         """Decide a request given as JSON data; raises `RequestError` or `NotCoveredError`."""
@@ -399,27 +416,27 @@ class PolicySet:
             # clause by clause at once: the winner's results are its reasons.
             known = settled.get(position)
             if known is not None:
-                reasons.extend(zip(rule.sources, known, strict=False))
+                reasons.extend(map(_PICK, rule.reasons, known))
                 return rule
             evaluate = assumed.get(position) or rule.condition.evaluate
             value, results = evaluate(activity)
             if value is True:
-                reasons.extend(zip(rule.sources, results, strict=False))
+                reasons.extend(map(_PICK, rule.reasons, results))
                 return rule
         reasons.append(_NO_RULE)
         return None
 
     def _in_force_uncached(
         self, service_id: str, date: dt.date, region: str | None, icb: str | None
-    ) -> tuple[Commissioner, ast.CommissionerEntry | None, tuple[ClauseSource, Tri]]:
+    ) -> tuple[Commissioner, ast.CommissionerEntry | None, Reason]:
         """The commissioner, the entry in force (None: none) and the reason that says so."""
         best = self._entry_in_force_uncached(service_id, date, region, icb)
         if best is None:
             service = self.checked.services[service_id]
             text = "no commissioner in force on this date"
             return (Commissioner.ICB_CORE, None,
-                    (ClauseSource(f"service {service_id}", text, service.span.at()), False))
-        return _COMMISSIONERS[best.outcome], best, (_entry_source(service_id, best), True)
+                    ClauseSource(f"service {service_id}", text, service.span.at()).reason(False))
+        return _COMMISSIONERS[best.outcome], best, _entry_source(service_id, best).reason(True)
 
     def _entry_in_force_uncached(self, service_id: str, date: dt.date, region: str | None,
                                  icb: str | None) -> ast.CommissionerEntry | None:
@@ -458,13 +475,13 @@ class PolicySet:
                 return policy, []
             known = settled.get(position)
             if known is not None:
-                reasons.extend(zip(policy.applies_sources, known, strict=False))
+                reasons.extend(map(_PICK, policy.applies_reasons, known))
                 return policy, []
             evaluate = assumed.get(position) or policy.applies.evaluate
             applies, results = evaluate(activity)  # candidates mostly apply
             if applies is False:
                 continue
-            reasons.extend(zip(policy.applies_sources, results, strict=False))
+            reasons.extend(map(_PICK, policy.applies_reasons, results))
             if applies is True:
                 return policy, []
             return policy, policy.applies.missing(activity, results)
@@ -476,7 +493,7 @@ class PolicySet:
         if policy.criteria is None:
             return *policy.met, []
         value, results = policy.criteria.evaluate(activity)
-        reasons.extend(zip(policy.criteria_sources, results, strict=False))
+        reasons.extend(map(_PICK, policy.criteria_reasons, results))
         if value is True:
             return *policy.met, []
         if value is False:
@@ -507,11 +524,10 @@ _COMMISSIONERS = {c.value: c for c in Commissioner}
 _new_tuple = tuple.__new__
 # The reason of an activity no identification rule matches (built once: a source renders its
 # reasons when built).
-_NO_RULE: tuple[ClauseSource, Tri] = (
-    ClauseSource("identification", "no identification rule matches the activity: "
-                 "not a prescribed specialised service", ""),
-    False,
-)
+_NO_RULE: Reason = ClauseSource(
+    "identification",
+    "no identification rule matches the activity: not a prescribed specialised service", "",
+).reason(False)
 
 
 def _outcome(outcome: ast.Outcome | None, default: Eligibility) -> tuple[Eligibility, str | None]:

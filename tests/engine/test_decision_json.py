@@ -29,7 +29,7 @@ def test_reasons_are_fresh_dicts_of_their_clause_and_result() -> None:
     assert source == ClauseSource("R", "age >= 18", "t.pss:3")  # the rendered forms are derived
     decision = Decision("v", "sha256:x", Commissioner.ICB_CORE, None, None,
                         Eligibility.NOT_APPLICABLE, None, (),
-                        ((source, True), (source, None), (source, False)),
+                        tuple(source.reason(result) for result in (True, None, False)),
                         dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
     first = decision.to_dict()["reasons"]
     assert first == [{"rule": "R", "clause": "age >= 18", "result": result, "at": "t.pss:3"}
@@ -37,3 +37,6 @@ def test_reasons_are_fresh_dicts_of_their_clause_and_result() -> None:
     assert [list(r) for r in first] == [["rule", "clause", "result", "at"]] * 3  # key order
     first[0]["result"] = "changed by a caller"
     assert decision.to_dict()["reasons"][0]["result"] is True
+    # A reason reads as the pair it always was: (source, result).
+    reason = decision.reasons[1]
+    assert tuple(reason) == (source, None) and reason.source is source and reason.result is None
