@@ -15,27 +15,23 @@ from chalicelib.dsl.kleene import Tri
 from chalicelib.dsl.outcomes import Commissioner, Eligibility
 
 
-class _SecondText:
+def utc_seconds(moment: dt.datetime) -> str:
     """`2025-06-01T10:00:00Z` for a moment, formatting each second once.
 
-    Formatting a time costs more than the rest of `Decision.to_dict`; decisions made in the
-    same second share the text. Holds one (second, text) pair, replaced atomically.
+    Formatting a time costs more than building a reason; decisions made in the same second
+    share the text. `_last_second` holds one (second, text) pair, replaced atomically.
     """
-
-    def __init__(self) -> None:
-        self.last: tuple[float, str] = (-1.0, "")
-
-    def __call__(self, moment: dt.datetime) -> str:
-        second = moment.timestamp() // 1
-        last = self.last
-        if last[0] == second:
-            return last[1]
-        text = moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.last = (second, text)
-        return text
+    global _last_second
+    second = moment.timestamp() // 1
+    last = _last_second
+    if last[0] == second:
+        return last[1]
+    text = moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _last_second = (second, text)
+    return text
 
 
-utc_seconds = _SecondText()
+_last_second: tuple[float, str] = (-1.0, "")
 
 
 class Reason(tuple[Any, ...]):
