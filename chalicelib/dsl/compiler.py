@@ -88,10 +88,6 @@ class Evaluator(Protocol):
         """The inputs whose absence leaves an unknown value unknown, in clause order."""
 
 
-REMEMBERED_RESULTS = 1024  # combinations of leaf results remembered per condition
-_UNSEEN: Any = object()
-
-
 @dataclass(frozen=True)
 class CompiledCondition:
     """A condition ready to evaluate: its leaves, its shape, and closures built from them."""
@@ -102,25 +98,11 @@ class CompiledCondition:
     predicate: LeafFn  # the same answer, short-circuiting, without per-leaf results
     probe: Probe  # finds the missing inputs of an unknown answer
     fns: tuple[LeafFn, ...]  # each leaf's closure, in leaf order
-    # The value of each combination of leaf results seen, for a condition with groups inside
-    # groups (None for a flat one, whose combiner is one C-level test): the combiner is a pure
-    # function of the results, and a policy's criteria meet the same few combinations over
-    # and over, so each is combined once. Bounded (`REMEMBERED_RESULTS`).
-    remembered: dict[tuple[Tri, ...], Tri] | None = None
 
     def evaluate(self, activity: Activity) -> tuple[Tri, list[Tri]]:
         """Return the condition's value and each leaf's value."""
         results = [fn(activity) for fn in self.fns]
-        remembered = self.remembered
-        if remembered is None:
-            return self.combiner(results), results
-        key = tuple(results)
-        value = remembered.get(key, _UNSEEN)
-        if value is _UNSEEN:
-            value = self.combiner(results)
-            if len(remembered) < REMEMBERED_RESULTS:
-                remembered[key] = value
-        return value, results
+        return self.combiner(results), results
 
     def assuming(self, true_items: frozenset[int]) -> Assuming | AssumingOne:
         """This condition, an `all` group, evaluated knowing its items `true_items` are true.
@@ -260,9 +242,8 @@ class Compiler:
         leaves: list[Leaf] = []
         shape = self._shape(cond, leaves)
         fns = [leaf.fn for leaf in leaves]
-        nested = any(child.children for child in shape.children)
         return CompiledCondition(tuple(leaves), shape, _combiner(shape), _predicate(shape, fns),
-                                 _probe(shape, leaves), tuple(fns), {} if nested else None)
+                                 _probe(shape, leaves), tuple(fns))
 
     def _shape(self, cond: ast.Condition, leaves: list[Leaf]) -> Node:
         if isinstance(cond, ast.Group):

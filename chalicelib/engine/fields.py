@@ -40,14 +40,13 @@ def iso_date(value: Any) -> dt.date:
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str):
-        return date_text(value)
+        return _date_text(value)
     raise ValueError("must be a date written YYYY-MM-DD")
 
 
 # Requests repeat the same dates (the decision date is mostly today): each text is read once.
 @lru_cache(maxsize=1 << 14)
-def date_text(value: str) -> dt.date:
-    """A `YYYY-MM-DD` text as a date; `ValueError` saying what is wrong."""
+def _date_text(value: str) -> dt.date:
     if not ISO_DATE.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
     try:

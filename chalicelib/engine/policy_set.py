@@ -34,7 +34,7 @@ from chalicelib.engine.decision import (
     ServiceInfo,
 )
 from chalicelib.engine.provenance import ProvenanceIndex
-from chalicelib.engine.request import parse_activity
+from chalicelib.engine.request import parse_request
 from chalicelib.errors import NotCoveredError, Problem, RequestError, UnknownNameError
 
 Clock = Callable[[], dt.datetime]
@@ -340,7 +340,7 @@ class PolicySet:
 
     def parse(self, request: Any) -> Activity:
         """Validate a request (the JSON of `POST /v1/decisions`) into an `Activity`."""
-        return parse_activity(request, self.checked.fact_types, self.checked.attestations)
+        return parse_request(request, self.checked.fact_types, self.checked.attestations)[1]
 
     def decide(self, request: Any) -> Decision:
         """Decide a request given as JSON data; raises `RequestError` or `NotCoveredError`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -25,17 +25,15 @@ from pydantic import (
 from chalicelib.activity import Activity, age_in_months
 from chalicelib.codes import normalise
 from chalicelib.dsl.source import did_you_mean
-from chalicelib.dsl.types import REGIONS, Sex, VType
+from chalicelib.dsl.types import Sex, VType
 from chalicelib.engine.fields import (
     ICB,
     MAX_AGE,
     MAX_CODES,
     MAX_REFERRAL_ID,
     ODS,
-    SEXES,
     TREATMENT_FUNCTION,
     anchored,
-    date_text,
     iso_date,
     nhs_number_valid,
     region,
@@ -64,7 +62,8 @@ class PatientIn(BaseModel):
     )
     region: StrictStr | None = Field(default=None, description="NHS England region")
 
-    # An explicit null is no birth date, as for every other optional member.
+    # An explicit null is no birth date, as for every other optional member (the OpenAPI
+    # document says the member may be null).
     _birth = field_validator("birth_date", mode="before")(
         lambda value: None if value is None else iso_date(value))
 
@@ -130,222 +129,51 @@ def parse_request(
 ) -> tuple[DecisionRequest, Activity]:
     """Validate a request against the shape and the pack's vocabulary; build its `Activity`.
 
-    The model is kept (the API stores its inputs); `parse_activity` is the same check when
-    only the `Activity` is wanted. `age_months` is for re-deciding a recorded decision: its
-    stored inputs keep `age` in years but not the birth date, so the exact months it was
-    decided on are passed back in; they are used only when they agree with that `age`.
+    `age_months` is for re-deciding a recorded decision: its stored inputs keep `age` in
+    years but not the birth date, so the exact months it was decided on are passed back in;
+    they are used only when they agree with that `age`.
     """
-    request = validate_shape(raw)
-    return request, _activity(Shape.of(request), fact_types, attestations, age_months)
-
-
-def validate_shape(raw: Any) -> DecisionRequest:
-    """The request as the model, or `RequestError` naming every field pydantic refuses."""
     if not isinstance(raw, dict):
         raise RequestError([Problem("body", "must be a JSON object")])
     try:
-        return _validate(raw)
+        request = _validate(raw)
     except ValidationError as exc:
         raise RequestError(validation_problems(exc)) from None
-
-
-def parse_activity(
-    raw: Any, fact_types: Mapping[str, VType], attestations: Mapping[str, Any] | set[str],
-) -> Activity:
-    """The `Activity` of a request (what `PolicySet.parse` answers), by the same checks as
-    `parse_request`.
-
-    A request whose every field is plainly of the model's shape (`_plain_fields`: most
-    requests) skips building the three model objects, with the same field checks
-    (`engine.fields`). Any other goes through `validate_shape`, so every refusal is
-    pydantic's, worded as the API words it; the pack's vocabulary (codes, facts,
-    attestations, age) is checked by one function either way (`_activity`).
-    """
-    plain = _plain_fields(raw)
-    if plain is None:
-        return parse_request(raw, fact_types, attestations)[1]
-    return _activity(plain, fact_types, attestations)
-
-
-class Shape(NamedTuple):
-    """What a request of the right shape says, as `_activity` reads it (from the model, or
-    straight from a plainly valid request)."""
-
-    date: dt.date
-    age: int | None
-    birth_date: dt.date | None
-    sex: str | None
-    region: str | None
-    icb: str | None
-    ods_code: str | None
-    procedures: list[str]
-    diagnoses: list[str]
-    drugs: list[str]
-    treatment_function: str | None
-    facts: dict[str, Any]
-    attestations: list[str]
-
-    @classmethod
-    def of(cls, request: DecisionRequest) -> Shape:
-        """The shape of a validated model."""
-        patient, provider = request.patient, request.provider
-        return cls(request.date, patient.age, patient.birth_date, patient.sex, patient.region,
-                   patient.icb, provider.ods_code if provider else None, request.procedures,
-                   request.diagnoses, request.drugs, request.treatment_function, request.facts,
-                   request.attestations)
-
-
-# The members each object of the request may have: the models' own fields, each checked by
-# `_plain_fields` below. A field added to a model and not to these checks would pass
-# unchecked, so the import fails until both say the same.
-_REQUEST_FIELDS = frozenset(DecisionRequest.model_fields)
-_PATIENT_FIELDS = frozenset(PatientIn.model_fields)
-_PROVIDER_FIELDS = frozenset(ProviderIn.model_fields)
-if (
-    frozenset({"referral_id", "date", "patient", "provider", "procedures", "diagnoses", "drugs",
-               "treatment_function", "facts", "attestations"}),
-    frozenset({"age", "birth_date", "sex", "nhs_number", "icb", "region"}),
-    frozenset({"ods_code"}),
-) != (_REQUEST_FIELDS, _PATIENT_FIELDS, _PROVIDER_FIELDS):
-    raise ImportError("the request models and `_plain_fields` no longer name the same fields")
-_NO_CODES: list[str] = []
-_NO_FACTS: dict[str, Any] = {}
-_REGIONS = frozenset(REGIONS)
-
-
-def _plain_fields(raw: Any) -> Shape | None:
-    """The `Shape` read straight from the request, or None when any field is not plainly
-    what the model accepts (then the model decides, and says why).
-
-    Only exact JSON types are taken (a `str`, an `int` that is not a bool, a `list` of `str`,
-    a `dict` with `str` keys), with the models' own limits and patterns from `engine.fields`:
-    whatever this accepts, the model accepts with the same values (a property test checks
-    that against the model on generated requests, valid and not).
-    """
-    if raw.__class__ is not dict or not _REQUEST_FIELDS.issuperset(raw):
-        return None
-    get = raw.get
-    date, patient, provider = get("date"), get("patient"), get("provider")
-    if date.__class__ is not str or patient.__class__ is not dict:
-        return None
-    try:
-        day = date_text(date)
-    except ValueError:
-        return None
-    person = _plain_patient(patient)
-    ods = None if provider is None else _plain_provider(provider)
-    if person is None or ods is False:
-        return None
-    referral, function = get("referral_id"), get("treatment_function")
-    if referral is not None and (referral.__class__ is not str
-                                 or len(referral) > MAX_REFERRAL_ID):
-        return None
-    if function is not None and (function.__class__ is not str
-                                 or not TREATMENT_FUNCTION.fullmatch(function)):
-        return None
-    procedures, diagnoses, drugs, attested, facts = (
-        get("procedures", _NO_CODES), get("diagnoses", _NO_CODES), get("drugs", _NO_CODES),
-        get("attestations", _NO_CODES), get("facts", _NO_FACTS))
-    # Each list is a `list` of at most MAX_CODES `str`s; the facts a `dict` keyed by `str`
-    # (a member left out is none: most requests leave most of them out).
-    if not ((procedures is _NO_CODES or _plain_list(procedures))
-            and (diagnoses is _NO_CODES or _plain_list(diagnoses))
-            and (drugs is _NO_CODES or _plain_list(drugs))
-            and (attested is _NO_CODES or _plain_list(attested))
-            and (facts is _NO_FACTS or (facts.__class__ is dict
-                                        and _ONLY_STR.issuperset(map(type, facts))))):
-        return None
-    # `tuple.__new__`: the NamedTuple at C speed, from every field in field order.
-    return _new_tuple(Shape, (day, *person, ods, procedures, diagnoses, drugs, function, facts,
-                              attested))
-
-
-def _plain_patient(patient: dict[str, Any]) -> tuple[Any, ...] | None:
-    """(age, birth date, sex, region, ICB) of a plainly valid `patient`, else None."""
-    if not _PATIENT_FIELDS.issuperset(patient):
-        return None
-    get = patient.get
-    age, born, sex, number, icb, area = (
-        get("age"), get("birth_date"), get("sex"), get("nhs_number"), get("icb"), get("region"))
-    if age is not None and (age.__class__ is not int or not 0 <= age <= MAX_AGE):
-        return None
-    if sex is not None and (sex.__class__ is not str or sex not in SEXES):
-        return None
-    if area is not None and (area.__class__ is not str or area not in _REGIONS):
-        return None
-    if icb is not None and (icb.__class__ is not str or not ICB.fullmatch(icb)):
-        return None
-    if number is not None and (number.__class__ is not str or not nhs_number_valid(
-            number.replace(" ", "").replace("-", "") if " " in number or "-" in number
-            else number)):
-        return None
-    birth_date = None
-    if born is not None:
-        if born.__class__ is not str:
-            return None
-        try:
-            birth_date = date_text(born)
-        except ValueError:
-            return None
-    return age, birth_date, sex, area, icb
-
-
-def _plain_provider(provider: Any) -> str | bool | None:
-    """The ODS code of a plainly valid `provider` (None: none given), else False."""
-    if provider.__class__ is not dict or not _PROVIDER_FIELDS.issuperset(provider):
-        return False
-    ods = provider.get("ods_code")
-    if ods is not None and (ods.__class__ is not str or not ODS.fullmatch(ods)):
-        return False
-    return ods
-
-
-def _plain_list(items: Any) -> bool:
-    """A `list` of at most `MAX_CODES` `str`s."""
-    return items.__class__ is list and (not items or (
-        len(items) <= MAX_CODES and _ONLY_STR.issuperset(map(type, items))))
-
-
-_ONLY_STR = frozenset({str})
-
-
-def _activity(
-    shape: Shape, fact_types: Mapping[str, VType], attestations: Mapping[str, Any] | set[str],
-    age_months: int | None = None,
-) -> Activity:
-    """The pack's vocabulary over a request of the right shape: its `Activity`, or
-    `RequestError` naming every code, fact, attestation or age the pack cannot take."""
-    (date, age, birth_date, sex, area, icb, ods, raw_procedures, raw_diagnoses, raw_drugs,
-     function, raw_facts, attested) = shape
     problems: list[Problem] = []
-    months = _age(age, birth_date, date, problems)
-    if age_months is not None and months is not None and age_months // 12 == months // 12:
-        months = age_months
+    age = _age(request, problems)
+    if age_months is not None and age is not None and age_months // 12 == age // 12:
+        age = age_months
     # Empty lists (most of them) and declared attestations cost no call.
-    procedures = _codes("opcs4", "procedures", raw_procedures, problems) if raw_procedures else ()
-    diagnoses = _codes("icd10", "diagnoses", raw_diagnoses, problems) if raw_diagnoses else ()
-    drugs = _codes("drug", "drugs", raw_drugs, problems) if raw_drugs else ()
-    facts = _facts(raw_facts, fact_types, problems) if raw_facts else {}
+    raw_codes = request.procedures
+    procedures = _codes("opcs4", "procedures", raw_codes, problems) if raw_codes else ()
+    raw_codes = request.diagnoses
+    diagnoses = _codes("icd10", "diagnoses", raw_codes, problems) if raw_codes else ()
+    raw_codes = request.drugs
+    drugs = _codes("drug", "drugs", raw_codes, problems) if raw_codes else ()
+    facts = _facts(request.facts, fact_types, problems) if request.facts else {}
+    attested = request.attestations
     if attested and not all(map(attestations.__contains__, attested)):
         problems += attestation_problems(attested, attestations)
     if problems:
         raise RequestError(problems)
+    patient, provider = request.patient, request.provider
     # `tuple.__new__` builds the NamedTuple at C speed from every field, in field order: its
     # generated `__new__` is Python, and from keywords twice as slow again (every request pays).
-    return _new_tuple(Activity, (
-        date,  # date
-        months,  # age_months
-        sex,  # sex
+    activity = _new_tuple(Activity, (
+        request.date,  # date
+        age,  # age_months
+        patient.sex,  # sex
         procedures,  # procedures
         diagnoses,  # diagnoses
         drugs,  # drugs
-        function,  # treatment_function
-        ods.upper() if ods else None,  # provider
-        area,  # region
-        icb,  # icb
+        request.treatment_function,  # treatment_function
+        provider.ods_code.upper() if provider and provider.ods_code else None,  # provider
+        patient.region,  # region
+        patient.icb,  # icb
         facts,  # facts
         frozenset(attested),  # attestations
     ))
+    return request, activity
 
 
 def attestation_problems(
@@ -361,29 +189,33 @@ def attestation_problems(
     return problems
 
 
-def _age(age: int | None, born: dt.date | None, date: dt.date,
-         problems: list[Problem]) -> int | None:
+def _age(request: DecisionRequest, problems: list[Problem]) -> int | None:
     """The patient's age in whole months on the decision date.
 
     From `birth_date` when given (exact); otherwise from `age` in whole years, as its first
     month (a child given as `age: 1` is taken as 12 months old).
     """
-    if born is None:
-        if age is None:
+    patient = request.patient
+    if patient.birth_date is None:
+        if patient.age is None:
             problems.append(Problem("patient", "give `age` or `birth_date`"))
             return None
-        return age * 12
-    if born > date:
+        return patient.age * 12
+    born = patient.birth_date
+    if born > request.date:
         problems.append(Problem("patient.birth_date", "is after the decision date"))
         return None
-    months = age_in_months(born, date)
+    months = age_in_months(born, request.date)
     years = months // 12
     if years > MAX_AGE:
         problems.append(Problem("patient.birth_date", f"gives an age over {MAX_AGE}"))
         return None
-    if age is not None and age != years:
+    if patient.age is not None and patient.age != years:
         problems.append(
-            Problem("patient.age", f"does not match birth_date (age {years} on {date.isoformat()})")
+            Problem(
+                "patient.age",
+                f"does not match birth_date (age {years} on {request.date.isoformat()})",
+            )
         )
     return months
 
@@ -393,6 +225,8 @@ _CODE_LABELS = {"opcs4": "OPCS-4 code", "icd10": "ICD-10 code", "drug": "drug na
 
 
 def _codes(system: str, field: str, raw: list[str], problems: list[Problem]) -> tuple[str, ...]:
+    if not raw:
+        return ()
     out = []
     for i, code in enumerate(raw):
         canonical = normalise(system, code)
@@ -463,4 +297,4 @@ def _typed(value: Any, vtype: VType) -> Any:
     return value if isinstance(value, str) and value else Problem("", "must be a string")
 
 
-__all__ = ["DecisionRequest", "Shape", "nhs_number_valid", "parse_activity", "parse_request"]
+__all__ = ["DecisionRequest", "nhs_number_valid", "parse_request"]
