@@ -50,8 +50,7 @@ from chalicelib.codes import HIERARCHICAL
 from chalicelib.dsl import ast
 from chalicelib.dsl.ast import LEAF_TYPES, Selector
 from chalicelib.dsl.codesets import CodeSet
-from chalicelib.dsl.compiler import Compiler
-from chalicelib.dsl.compiler import _in_units as in_units
+from chalicelib.dsl.compiler import Compiler, in_units
 from chalicelib.dsl.typecheck import list_keys
 from chalicelib.dsl.types import BUILTINS, REGIONS, UNITS
 from chalicelib.engine import fields as checks

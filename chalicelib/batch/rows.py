@@ -36,7 +36,7 @@ from chalicelib.dsl.types import VType
 from chalicelib.engine import fields as checks
 from chalicelib.engine.decision import Decision
 from chalicelib.engine.policy_set import PolicySet, RuleIndex
-from chalicelib.engine.request import _facts as type_facts
+from chalicelib.engine.request import typed_facts
 from chalicelib.errors import NotCoveredError, PssError, RequestError
 
 COLUMNS = (
@@ -480,7 +480,7 @@ class FastRows:
         if any(name not in self.fact_types for name in raw):
             return None  # a reject: its reason (and did-you-mean) is the reference path's
         problems: list[Any] = []
-        typed = type_facts(raw, self.fact_types, problems)
+        typed = typed_facts(raw, self.fact_types, problems)
         given = _split(attestations)
         if problems or len(given) > checks.MAX_CODES or any(
             a not in self.attestations for a in given

@@ -21,7 +21,7 @@ from typing import Any
 from chalicelib.batch.rows import RowError, parse_facts
 from chalicelib.dsl.types import BUILTINS, VType
 from chalicelib.engine import fields as checks
-from chalicelib.engine.request import _facts as type_facts
+from chalicelib.engine.request import typed_facts
 
 SAFE_NUMBER = 1 << 45
 EPOCH = dt.date(1970, 1, 1)
@@ -61,7 +61,7 @@ class Vocabulary:
         if any(name not in self.fact_types or name in BUILTINS for name in raw):
             return None
         problems: list[Any] = []
-        typed = type_facts(raw, self.fact_types, problems)
+        typed = typed_facts(raw, self.fact_types, problems)
         if problems:
             return None
         for value in typed.values():

@@ -369,7 +369,7 @@ class Compiler:
         # Fast path: a name against a literal; the threshold is converted to the name's unit.
         if isinstance(left, ast.Ref) and isinstance(right, ast.Num) and lt.kind == "number":
             getter, read_scale = self._reader(left.name)
-            threshold = _in_units(right, lt.scale, read_scale)
+            threshold = in_units(right, lt.scale, read_scale)
             name = left.name
             if name not in _BUILTIN_READERS:
                 return lambda a: None if (v := a.facts.get(name)) is None else test(v, threshold)
@@ -433,7 +433,7 @@ class Compiler:
         return lambda a: None if (x := lf(a)) is None or (y := rf(a)) is None else combine_op(x, y)
 
 
-def _in_units(num: ast.Num, scale: float, read_scale: float) -> float:
+def in_units(num: ast.Num, scale: float, read_scale: float) -> float:
     """A literal in the unit a name is read in: a bare number is in the name's own unit
     (`scale` to base), a quantity in its own; `read_scale` is what the reader gives."""
     if num.unit is None and scale == read_scale:

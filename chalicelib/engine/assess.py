@@ -17,7 +17,7 @@ from chalicelib.dsl.compiler import Compiler
 from chalicelib.dsl.printer import condition_text, value_text
 from chalicelib.dsl.types import BOOL, VType, fact_type
 from chalicelib.engine.decision import Assessment, FactorResult
-from chalicelib.engine.request import _facts
+from chalicelib.engine.request import typed_facts
 from chalicelib.errors import Problem, RequestError
 
 
@@ -29,7 +29,7 @@ def run_assessment(
         i.name: fact_type(i.type.kind, i.type.values, i.unit) for i in decl.inputs
     }
     problems: list[Problem] = []
-    facts = _facts(inputs, types, problems, where="")  # inputs sit at the top level
+    facts = typed_facts(inputs, types, problems, where="")  # inputs sit at the top level
     if problems:
         raise RequestError(problems)
     types.update({f.name: BOOL for f in decl.factors})

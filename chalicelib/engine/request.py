@@ -150,7 +150,7 @@ def parse_request(
     diagnoses = _codes("icd10", "diagnoses", raw_codes, problems) if raw_codes else ()
     raw_codes = request.drugs
     drugs = _codes("drug", "drugs", raw_codes, problems) if raw_codes else ()
-    facts = _facts(request.facts, fact_types, problems) if request.facts else {}
+    facts = typed_facts(request.facts, fact_types, problems) if request.facts else {}
     attested = request.attestations
     if attested and not all(map(attestations.__contains__, attested)):
         problems += attestation_problems(attested, attestations)
@@ -238,12 +238,15 @@ def _codes(system: str, field: str, raw: list[str], problems: list[Problem]) -> 
     return tuple(out)
 
 
-def _facts(
+def typed_facts(
     raw: Mapping[str, Any],
     fact_types: Mapping[str, VType],
     problems: list[Problem],
     where: str = "facts.",
 ) -> dict[str, Any]:
+    """The facts the pack declares, each checked against its type and converted (a date text
+    to a date, a whole decimal to an int); a problem at `{where}{name}` for each unknown name
+    or bad value. The one reading of facts: the API, assessments and `pss batch` use it."""
     facts: dict[str, Any] = {}
     for name, value in raw.items():
         vtype = fact_types.get(name)
@@ -297,4 +300,4 @@ def _typed(value: Any, vtype: VType) -> Any:
     return value if isinstance(value, str) and value else Problem("", "must be a string")
 
 
-__all__ = ["DecisionRequest", "nhs_number_valid", "parse_request"]
+__all__ = ["DecisionRequest", "nhs_number_valid", "parse_request", "typed_facts"]
