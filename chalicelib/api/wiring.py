@@ -33,7 +33,7 @@ from chalicelib.api.ids import UlidFactory
 from chalicelib.api.jwt_check import KeySet
 from chalicelib.api.logs import AccessLog, stdout_emitter
 from chalicelib.api.privacy import Pseudonymiser
-from chalicelib.api.replies import unavailable
+from chalicelib.api.replies import ApiError, unavailable
 from chalicelib.api.service import DecisionService
 from chalicelib.decisions.store import DecisionStore
 from chalicelib.errors import PolicyError
@@ -68,6 +68,7 @@ class Wiring:
         self._emit = emit
         self._given_http = http
         self._given_jwks_fetch = jwks_fetch
+        self._logged_causes: set[tuple[str, str]] = set()
 
     @cached_property
     def settings(self) -> Settings:
@@ -77,7 +78,8 @@ class Wiring:
         try:
             return Settings.from_env(self._env)
         except SettingsError as exc:
-            raise unavailable(f"the service is misconfigured: {exc}", 60, "misconfigured") from None
+            raise self._unavailable("misconfigured", "the service is misconfigured",
+                                    str(exc)) from None
 
     @cached_property
     def policy_set(self) -> PolicySet:
@@ -89,8 +91,17 @@ class Wiring:
         try:
             return load_policy_set(self.settings.policy_dir, clock=self.clock)
         except PolicyError as exc:
-            raise unavailable(f"the policy set does not load: {exc}", 60,
-                              "policy_set_unavailable") from None
+            raise self._unavailable("policy_set_unavailable", "the policy set does not load",
+                                    str(exc)) from None
+
+    def _unavailable(self, code: str, said: str, why: str) -> ApiError:
+        """The 503 for a collaborator that cannot be built. The caller learns that the
+        service is down and when to retry; why (a configuration variable's name, a pack
+        file's line) is the operator's, so it goes to the log, once per distinct cause."""
+        if (code, why) not in self._logged_causes:
+            self._logged_causes.add((code, why))
+            self.log_event("unavailable", {"code": code, "why": why})
+        return unavailable(f"{said}; the operator's log says why", 60, code)
 
     @cached_property
     def store(self) -> DecisionStore:

@@ -169,14 +169,35 @@ def test_dynamodb_errors_are_503(make_client: Any, code: str) -> None:
     assert code in error["message"]
 
 
-def test_broken_pack_is_503_not_500(make_client: Any, settings: Any, tmp_path: Any) -> None:
+def test_broken_pack_is_503_not_500(make_client: Any, settings: Any, tmp_path: Any,
+                                    log_lines: list[str]) -> None:
     from dataclasses import replace
 
     (tmp_path / "bad.pss").write_text("this is not a pack\n")
     client = make_client(None, settings=replace(settings, policy_dir=tmp_path), policy_set=None)
     assert _error(client.http.get("/v1/health"), 503)["code"] == "policy_set_unavailable"
     response = post(client, "/v1/decisions", referral())
-    assert _error(response, 503)["code"] == "policy_set_unavailable"
+    error = _error(response, 503)
+    assert error["code"] == "policy_set_unavailable"
+    # Why is the operator's: the caller is not told the pack's file and line.
+    assert "bad.pss" not in response.body.decode()
+    assert error["message"] == "the policy set does not load; the operator's log says why"
+    causes = [json.loads(line) for line in log_lines if '"unavailable"' in line]
+    assert len(causes) == 1 and "bad.pss" in causes[0]["why"]  # once, not once per request
+
+
+def test_bad_settings_are_503_naming_no_variable(make_client: Any, log_lines: list[str]) -> None:
+    from chalicelib.api import wiring
+
+    client = make_client(None, settings=None)
+    wiring.install(wiring.Wiring({"PSS_STAGE": "staging"}, emit=log_lines.append))
+    for _ in range(2):  # the health check: routes behind the authorizer answer 401 here
+        response = client.http.get("/v1/health")
+        error = _error(response, 503)
+        assert error["code"] == "misconfigured"
+        assert "PSS_" not in response.body.decode() and "staging" not in response.body.decode()
+    causes = [json.loads(line) for line in log_lines if '"unavailable"' in line]
+    assert len(causes) == 1 and "PSS_STAGE" in causes[0]["why"]
 
 
 def test_one_log_line_per_request_without_personal_data(client: Client,
