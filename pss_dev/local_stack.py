@@ -36,6 +36,8 @@ from typing import Any, TextIO
 
 from chalicelib.decisions.sqlite import SqliteDecisionStore
 from chalicelib.decisions.store import StoreUnavailable
+from chalicelib.errors import PolicyError
+from chalicelib.settings import SettingsError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 APP_NAME = "pss-rules"
@@ -160,9 +162,14 @@ def serve_main(argv: list[str], out: TextIO | None = None) -> int:
         sys.stderr.write(f"pss serve: error: cannot start on {options.host}:{options.port}: "
                          f"{exc.strerror or exc}; try --port 0 for a free port\n")
         return 2
-    except StoreUnavailable as exc:
+    except (StoreUnavailable, SettingsError) as exc:
         sys.stderr.write(f"pss serve: error: {exc}\n")
         return 2
+    except PolicyError as exc:
+        # Each problem with its file:line:col, caret and hint, as `pss check` prints them.
+        sys.stderr.write(f"{exc.rendered or exc}\npss serve: error: the policy pack does not "
+                         "compile; nothing is served\n")
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
         if store is not None:
@@ -250,9 +257,16 @@ def _configure(options: ServeOptions, api_key: str) -> SqliteDecisionStore:
         env["PSS_PUBLIC_BASE_URL"] = f"http://{options.host}:{options.port}"
     os.environ.update(env)
 
+    from chalicelib import load_policy_set
     from chalicelib.api import wiring
+    from chalicelib.settings import Settings
 
-    wiring.install(None)  # settings are read from the environment just set
+    # Read and compiled here, not on the first request, so that a bad setting or a pack that
+    # does not compile is said at start, as `pss check` says it (`serve_main`), rather than
+    # as a 503 whose cause only the log holds.
+    settings = Settings.from_env(os.environ)
+    policy_set = load_policy_set(settings.policy_dir)
+    wiring.install(wiring.Wiring(settings=settings, policy_set=policy_set))
     # Opened now, not on the first request: a damaged or newer file is reported at start.
     store = wiring.current().store
     assert isinstance(store, SqliteDecisionStore), "PSS_LOCAL_STORE selects the SQLite store"

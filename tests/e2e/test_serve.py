@@ -201,3 +201,16 @@ def test_the_command_line_entry_runs_serve() -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0
     assert "--data DIR" in done.stdout and "--fresh" in done.stdout
+
+
+def test_a_pack_that_does_not_compile_is_said_at_start_with_its_line(tmp_path: Path) -> None:
+    broken = tmp_path / "pack"
+    broken.mkdir()
+    (broken / "bad.pss").write_text("this is not a pack\n", encoding="utf-8")
+    done = subprocess.run([*SERVE, "--port", "0", "--data", str(tmp_path / "data"),
+                           "--policies", str(broken)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 1
+    assert "bad.pss:1:1: error" in done.stderr and "^^^^" in done.stderr
+    assert "does not compile; nothing is served" in done.stderr
+    assert "Traceback" not in done.stderr
