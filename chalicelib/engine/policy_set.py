@@ -57,11 +57,10 @@ _CODE_FIELDS = slice(_FIRST, _FIRST + len(_CodeLists._fields))
 if tuple(Activity._fields)[_FIRST:_FIRST + len(_CodeLists._fields)] != _CodeLists._fields:
     raise ImportError("Activity's code list fields are no longer adjacent, in _CodeLists order")
 _code_key: Callable[[Activity], tuple[Any, ...]] = operator.itemgetter(_CODE_FIELDS)
-# A condition's sources and results are built from the same leaves, so they are zipped
-# without `strict` (its length check costs more than the zip on every decision).
 Reasons = list[Reason]
 # A clause's reasons by result (`ClauseSource.reasons`): a decision picks one per clause, at C
-# speed (`map(_PICK, tables, results)`), instead of building pairs.
+# speed (`map(_PICK, tables, results)`), instead of building pairs. A condition's tables and
+# results come from the same leaves, so they are the same length: no check is paid for.
 ReasonTable = dict[Tri, Reason]
 _PICK: Callable[[ReasonTable, Tri], Reason] = dict.__getitem__
 Explain = Callable[[Activity], tuple[Tri, list[Tri]]]  # a condition's `evaluate`
