@@ -102,7 +102,12 @@ def cmd_test(args: argparse.Namespace) -> int:
     passed = sum(r.passed for r in results)
     print(f"{passed}/{len(results)} tests passed")
     if args.junit:
-        Path(args.junit).write_text(junit_xml(results), encoding="utf-8")
+        try:
+            Path(args.junit).write_text(junit_xml(results), encoding="utf-8")
+        except OSError as exc:
+            print(f"pss test: error: cannot write `{args.junit}`: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return USAGE
     if args.coverage:
         clauses = all_clauses(policy_set)
         gaps = coverage.gaps(clauses)
@@ -284,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a command whose reader went away
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,13 +300,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # These commands parse their own options (argparse's REMAINDER would refuse a leading
         # `--rows`), so they are handed everything after their name.
         if arguments and arguments[0] in _DELEGATED:
-            return _DELEGATED[arguments[0]](argparse.Namespace(rest=arguments[1:]))
-        args = build_parser().parse_args(arguments)
-        code: int = args.func(args)
+            code: int = _DELEGATED[arguments[0]](argparse.Namespace(rest=arguments[1:]))
+        else:
+            args = build_parser().parse_args(arguments)
+            code = args.func(args)
+        sys.stdout.flush()  # here, where a reader gone away is caught, not at exit
         return code
     except KeyboardInterrupt:
         print("pss: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`pss diff ... | head`): stop quietly, as `yes | head` does.
+        # Python would otherwise report the pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def parse_args(argv: Sequence[str]) -> ServeOptions:
     parser = argparse.ArgumentParser(prog="pss serve", description="Run the API locally on "
                                      "chalice local, keeping decisions in a SQLite file.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
-    parser.add_argument("--port", type=int, default=8000, help="API port; 0 picks a free one")
+    parser.add_argument("--port", type=_port, default=8000, help="API port; 0 picks a free one")
     parser.add_argument("--data", type=Path, default=None, metavar="DIR",
                         help=f"folder the decisions are kept in (default: {default_data_dir()})")
     parser.add_argument("--fresh", action="store_true",
@@ -138,6 +138,17 @@ def parse_args(argv: Sequence[str]) -> ServeOptions:
     data_dir = (args.data or default_data_dir()).expanduser().resolve()
     return ServeOptions(args.host, args.port, data_dir, args.fresh, args.client_id,
                         args.api_key or None, policies)
+
+
+def _port(text: str) -> int:
+    """`--port`: 0 to 65535 (argparse says so otherwise, instead of a traceback from bind)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, not {value}")
+    return value
 
 
 def serve_main(argv: list[str], out: TextIO | None = None) -> int:

@@ -24,7 +24,14 @@ from typing import BinaryIO, TextIO
 
 from chalicelib.batch.lines import HeaderProblem, header_fields, records
 from chalicelib.batch.parallel import Readable, iter_blocks, run_blocks, split_header
-from chalicelib.batch.rows import RESULT_COLUMNS, HeaderError, Layout, RowDecider, RowError
+from chalicelib.batch.rows import (
+    RESULT_COLUMNS,
+    HeaderError,
+    Layout,
+    RowDecider,
+    RowError,
+    added_column_clash,
+)
 from chalicelib.engine.policy_set import PolicySet
 from chalicelib.errors import PssError
 
@@ -225,6 +232,9 @@ def classify_stream(
     start = clock()
     layout, blocks = read_layout(iter_blocks(source))
     header = list(layout.header)
+    clash = added_column_clash(header)
+    if clash:
+        raise InputError(str(clash))
     out.write(_csv_line([*header, *RESULT_COLUMNS]))
     rejects.write(_csv_line([*REJECT_COLUMNS, *header]))
     summary = Summary()

@@ -35,6 +35,17 @@ def _fail(command: str, message: str) -> int:
     return USAGE
 
 
+def _at_least_one(text: str) -> int:
+    """`--workers`: a whole number of processes, 1 or more (argparse says so otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _workers(value: int | None) -> int:
     if value is not None:
         return max(1, value)
@@ -134,8 +145,8 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
                         help="local: every core of this machine; spark: Apache Spark")
     parser.add_argument("--master", default="local[*]",
                         help="Spark master URL (with --engine spark; default local[*])")
-    parser.add_argument("--workers", type=int, help="processes (local engine; default: every "
-                        "core)")
+    parser.add_argument("--workers", type=_at_least_one,
+                        help="processes (local engine; default: every core)")
     args = _parse(parser, argv)
     if args is None:
         return USAGE
@@ -143,6 +154,9 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
     rejects = Path(args.rejects) if args.rejects else output.with_suffix(
         ".rejects" + output.suffix
     )
+    clash = _same_files(source, output, rejects)
+    if clash:
+        return _fail("batch", clash)
     policies = Path(args.policies) if args.policies else _default_policies()
     arrow = _arrow_available()
     row_path = not arrow and not args.profile and args.engine == "local" and all(
@@ -183,6 +197,26 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
     return OK
 
 
+def _same_files(source: Path, output: Path, rejects: Path) -> str | None:
+    """Why these paths cannot be used together, or None: the classified rows and the rejects
+    are written to files of their own, and neither may replace the input (it is read while
+    they are written, and the activity would be lost)."""
+    def same(a: Path, b: Path) -> bool:
+        if a.resolve() == b.resolve():
+            return True
+        try:
+            return a.exists() and b.exists() and a.samefile(b)
+        except OSError:
+            return False
+
+    if same(output, rejects):
+        return f"the output and the rejects are both `{output}`: give --rejects another file"
+    for name, path in (("output", output), ("rejects", rejects)):
+        if same(source, path):
+            return f"the {name} `{path}` is the input: write it to another file"
+    return None
+
+
 def _batch_rows(
     source: Path, output: Path, rejects: Path, policy_set: Any, workers: int | None
 ) -> Any:
@@ -208,10 +242,10 @@ def diff_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--base", required=True, help="a policy folder, or a git ref")
     parser.add_argument("--head", default="policies", help="policy folder (default: policies)")
     parser.add_argument("cases", help="activity CSV, or a folder of referral *.json files")
-    parser.add_argument("--html", default="pss-diff.html", help="HTML report to write")
+    parser.add_argument("--html", help="also write the report as one HTML page to this file")
     parser.add_argument("--json", help="also write the diff as JSON to this file")
     parser.add_argument("--top", type=int, default=TOP, help="changed cases to list")
-    parser.add_argument("--workers", type=int, help="processes (default: every core)")
+    parser.add_argument("--workers", type=_at_least_one, help="processes (default: every core)")
     args = _parse(parser, argv)
     if args is None:
         return USAGE
@@ -232,7 +266,9 @@ def diff_main(argv: Sequence[str] | None = None) -> int:
             with cases.open("rb") as src:
                 tally = diff_csv(src, base, head, _workers(args.workers), args.top, Progress(None))
         base_label, head_label = f"{args.base} ({base.version})", f"{head_dir} ({head.version})"
-        Path(args.html).write_text(html_report(tally, base_label, head_label), encoding="utf-8")
+        if args.html:  # only when asked: nothing is left in the working folder otherwise
+            Path(args.html).write_text(html_report(tally, base_label, head_label),
+                                       encoding="utf-8")
         if args.json:
             body: dict[str, Any] = tally.to_dict()
             Path(args.json).write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
@@ -241,5 +277,6 @@ def diff_main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         return _fail("diff", f"cannot use `{exc.filename or args.cases}`: {exc.strerror or exc}")
     print(text_report(tally, base_label, head_label))
-    print(f"\nreport: {args.html}")
+    if args.html:
+        print(f"\nreport: {args.html}")
     return OK

@@ -47,7 +47,7 @@ from chalicelib.batch.formats import (
 )
 from chalicelib.batch.parallel import run_ordered
 from chalicelib.batch.profiles import Profile, ProfileError
-from chalicelib.batch.rows import RESULT_COLUMNS, HeaderError, Layout
+from chalicelib.batch.rows import RESULT_COLUMNS, HeaderError, Layout, added_column_clash
 
 Arr = Any
 
@@ -253,6 +253,9 @@ def _decode(data: bytes | pa.Buffer) -> Iterator[pa.RecordBatch]:
 
 
 def _check_header(header: list[str], profile: Profile | None) -> None:
+    clash = added_column_clash(header)
+    if clash:
+        raise InputError(str(clash))
     try:
         if profile:
             profile.check(header)

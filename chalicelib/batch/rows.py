@@ -97,6 +97,18 @@ class HeaderError(PssError):
     status = 400
 
 
+def added_column_clash(header: Sequence[str]) -> HeaderError | None:
+    """The error for an input that already has a column `pss batch` adds (most often a file
+    `pss batch` wrote): the output would hold two columns of one name."""
+    added = (*RESULT_COLUMNS, "reject_reason", "engine_path")
+    names = {h.strip().lstrip("\ufeff") for h in header}
+    clash = [c for c in added if c in names]
+    if not clash:
+        return None
+    return HeaderError("it already has the column(s) the output adds: " + ", ".join(clash)
+                       + " (is it a classified file? give the activity file, or rename them)")
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where each required column sits in the file's header."""

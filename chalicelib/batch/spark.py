@@ -41,7 +41,7 @@ from chalicelib.batch.columnar import PATH, REASON, ColumnarPack
 from chalicelib.batch.formats import FormatError, format_of
 from chalicelib.batch.local import encode_piece, split_decided, write_pieces
 from chalicelib.batch.profiles import PROFILES, ProfileError
-from chalicelib.batch.rows import RESULT_COLUMNS, HeaderError, Layout
+from chalicelib.batch.rows import RESULT_COLUMNS, HeaderError, Layout, added_column_clash
 from chalicelib.engine.policy_set import PolicySet
 
 CORRUPT = "_corrupt_record"
@@ -69,6 +69,9 @@ def classify_dataframe(
     policy_set = _policy_set(policies)
     chosen = PROFILES[profile] if profile else None
     names = [f.name for f in frame.schema.fields if f.name != CORRUPT]
+    clash = added_column_clash(names)
+    if clash:
+        raise InputError(str(clash))
     try:
         if chosen:
             chosen.check(names)

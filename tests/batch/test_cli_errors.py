@@ -69,3 +69,50 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert synth_main(["--rows", "10", "--bad-share", "2", "-o", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "error:" in err
+
+
+def _activity(tmp_path: Path) -> Path:
+    source = tmp_path / "in.csv"
+    source.write_text(",".join(COLUMNS) + "\n" + ",".join(
+        ["r1", "apc", "2025-06-01", "RBV", "64", "1", "", "", "", "C187", "", "", "", "",
+         "", ""]) + "\n")
+    return source
+
+
+@pytest.mark.parametrize(("output", "rejects", "said"), [
+    ("in.csv", None, "the output `{d}/in.csv` is the input"),
+    ("out.csv", "in.csv", "the rejects `{d}/in.csv` is the input"),
+    ("out.csv", "out.csv", "the output and the rejects are both"),
+])
+def test_no_file_is_written_over_the_input_or_the_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, rejects: str | None,
+    said: str,
+) -> None:
+    source = _activity(tmp_path)
+    before = source.read_bytes()
+    more = ["--rejects", str(tmp_path / rejects)] if rejects else []
+    code = batch_main([str(source), "-o", str(tmp_path / output), "--policies", str(PACK_DIR),
+                       *more])
+    err = capsys.readouterr().err
+    assert code == 2 and said.format(d=tmp_path) in err and "Traceback" not in err
+    assert source.read_bytes() == before  # the activity is untouched
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_classified_file_is_refused_as_input(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    source = _activity(tmp_path)
+    assert batch_main([str(source), "-o", str(tmp_path / "out.csv"), "--policies",
+                       str(PACK_DIR), "--workers", "1"]) == 0
+    capsys.readouterr()
+    err = _batch(tmp_path / "again", tmp_path / "out.csv", capsys)
+    assert "already has the column(s) the output adds: commissioner" in err
+
+
+@pytest.mark.parametrize("workers", ["0", "-3", "two"])
+def test_workers_must_be_one_or_more(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     workers: str) -> None:
+    code = batch_main([str(_activity(tmp_path)), "-o", str(tmp_path / "out.csv"),
+                       "--workers", workers])
+    err = capsys.readouterr().err
+    assert code == 2 and "argument --workers" in err and "Traceback" not in err

@@ -172,3 +172,12 @@ def test_what_if_with_alternative_text_never_touches_the_served_pack() -> None:
     assert base.decide(cases[2]).service is not None  # the served pack is unchanged
     with pytest.raises(PolicyError):
         what_if(base, text.replace("in CHD", "in CHDX"), cases)
+
+
+def test_cli_diff_writes_no_html_unless_asked(tmp_path: Path, pack_dir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cases = _cases(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert diff_main(["--base", str(PACK_DIR), "--head", str(_head(pack_dir)), str(cases),
+                      "--workers", "1"]) == 0
+    assert not list(tmp_path.glob("*.html"))

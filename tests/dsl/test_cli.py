@@ -161,3 +161,25 @@ def test_check_rejects_a_test_whose_request_is_invalid(
     err = capsys.readouterr().err
     assert "policies/tests.pss:1:6: error: test `bad ras` gives an invalid request: " in err
     assert "facts.ras_status: must be one of: wild_type, mutant, unknown" in err
+
+
+def test_a_junit_file_that_cannot_be_written_is_a_usage_error(
+    pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["test", str(pack), "--junit", str(tmp_path / "no" / "x.xml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("pss test: error: cannot write") and "Traceback" not in err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(pack: Path) -> None:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "test", str(pack)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # `pss test ... | true`
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell reports it
+    assert "Traceback" not in err and "BrokenPipeError" not in err

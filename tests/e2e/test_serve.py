@@ -214,3 +214,11 @@ def test_a_pack_that_does_not_compile_is_said_at_start_with_its_line(tmp_path: P
     assert "bad.pss:1:1: error" in done.stderr and "^^^^" in done.stderr
     assert "does not compile; nothing is served" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_port_out_of_range_is_a_usage_error() -> None:
+    done = subprocess.run([*SERVE, "--port", "99999"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "argument --port: must be 0 to 65535, not 99999" in done.stderr
+    assert "Traceback" not in done.stderr
