@@ -100,9 +100,22 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"`{name}` is not valid JSON")
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose member names are unique: JSON parsers disagree on which of two
+    `"date"`s wins (Python keeps the last, others the first), so a request that says two
+    things is refused rather than read one way."""
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        names = [name for name, _ in pairs]
+        twice = next(name for i, name in enumerate(names) if name in names[:i])
+        raise LimitError(f"the member `{twice[:64]}` is given twice in one object")
+    return members
+
+
 def load_json(text: str | bytes) -> Any:
-    """Parse JSON within the limits: depth, whole-number digits, finite numbers, and strings
-    that are valid Unicode text (no lone UTF-16 surrogates, which cannot be stored as UTF-8).
+    """Parse JSON within the limits: depth, whole-number digits, finite numbers, member names
+    unique in each object, and strings that are valid Unicode text (no lone UTF-16
+    surrogates, which cannot be stored as UTF-8).
 
     Raises `UnicodeDecodeError` for bytes that are not UTF-8, `LimitError` over a limit and
     `ValueError` (json's `JSONDecodeError`) for text that is not JSON.
@@ -111,7 +124,7 @@ def load_json(text: str | bytes) -> Any:
         text = text.decode("utf-8")
     check_json_depth(text)
     data = json.loads(text, parse_int=bounded_int, parse_float=_finite_float,
-                      parse_constant=_reject_constant)
+                      parse_constant=_reject_constant, object_pairs_hook=_unique_members)
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")

@@ -79,6 +79,18 @@ def test_a_5000_digit_number_is_a_400(client: Client, route: str) -> None:
                                    "problem": "a whole number of more than 18 digits"}
 
 
+@pytest.mark.parametrize("route", JSON_ROUTES)
+def test_a_member_given_twice_is_a_400_naming_it(client: Client, route: str) -> None:
+    # Parsers disagree on which `date` wins; a request that says two things is not read one
+    # way. Nested objects too.
+    body = json.dumps(referral()).replace('"date":', '"date": "2024-01-01", "date":', 1)
+    error = _error(post(client, route, body))
+    assert error["details"][0] == {"field": "body",
+                                   "problem": "the member `date` is given twice in one object"}
+    nested = json.dumps(referral()).replace('"age": 81', '"age": 81, "age": 82', 1)
+    assert "`age` is given twice" in _error(post(client, route, nested))["details"][0]["problem"]
+
+
 def test_a_lone_surrogate_in_a_body_string_is_a_400(client: Client) -> None:
     body = json.dumps(referral(referral_id="REF-\ud800"))
     assert "\\ud800" in body
