@@ -253,12 +253,21 @@ class ConditionTyper:
         elif lt.kind == rt.kind == "date":
             return
         elif "enum" in (lt.kind, rt.kind) or "bool" in (lt.kind, rt.kind):
-            name = _ref_name(left) or _ref_name(right) or "this"
-            named, other = (lt, rt) if lt.kind in ("enum", "bool") else (rt, lt)
+            # Name the side that is yes/no or an enum, not whichever side is a name.
+            side, named, other = ((left, lt, rt) if lt.kind in ("enum", "bool")
+                                  else (right, rt, lt))
+            name = _ref_name(side) or "this"
+            hint = f"write `{name} is <value>`"
+            right_span = getattr(right, "span", None)
+            if isinstance(right_span, Span) and right_span.line > span.line > 0:
+                # A line ending in `>=` runs on into the next clause: say so, as that is
+                # what the author most likely meant.
+                hint = (f"the comparison runs on to line {right_span.line}: is a value "
+                        f"missing after the operator on line {span.line}?")
             self._error(
                 span,
                 f"`{name}` is {named.describe()} and cannot be compared with {other.describe()}",
-                f"write `{name} is <value>`",
+                hint,
             )
         else:
             self._error(span, f"cannot compare {lt.describe()} with {rt.describe()}")

@@ -230,3 +230,17 @@ def test_age_in_years_and_months_compare_in_the_overlap_check() -> None:
     overlapping = line_b + ('rule a "a" { line NCBPS13A rank 1 when age >= 1 year }\n'
                             'rule b "b" { line NCBPS13B rank 1 when age < 6 }\n')
     assert "no precedence between them" in only(errors(overlapping)).message
+
+
+def test_a_yes_no_fact_compared_is_the_one_named() -> None:
+    diag = only(errors('fact flag: bool "f"\n' + _policy("age >= flag")))
+    assert diag.message.startswith("`flag` is yes/no and cannot be compared with a quantity")
+
+
+def test_a_comparison_left_without_its_value_says_it_runs_on_to_the_next_line() -> None:
+    # `age >=` at the end of a line takes the next clause as its value.
+    text = 'fact flag: bool "f"\n' + _policy("all of {\n    age >=\n    flag\n  }")
+    diag = only(errors(text))
+    assert diag.message.startswith("`flag` is yes/no")
+    assert diag.hint == (f"the comparison runs on to line {diag.span.line + 1}: is a value "
+                         f"missing after the operator on line {diag.span.line}?")
