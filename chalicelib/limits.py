@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.errors import Problem
+from chalicelib.errors import Problem, json_path
 
 MAX_JSON_DEPTH = 64
 MAX_INT_DIGITS = 18
@@ -49,10 +49,13 @@ PACK_FILE_RULE = (f"must be `{PACK_ROOT}/<name>.pss`, `{PACK_ROOT}/tests/<name>.
 
 
 class LimitError(ValueError):
-    """Input over a limit; `position` is the 0-based character offset where it was found."""
+    """Input over a limit; `position` is the 0-based character offset where it was found,
+    `field` the JSON path of the value (`patient.age`) when it is known."""
 
-    def __init__(self, message: str, position: int | None = None) -> None:
+    def __init__(self, message: str, position: int | None = None,
+                 field: str | None = None) -> None:
         self.position = position
+        self.field = field
         super().__init__(message)
 
 
@@ -81,13 +84,6 @@ def check_json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
             depth -= 1
 
 
-def bounded_int(digits: str) -> int:
-    """`int(digits)` for at most `MAX_INT_DIGITS` digits (a sign aside); else `LimitError`."""
-    if len(digits.lstrip("+-")) > MAX_INT_DIGITS:
-        raise LimitError(f"a whole number of more than {MAX_INT_DIGITS} digits")
-    return int(digits)
-
-
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -98,6 +94,25 @@ def _finite_float(text: str) -> float:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"`{name}` is not valid JSON")
+
+
+class _TooLong:
+    """Where a whole number too long to read was (`load_json`)."""
+
+
+def _path_to(data: Any, kind: type) -> tuple[int | str, ...]:
+    """The path of the first value of class `kind` in `data` (depth-first, in order)."""
+    if isinstance(data, kind):
+        return ()
+    items = data.items() if isinstance(data, dict) else (
+        enumerate(data) if isinstance(data, list) else ())
+    for key, value in items:
+        if isinstance(value, kind | dict | list):
+            try:
+                return (key, *_path_to(value, kind))
+            except LookupError:
+                continue
+    raise LookupError(kind.__name__)
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -123,8 +138,21 @@ def load_json(text: str | bytes) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     check_json_depth(text)
-    data = json.loads(text, parse_int=bounded_int, parse_float=_finite_float,
+    too_long: list[_TooLong] = []
+
+    def whole_number(digits: str) -> int | _TooLong:
+        # Not converted (Python's own limit would raise), but kept as a marker, so that the
+        # refusal can name where the number is (`patient.age`), found once parsing is done.
+        if len(digits.lstrip("+-")) > MAX_INT_DIGITS:
+            too_long.append(_TooLong())
+            return too_long[-1]
+        return int(digits)
+
+    data = json.loads(text, parse_int=whole_number, parse_float=_finite_float,
                       parse_constant=_reject_constant, object_pairs_hook=_unique_members)
+    if too_long:
+        raise LimitError(f"a whole number of more than {MAX_INT_DIGITS} digits",
+                         field=json_path(_path_to(data, _TooLong)))
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")

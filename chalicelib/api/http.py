@@ -40,7 +40,7 @@ def json_body(body: bytes) -> Any:
         return load_json(body)
     except LimitError as exc:
         where = f" (at character {exc.position})" if exc.position is not None else ""
-        raise bad_request([Problem("body", f"{exc}{where}")]) from None
+        raise bad_request([Problem(exc.field or "body", f"{exc}{where}")]) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise bad_request([Problem("body", f"is not valid JSON: {_short(exc)}")]) from None
 

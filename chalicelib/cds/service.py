@@ -38,7 +38,7 @@ from chalicelib.errors import (
     UnknownNameError,
     validation_problems,
 )
-from chalicelib.limits import load_json
+from chalicelib.limits import LimitError, load_json
 
 ORDER_SELECT = "pss-order-select"
 ORDER_SIGN = "pss-order-sign"
@@ -135,6 +135,9 @@ def parse_call(body: Any, service: Service) -> HookRequest:
     if isinstance(body, bytes | str):
         try:
             body = load_json(body)  # depth and digits bounded (`chalicelib.limits`)
+        except LimitError as exc:
+            raise HookRequestError("the body is over a limit",
+                                   [Problem(exc.field or "body", str(exc))]) from None
         except (ValueError, UnicodeDecodeError):
             raise HookRequestError("the body is not valid JSON",
                                    [Problem("body", "is not valid JSON")]) from None

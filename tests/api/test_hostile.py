@@ -75,8 +75,13 @@ def test_json_just_inside_the_depth_limit_is_judged_on_its_content(client: Clien
 def test_a_5000_digit_number_is_a_400(client: Client, route: str) -> None:
     body = json.dumps(referral()).replace('"age": 81', '"age": ' + "9" * 5000)
     error = _error(post(client, route, body))
-    assert error["details"][0] == {"field": "body",
+    # Named where it is, as every other problem is.
+    assert error["details"][0] == {"field": "patient.age",
                                    "problem": "a whole number of more than 18 digits"}
+    nested = json.dumps({"cases": [referral(), referral(facts={"n": [1, 2]})]})
+    error = _error(post(client, route, nested.replace("[1, 2]", "[1, -" + "9" * 19 + "]")))
+    assert error["details"][0]["field"] == "cases[1].facts.n[1]"
+    assert _error(post(client, route, "9" * 30))["details"][0]["field"] == "body"
 
 
 @pytest.mark.parametrize("route", JSON_ROUTES)
