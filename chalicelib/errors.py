@@ -137,6 +137,9 @@ def validation_problems(exc: ValidationError, prefix: str = "") -> list[Problem]
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field"
+        elif err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+            # pydantic names our model class ("... or instance of PatientIn"): say it in JSON.
+            message = "must be a JSON object"
         elif err["type"] == "missing":
             message = "is required"
         path = json_path(tuple(err["loc"]))

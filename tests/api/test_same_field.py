@@ -94,3 +94,14 @@ def test_a_re_decision_keeps_the_exact_age_in_months(
     assert json.loads(again.body)["eligibility"] == "not_eligible"
     stored = store.versions(first["decision_id"])[-1].inputs["patient"]
     assert "birth_date" not in stored and stored["age_months"] == 20
+
+
+@pytest.mark.parametrize("field", ["patient", "provider", "facts"])
+def test_an_object_member_that_is_not_an_object_says_so_in_json_terms(
+    pack: PolicySet, field: str
+) -> None:
+    body: dict[str, Any] = {"date": "2025-06-01", "patient": {"age": 64}, field: ["x"]}
+    with pytest.raises(RequestError) as refused:
+        pack.parse(body)
+    assert [(p.field, p.problem) for p in refused.value.details] == [
+        (field, "must be a JSON object")]  # not "... or instance of PatientIn"
