@@ -170,7 +170,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "Every version of one policy",
               "URL-encode `/` in the policy id as %2F.",
               {200: ("the policy's versions", PolicyVersionsOut)}, _READ,
-              parameters=(_path("policy_id", "e.g. NHSCB%2FA09%2FP%2Fa"),)),
+              parameters=(_path("policy_id", "e.g. 16004%2FP (the national pack's renal "
+                                             "denervation policy)"),)),
     Operation("GET", "/v1/policy-set", "getPolicySet", "policies", "The policy set in use",
               "Its version and digest, fact and attestation vocabulary and service registry.",
               {200: ("the policy set", PolicySetOut)}, (401, 403, 503)),
