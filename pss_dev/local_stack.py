@@ -133,6 +133,8 @@ def parse_args(argv: Sequence[str]) -> ServeOptions:
                              "edits are served; else the bundle)")
     args = parser.parse_args(list(argv))
     policies = args.policies
+    if policies is not None and not policies.is_dir():
+        parser.error(f"--policies: `{policies}` is not a folder")  # a usage error: exit 2
     if policies is None and Path("policies").is_dir():
         policies = Path("policies")
     data_dir = (args.data or default_data_dir()).expanduser().resolve()

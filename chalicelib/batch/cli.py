@@ -81,7 +81,12 @@ def synth_main(argv: Sequence[str] | None = None) -> int:
         return USAGE
     if args.rows < 0 or not 0 <= args.bad_share <= 1:
         return _fail("synth", "--rows must be >= 0 and --bad-share between 0 and 1")
-    parquet = Path(args.output).suffix.lower() in (".parquet", ".pq")
+    suffix = Path(args.output).suffix.lower()
+    if args.output != "-" and suffix not in (".csv", ".parquet", ".pq"):
+        # `pss batch` reads only these: a CSV written as `n.xlsx` would be refused there.
+        return _fail("synth", f"`{args.output}`: unknown file type `{suffix or '(none)'}` "
+                     "(use .csv, .parquet or .pq)")
+    parquet = suffix in (".parquet", ".pq")
     if parquet and not _arrow_available():
         return _fail("synth", f"Parquet {_ARROW_HINT}")
     start = time.perf_counter()

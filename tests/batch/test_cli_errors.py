@@ -116,3 +116,12 @@ def test_workers_must_be_one_or_more(tmp_path: Path, capsys: pytest.CaptureFixtu
                        "--workers", workers])
     err = capsys.readouterr().err
     assert code == 2 and "argument --workers" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["n.xlsx", "noext"])
+def test_synth_writes_only_what_batch_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            name: str) -> None:
+    assert synth_main(["--rows", "5", "-o", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown file type" in err and "(use .csv, .parquet or .pq)" in err
+    assert not (tmp_path / name).exists()

@@ -222,3 +222,11 @@ def test_a_port_out_of_range_is_a_usage_error() -> None:
     assert done.returncode == 2
     assert "argument --port: must be 0 to 65535, not 99999" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_policies_folder_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run([*SERVE, "--port", "0", "--data", str(tmp_path / "data"),
+                           "--policies", str(tmp_path / "nowhere")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "is not a folder" in done.stderr and "Traceback" not in done.stderr
