@@ -100,19 +100,20 @@ class _TooLong:
     """Where a whole number too long to read was (`load_json`)."""
 
 
-def _path_to(data: Any, kind: type) -> tuple[int | str, ...]:
-    """The path of the first value of class `kind` in `data` (depth-first, in order)."""
-    if isinstance(data, kind):
+_TOO_LONG = _TooLong()
+
+
+def _path_to(data: Any, marker: object) -> tuple[int | str, ...] | None:
+    """The path of the first `marker` in `data` (depth-first, in order), or None."""
+    if data is marker:
         return ()
     items = data.items() if isinstance(data, dict) else (
         enumerate(data) if isinstance(data, list) else ())
     for key, value in items:
-        if isinstance(value, kind | dict | list):
-            try:
-                return (key, *_path_to(value, kind))
-            except LookupError:
-                continue
-    raise LookupError(kind.__name__)
+        found = _path_to(value, marker)
+        if found is not None:
+            return (key, *found)
+    return None
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -138,21 +139,22 @@ def load_json(text: str | bytes) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     check_json_depth(text)
-    too_long: list[_TooLong] = []
+    too_long = False
 
     def whole_number(digits: str) -> int | _TooLong:
         # Not converted (Python's own limit would raise), but kept as a marker, so that the
         # refusal can name where the number is (`patient.age`), found once parsing is done.
+        nonlocal too_long
         if len(digits.lstrip("+-")) > MAX_INT_DIGITS:
-            too_long.append(_TooLong())
-            return too_long[-1]
+            too_long = True
+            return _TOO_LONG
         return int(digits)
 
     data = json.loads(text, parse_int=whole_number, parse_float=_finite_float,
                       parse_constant=_reject_constant, object_pairs_hook=_unique_members)
     if too_long:
         raise LimitError(f"a whole number of more than {MAX_INT_DIGITS} digits",
-                         field=json_path(_path_to(data, _TooLong)))
+                         field=json_path(_path_to(data, _TOO_LONG) or ()))
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")

@@ -234,7 +234,7 @@ def classify_stream(
     header = list(layout.header)
     clash = added_column_clash(header)
     if clash:
-        raise InputError(str(clash))
+        raise InputError(clash)
     out.write(_csv_line([*header, *RESULT_COLUMNS]))
     rejects.write(_csv_line([*REJECT_COLUMNS, *header]))
     summary = Summary()

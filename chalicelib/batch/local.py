@@ -255,7 +255,7 @@ def _decode(data: bytes | pa.Buffer) -> Iterator[pa.RecordBatch]:
 def _check_header(header: list[str], profile: Profile | None) -> None:
     clash = added_column_clash(header)
     if clash:
-        raise InputError(str(clash))
+        raise InputError(clash)
     try:
         if profile:
             profile.check(header)

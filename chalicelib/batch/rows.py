@@ -97,16 +97,21 @@ class HeaderError(PssError):
     status = 400
 
 
-def added_column_clash(header: Sequence[str]) -> HeaderError | None:
-    """The error for an input that already has a column `pss batch` adds (most often a file
-    `pss batch` wrote): the output would hold two columns of one name."""
-    added = (*RESULT_COLUMNS, "reject_reason", "engine_path")
-    names = {h.strip().lstrip("\ufeff") for h in header}
-    clash = [c for c in added if c in names]
+def _column_names(header: Sequence[str]) -> list[str]:
+    """A header's column names as written, without padding or a UTF-8 byte-order mark."""
+    return [h.strip().lstrip("\ufeff") for h in header]
+
+
+def added_column_clash(header: Sequence[str]) -> str | None:
+    """Why an input that already has a column `pss batch` adds (most often a file
+    `pss batch` wrote) cannot be classified, or None: the output would hold two columns of
+    one name."""
+    names = set(_column_names(header))
+    clash = [c for c in (*RESULT_COLUMNS, "reject_reason", "engine_path") if c in names]
     if not clash:
         return None
-    return HeaderError("it already has the column(s) the output adds: " + ", ".join(clash)
-                       + " (is it a classified file? give the activity file, or rename them)")
+    return ("it already has the column(s) the output adds: " + ", ".join(clash)
+            + " (is it a classified file? give the activity file, or rename them)")
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ class Layout:
     @classmethod
     def from_header(cls, header: Sequence[str]) -> Layout:
         """Map `COLUMNS` to positions; raise `HeaderError` naming what is missing."""
-        names = [h.strip().lstrip("\ufeff") for h in header]
+        names = _column_names(header)
         missing = [c for c in COLUMNS if c not in names]
         if missing:
             raise HeaderError("missing column(s): " + ", ".join(missing))

@@ -71,7 +71,7 @@ def classify_dataframe(
     names = [f.name for f in frame.schema.fields if f.name != CORRUPT]
     clash = added_column_clash(names)
     if clash:
-        raise InputError(str(clash))
+        raise InputError(clash)
     try:
         if chosen:
             chosen.check(names)

@@ -258,11 +258,10 @@ class ConditionTyper:
                                   else (right, rt, lt))
             name = _ref_name(side) or "this"
             hint = f"write `{name} is <value>`"
-            right_span = getattr(right, "span", None)
-            if isinstance(right_span, Span) and right_span.line > span.line > 0:
+            if right.span.line > span.line > 0:
                 # A line ending in `>=` runs on into the next clause: say so, as that is
                 # what the author most likely meant.
-                hint = (f"the comparison runs on to line {right_span.line}: is a value "
+                hint = (f"the comparison runs on to line {right.span.line}: is a value "
                         f"missing after the operator on line {span.line}?")
             self._error(
                 span,
